@@ -1,0 +1,90 @@
+//! The library's error type: one enum, structured fields, sources kept.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in themap's library code.
+///
+/// Each variant names the file involved and, where there is one, the fix, so that the binary
+/// can print it as a single line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot read or write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("model directory {dir} has no {file}; fetch the model with `scripts/fetch-model.sh` (or pass --model DIR)")]
+    ModelFileMissing { dir: PathBuf, file: String },
+
+    #[error("model file {path} is invalid: {reason}")]
+    ModelInvalid { path: PathBuf, reason: String },
+
+    #[error("cannot parse {path}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cannot load tokenizer {path}: {source}")]
+    Tokenizer {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("tokenization failed: {0}")]
+    Tokenize(Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("model computation failed")]
+    Candle(#[from] candle_core::Error),
+
+    #[error("unsupported embedding size {dims}; choose one of {allowed:?}")]
+    InvalidDims { dims: usize, allowed: Vec<usize> },
+
+    #[error("invalid setting: {0}")]
+    InvalidArgument(String),
+
+    #[error(
+        "no passages found in {paths}: give files or folders holding .txt, .md or .jsonl text"
+    )]
+    EmptyInput { paths: String },
+
+    #[error("no index at {dir}; build one with `themap index PATH...` (or pass --index DIR)")]
+    IndexMissing { dir: PathBuf },
+
+    #[error(
+        "index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild PATH...`"
+    )]
+    IndexCorrupt { path: PathBuf, reason: String },
+
+    #[error("index {path} has format version {found}, this themap reads version {expected}; rebuild it with `themap index --rebuild PATH...`")]
+    IndexVersion {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+
+    #[error("index {path} was built with model {found}, but the loaded model is {expected}; rebuild it with `themap index --rebuild PATH...` or load the model it was built with")]
+    IndexModelMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+
+    #[error("no passage with id {id} in the index")]
+    UnknownPassage { id: String },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}

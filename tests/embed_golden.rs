@@ -1,0 +1,66 @@
+//! The candle encoder against the reference implementation's vectors (sentence-transformers, f32).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use themap::embed::{Embedder, Prompt};
+use themap::Silent;
+
+use crate::common::{cosine, golden_path, model};
+
+#[derive(Deserialize)]
+struct Golden {
+    texts: BTreeMap<String, String>,
+    token_ids: BTreeMap<String, Vec<u32>>,
+    vectors: BTreeMap<String, BTreeMap<String, Vec<f32>>>,
+}
+
+fn golden() -> Golden {
+    let path = golden_path();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("golden file parses")
+}
+
+const VARIANTS: [(&str, Prompt); 4] = [
+    ("none", Prompt::None),
+    ("document", Prompt::Document),
+    ("query", Prompt::Query),
+    ("clustering", Prompt::Clustering),
+];
+
+const MIN_COSINE: f64 = 0.9999;
+
+#[test]
+fn token_ids_match_reference() {
+    let golden = golden();
+    for (name, text) in &golden.texts {
+        let ids = model().tokenize(&[text], Prompt::None).unwrap().remove(0);
+        assert_eq!(&ids, &golden.token_ids[name], "token ids differ for {name}");
+    }
+}
+
+/// Each text alone and all texts in one padded batch reproduce the reference vectors.
+#[test]
+fn vectors_match_reference_single_and_batched() {
+    let golden = golden();
+    let names: Vec<&String> = golden.texts.keys().collect();
+    let texts: Vec<&str> = golden.texts.values().map(String::as_str).collect();
+    for (variant, prompt) in VARIANTS {
+        let batched = model().embed(&texts, prompt, &Silent).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let reference = &golden.vectors[variant][*name];
+            let single = model().embed(&[texts[i]], prompt, &Silent).unwrap();
+            let single_cos = cosine(single.row(0).as_slice().unwrap(), reference);
+            let batched_cos = cosine(batched.row(i).as_slice().unwrap(), reference);
+            assert!(
+                single_cos >= MIN_COSINE,
+                "{variant}/{name}: single cosine {single_cos:.6}"
+            );
+            assert!(
+                batched_cos >= MIN_COSINE,
+                "{variant}/{name}: batched cosine {batched_cos:.6}"
+            );
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests, one binary for compile time.
+
+mod common;
+mod embed_golden;
