@@ -8,9 +8,12 @@
 //! The library never prints or exits: it returns [`Error`] and reports progress through
 //! [`Progress`]; the `themap` binary decides how to show both.
 
+pub mod corpus;
 pub mod embed;
 pub mod error;
 pub mod hash;
+pub mod index;
+pub mod npy;
 pub mod progress;
 
 pub use error::{Error, Result};

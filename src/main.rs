@@ -1,1 +1,50 @@
-fn main() {}
+//! The `themap` command: parse arguments, set up logging, run, and turn errors into exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose, args.quiet);
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("themap: error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// 2: the request itself is wrong (bad setting); 1: anything else that failed.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<themap::Error>() {
+        Some(themap::Error::InvalidArgument(_) | themap::Error::InvalidDims { .. }) => 2,
+        _ => 1,
+    }
+}
+
+/// Logs go to stderr; `THEMAP_LOG` (or `RUST_LOG`) overrides the level set by -v / -q.
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "themap=debug,info",
+        (false, _) => "debug",
+    };
+    let filter = std::env::var("THEMAP_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
+}

@@ -1,0 +1,335 @@
+//! Command-line interface: argument structs (clap derive) and one function per command.
+
+mod output;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
+use themap::embed::{EmbedOptions, Embedder, EmbeddingModel, Prompt};
+use themap::index::{store, BuildSettings, Index, Limits, ModelInfo};
+
+use progress::CliProgress;
+
+/// Find similar passages and recurring themes in collections of multilingual articles.
+///
+/// themap splits documents into passages, embeds them with EmbeddingGemma-300M (run locally by
+/// candle), and answers similarity queries in any language.
+#[derive(Debug, Parser)]
+#[command(name = "themap", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More log output (-v: debug for themap, -vv: debug for everything).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors on stderr; no progress bar.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read, split and embed documents into an index directory.
+    ///
+    /// Re-running reuses the vectors of passages whose text has not changed, so adding a file
+    /// embeds only its passages. The previous index stays intact until the new one is complete.
+    Index(IndexArgs),
+    /// Show how documents are cleaned and split into passages, without embedding anything.
+    Passages(PassagesArgs),
+    /// Find the passages closest in meaning to a query, in any language.
+    Search(SearchArgs),
+    /// Find the passages closest to a passage of the index, by its id (e.g. `001_3e4df89d6a5f2c88#7`).
+    Similar(SimilarArgs),
+}
+
+/// Where the index and the model are.
+#[derive(Debug, Args)]
+struct Locations {
+    /// Index directory.
+    #[arg(
+        long,
+        env = "THEMAP_INDEX",
+        default_value = "themap-index",
+        value_name = "DIR"
+    )]
+    index: PathBuf,
+
+    /// Model directory (config.json, tokenizer.json, model.safetensors, ...).
+    /// Default: ~/.cache/themap/models/embeddinggemma-300m, filled by scripts/fetch-model.sh.
+    #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
+    model: Option<PathBuf>,
+}
+
+/// How documents are read and split.
+#[derive(Debug, Args)]
+struct Reading {
+    /// Text encoding of files that are not UTF-8 (e.g. gb18030, gbk, big5); detected if not given.
+    #[arg(long, value_name = "NAME")]
+    encoding: Option<String>,
+
+    /// Most tokens in a passage; long paragraphs are cut at sentence ends to fit.
+    #[arg(long, default_value_t = SplitOptions::default().max_tokens, value_name = "N")]
+    max_tokens: usize,
+}
+
+#[derive(Debug, Args)]
+struct IndexArgs {
+    /// Files and folders to index (.txt, .md, .jsonl; folders recursively).
+    /// Default: the sources the index was last built from.
+    paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    at: Locations,
+
+    #[command(flatten)]
+    reading: Reading,
+
+    /// Vector size: 768, or 512/256/128 (Matryoshka truncation: smaller index, slightly less accurate).
+    #[arg(long, value_name = "N")]
+    dims: Option<usize>,
+
+    /// Embed every passage again instead of reusing vectors of unchanged passages.
+    #[arg(long)]
+    rebuild: bool,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct PassagesArgs {
+    /// Files and folders to read (.txt, .md, .jsonl; folders recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    reading: Reading,
+
+    /// Model directory (its tokenizer measures passages). Default as for `themap index`.
+    #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
+    model: Option<PathBuf>,
+
+    /// Print passages as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// What to look for: a question, a phrase or a passage of text, in any language.
+    query: String,
+
+    /// Number of passages to show.
+    #[arg(short, default_value_t = 10, value_name = "N")]
+    k: usize,
+
+    /// At most N passages from any one document, so other documents get a place (0: no limit).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    per_doc: usize,
+
+    #[command(flatten)]
+    at: Locations,
+
+    /// Print results as JSON (full passage text included).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimilarArgs {
+    /// Passage id, as shown by `themap search`.
+    id: String,
+
+    /// Number of passages to show.
+    #[arg(short, default_value_t = 10, value_name = "N")]
+    k: usize,
+
+    /// At most N passages from any one document, so other documents get a place (0: no limit).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    per_doc: usize,
+
+    /// Only passages from other documents.
+    #[arg(long)]
+    other_docs: bool,
+
+    #[command(flatten)]
+    at: Locations,
+
+    /// Print results as JSON (full passage text included).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Index(args) => index(args, cli.quiet),
+        Command::Passages(args) => passages(args),
+        Command::Search(args) => search(args),
+        Command::Similar(args) => similar(args),
+    }
+}
+
+fn index(args: IndexArgs, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let previous = if store::exists(&args.at.index) {
+        Some(store::load(&args.at.index)?)
+    } else {
+        None
+    };
+    let sources = match (&previous, args.paths.is_empty()) {
+        (_, false) => args.paths.clone(),
+        (Some(previous), true) => previous.settings.sources.clone(),
+        (None, true) => {
+            anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
+        }
+    };
+    let model = load_model(args.at.model.as_deref(), args.dims)?;
+    let corpus = read_corpus(&sources, &args.reading, &model)?;
+
+    let info = model_info(&model);
+    let previous = previous.filter(|p| !args.rebuild && p.model == info);
+    let split = split_options(&args.reading, &model);
+    let settings = BuildSettings {
+        sources: absolute(&sources),
+        max_tokens: split.max_tokens,
+        min_tokens: split.min_tokens,
+    };
+    let progress = CliProgress::new(quiet);
+    let (built, stats) = Index::build(
+        &corpus,
+        &model,
+        info,
+        settings,
+        previous.as_ref(),
+        &progress,
+    )?;
+    store::save(&built, &args.at.index).with_context(|| {
+        format!(
+            "index not written; {} is unchanged",
+            args.at.index.display()
+        )
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    output::index_summary(
+        &stats,
+        &args.at.index,
+        seconds,
+        corpus.skipped.len(),
+        args.json,
+    )
+}
+
+fn passages(args: PassagesArgs) -> Result<()> {
+    let model = load_model(args.model.as_deref(), None)?;
+    let corpus = read_corpus(&args.paths, &args.reading, &model)?;
+    output::passages(&corpus, &|text| model.count_tokens(text), args.json)
+}
+
+/// Reads and splits `sources`, warning about every file passed over.
+fn read_corpus(sources: &[PathBuf], reading: &Reading, model: &EmbeddingModel) -> Result<Corpus> {
+    let encoding = reading
+        .encoding
+        .as_deref()
+        .map(|label| {
+            encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                themap::Error::InvalidArgument(format!(
+                    "unknown encoding {label:?} (try utf-8, gb18030, gbk, big5)"
+                ))
+            })
+        })
+        .transpose()?;
+    let split = split_options(reading, model);
+    let corpus = corpus::load(sources, ReadOptions { encoding }, &split, &|text| {
+        model.count_tokens(text)
+    })?;
+    for skipped in &corpus.skipped {
+        tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    for doc in corpus
+        .documents
+        .iter()
+        .filter(|d| d.front_matter_error.is_some())
+    {
+        tracing::warn!(
+            "{}: front matter ignored: {}",
+            doc.path.display(),
+            doc.front_matter_error.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(corpus)
+}
+
+/// The passage budget, kept below the model's input limit (which also holds the prompt).
+fn split_options(reading: &Reading, model: &EmbeddingModel) -> SplitOptions {
+    SplitOptions::with_max_tokens(reading.max_tokens.min(model.max_tokens() - 32))
+}
+
+fn search(args: SearchArgs) -> Result<()> {
+    let index = store::load(&args.at.index)?;
+    let model = load_model(args.at.model.as_deref(), Some(index.model.dims))?;
+    store::check_model(&index, &model_info(&model), &args.at.index)?;
+    let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
+    let hits = index.search(query.row(0), &limits(args.k, args.per_doc))?;
+    output::hits(&index, &hits, &args.query, args.json)
+}
+
+fn similar(args: SimilarArgs) -> Result<()> {
+    let index = store::load(&args.at.index)?;
+    let hits = index.similar(&args.id, &limits(args.k, args.per_doc), args.other_docs)?;
+    output::hits(&index, &hits, &args.id, args.json)
+}
+
+fn limits(k: usize, per_doc: usize) -> Limits {
+    Limits {
+        k,
+        per_doc: (per_doc > 0).then_some(per_doc),
+    }
+}
+
+fn load_model(dir: Option<&Path>, dims: Option<usize>) -> Result<EmbeddingModel> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_model_dir);
+    Ok(EmbeddingModel::load(
+        &dir,
+        &EmbedOptions {
+            dims,
+            ..EmbedOptions::default()
+        },
+    )?)
+}
+
+fn model_info(model: &EmbeddingModel) -> ModelInfo {
+    ModelInfo {
+        name: model.name(),
+        checksum: model.checksum().to_string(),
+        dims: model.dim(),
+        prompt: Prompt::Document,
+    }
+}
+
+/// `$THEMAP_CACHE/models/embeddinggemma-300m`, the cache defaulting to `~/.cache/themap`.
+fn default_model_dir() -> PathBuf {
+    let cache = std::env::var_os("THEMAP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache").join("themap")
+        });
+    cache.join("models").join("embeddinggemma-300m")
+}
+
+/// Sources are stored absolute, so `themap index` with no paths works from any directory.
+fn absolute(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}

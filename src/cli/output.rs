@@ -1,0 +1,172 @@
+//! What commands print: a readable form for people, JSON for scripts.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use themap::corpus::Corpus;
+use themap::index::{BuildStats, Hit, Index};
+
+/// Characters of passage text shown per hit in the readable form.
+const SNIPPET_CHARS: usize = 140;
+
+pub fn index_summary(
+    stats: &BuildStats,
+    dir: &Path,
+    seconds: f64,
+    skipped: usize,
+    json: bool,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            index: &'a Path,
+            #[serde(flatten)]
+            stats: &'a BuildStats,
+            skipped_files: usize,
+            seconds: f64,
+        }
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Summary {
+                index: dir,
+                stats,
+                skipped_files: skipped,
+                seconds,
+            },
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Indexed {} documents, {} passages ({} embedded, {} reused) in {:.1} s into {}",
+        stats.documents,
+        stats.passages,
+        stats.embedded,
+        stats.reused,
+        seconds,
+        dir.display()
+    )?;
+    if skipped > 0 {
+        writeln!(out, "{skipped} file(s) skipped; see the warnings above")?;
+    }
+    Ok(())
+}
+
+/// One search result, resolved to what a reader needs.
+#[derive(Serialize)]
+struct ShownHit<'a> {
+    rank: usize,
+    score: f32,
+    id: &'a str,
+    doc_id: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<&'a str>,
+    path: &'a Path,
+    line: usize,
+    char_start: usize,
+    char_end: usize,
+    text: &'a str,
+}
+
+pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> {
+    let shown: Vec<ShownHit> = hits
+        .iter()
+        .enumerate()
+        .map(|(rank, hit)| {
+            let passage = &index.passages[hit.row].passage;
+            let doc = index.document(&passage.doc_id);
+            ShownHit {
+                rank: rank + 1,
+                score: hit.score,
+                id: &passage.id,
+                doc_id: &passage.doc_id,
+                title: doc.map_or(passage.doc_id.as_str(), |d| d.display_title()),
+                date: doc.and_then(|d| d.meta.date.as_deref()),
+                section: passage.section.as_deref(),
+                path: doc.map_or(Path::new(""), |d| d.path.as_path()),
+                line: passage.line,
+                char_start: passage.char_start,
+                char_end: passage.char_end,
+                text: &passage.text,
+            }
+        })
+        .collect();
+
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "query": query, "hits": shown }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if shown.is_empty() {
+        writeln!(out, "No passages found.")?;
+    }
+    for hit in &shown {
+        let date = hit.date.map(|d| format!(" ({d})")).unwrap_or_default();
+        writeln!(
+            out,
+            "{:>2}. {:.3}  {}{}",
+            hit.rank, hit.score, hit.title, date
+        )?;
+        let section = hit.section.map(|s| format!(" · {s}")).unwrap_or_default();
+        writeln!(
+            out,
+            "    {} · {} line {}{}",
+            hit.id,
+            hit.path.display(),
+            hit.line,
+            section
+        )?;
+        writeln!(out, "    {}", snippet(hit.text))?;
+    }
+    Ok(())
+}
+
+/// Every passage: id, position, size in tokens and the start of its text (or JSON lines).
+pub fn passages(corpus: &Corpus, count_tokens: &dyn Fn(&str) -> usize, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for passage in &corpus.passages {
+        if json {
+            serde_json::to_writer(&mut out, passage)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{} · line {} · {} tokens",
+                passage.id,
+                passage.line,
+                count_tokens(&passage.text)
+            )?;
+            writeln!(out, "    {}", snippet(&passage.text))?;
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "{} passages from {} documents",
+            corpus.passages.len(),
+            corpus.documents.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// The start of `text` on one line, cut at a character boundary.
+fn snippet(text: &str) -> String {
+    let flat = text.replace('\n', " ");
+    let mut cut: String = flat.chars().take(SNIPPET_CHARS).collect();
+    if cut.len() < flat.len() {
+        cut.push('…');
+    }
+    cut
+}

@@ -1,0 +1,81 @@
+//! Progress on stderr: a bar on a terminal, log lines otherwise (pipes, CI, files).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use themap::Progress;
+
+pub struct CliProgress {
+    bar: Option<ProgressBar>,
+    state: Mutex<Option<(String, Instant, u64)>>,
+    tokens: AtomicU64,
+    done: AtomicU64,
+}
+
+impl CliProgress {
+    pub fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::hidden();
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>10} [{bar:30}] {pos}/{len} passages · {per_sec} · ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            state: Mutex::new(None),
+            tokens: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn start(&self, label: &str, total: u64) {
+        *self.state.lock().expect("progress lock") =
+            Some((label.to_string(), Instant::now(), total));
+        self.tokens.store(0, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_length(total);
+                bar.set_position(0);
+                bar.set_message(label.to_string());
+                bar.reset_eta();
+            }
+            None => tracing::info!("{label}: {total} passages"),
+        }
+    }
+
+    fn advance(&self, units: u64, tokens: u64) {
+        self.tokens.fetch_add(tokens, Ordering::Relaxed);
+        self.done.fetch_add(units, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(units);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if let Some((label, started, _)) = self.state.lock().expect("progress lock").take() {
+            let seconds = started.elapsed().as_secs_f64().max(1e-9);
+            let done = self.done.load(Ordering::Relaxed);
+            let tokens = self.tokens.load(Ordering::Relaxed);
+            tracing::info!(
+                "{label}: {done} passages, {tokens} tokens in {seconds:.1} s ({:.1} passages/s, {:.0} tokens/s)",
+                done as f64 / seconds,
+                tokens as f64 / seconds
+            );
+        }
+    }
+}

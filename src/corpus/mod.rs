@@ -1,0 +1,236 @@
+//! Stages 1–2: documents in, clean passages out.
+//!
+//! [`read`] finds and decodes files, [`clean`] drops page furniture (menus, navigation,
+//! footers) and finds paragraphs, [`split`] cuts paragraphs into passages under a token budget.
+
+pub mod clean;
+pub mod read;
+pub mod split;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use read::{ReadOptions, Skipped};
+pub use split::SplitOptions;
+
+use crate::error::{Error, Result};
+
+/// What a document says about itself (YAML front matter, JSONL fields, or found in the page).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::string"
+    )]
+    pub date: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub tags: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub people: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl Metadata {
+    /// Fills fields that are still empty from `other`.
+    pub fn merge(&mut self, other: Metadata) {
+        self.title = self.title.take().or(other.title);
+        self.date = self.date.take().or(other.date);
+        self.source = self.source.take().or(other.source);
+        if self.tags.is_empty() {
+            self.tags = other.tags;
+        }
+        if self.people.is_empty() {
+            self.people = other.people;
+        }
+    }
+}
+
+/// Front matter is written by hand: accept a date or number where a string is expected, and a
+/// single value where a list is expected, rather than lose the whole block.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+
+    impl Scalar {
+        fn into_string(self) -> String {
+            match self {
+                Scalar::S(s) => s,
+                Scalar::I(i) => i.to_string(),
+                Scalar::F(f) => f.to_string(),
+                Scalar::B(b) => b.to_string(),
+            }
+        }
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?
+            .map(Scalar::into_string)
+            .filter(|s| !s.is_empty()))
+    }
+
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            Many(Vec<Option<Scalar>>),
+            One(Scalar),
+        }
+        Ok(match Option::<OneOrMany>::deserialize(d)? {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s.into_string()],
+            Some(OneOrMany::Many(v)) => v.into_iter().flatten().map(Scalar::into_string).collect(),
+        }
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect())
+    }
+}
+
+/// One input document, decoded.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Stable id: the path below the folder given (without extension), or the JSONL record id.
+    pub id: String,
+    pub path: PathBuf,
+    pub encoding: &'static str,
+    pub meta: Metadata,
+    /// The whole decoded text, front matter included, so offsets match the file.
+    pub text: String,
+    /// Byte offset where the body starts (after any front matter).
+    pub body_start: usize,
+    /// Why the front matter was ignored, if it was.
+    pub front_matter_error: Option<String>,
+}
+
+impl Document {
+    /// Builds a document from decoded text, reading YAML front matter (`---` ... `---`) if present.
+    pub fn from_text(id: &str, path: &Path, text: String, encoding: &'static str) -> Self {
+        let mut doc = Document {
+            id: id.to_string(),
+            path: path.to_path_buf(),
+            encoding,
+            meta: Metadata::default(),
+            text,
+            body_start: 0,
+            front_matter_error: None,
+        };
+        if let Some((yaml, body_start)) = front_matter(&doc.text) {
+            match serde_yaml_ng::from_str::<Option<Metadata>>(yaml) {
+                Ok(meta) => doc.meta = meta.unwrap_or_default(),
+                Err(e) => doc.front_matter_error = Some(e.to_string()),
+            }
+            doc.body_start = body_start;
+        }
+        doc
+    }
+
+    /// The title to show: the document's own, else its id.
+    pub fn display_title(&self) -> &str {
+        self.meta.title.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Splits `---\n<yaml>\n---\n` off the start of `text`: returns the YAML and where the body starts.
+fn front_matter(text: &str) -> Option<(&str, usize)> {
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let open = text.len() - rest.len();
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            return Some((&rest[..offset], open + offset + line.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// A piece of a document small enough to embed: the unit of search and clustering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    /// `<document id>#<n>`, n counting from 1 in document order.
+    pub id: String,
+    pub doc_id: String,
+    pub ordinal: u32,
+    /// The heading this passage falls under, if the document has headings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// Character (not byte) offsets of the passage in the decoded file, front matter included.
+    pub char_start: usize,
+    pub char_end: usize,
+    /// 1-based line where the passage starts.
+    pub line: usize,
+    pub text: String,
+}
+
+/// Documents and their passages, plus the files that were passed over.
+#[derive(Debug, Default)]
+pub struct Corpus {
+    pub documents: Vec<Document>,
+    pub passages: Vec<Passage>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads `paths`, cleans and splits every document. `count_tokens` measures text against the
+/// passage budget (the model's tokenizer in practice).
+pub fn load(
+    paths: &[PathBuf],
+    read: ReadOptions,
+    split: &SplitOptions,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> Result<Corpus> {
+    split.check()?;
+    let (mut documents, skipped) = read::read_paths(paths, read)?;
+    let mut seen = std::collections::HashSet::new();
+    for doc in &mut documents {
+        // Two inputs named alike (a.txt and a.md, or the same file twice) must not share an id.
+        let base = doc.id.clone();
+        let mut n = 2;
+        while !seen.insert(doc.id.clone()) {
+            doc.id = format!("{base}~{n}");
+            n += 1;
+        }
+    }
+    let mut passages = Vec::new();
+    for doc in &mut documents {
+        let cleaned = clean::clean(&doc.text, doc.body_start);
+        doc.meta.merge(cleaned.found);
+        passages.extend(split::split(doc, &cleaned.paragraphs, split, count_tokens));
+    }
+    if passages.is_empty() {
+        return Err(Error::EmptyInput {
+            paths: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(Corpus {
+        documents,
+        passages,
+        skipped,
+    })
+}

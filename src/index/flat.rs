@@ -1,0 +1,133 @@
+//! Exact nearest-neighbour search: every vector scored. The answer other searches are checked against.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use ndarray::{ArrayView1, ArrayView2};
+use serde::Serialize;
+
+/// A search result: a row of the index and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Hit {
+    pub row: usize,
+    pub score: f32,
+}
+
+/// Min-heap entry, so the heap's top is the weakest of the best k so far.
+struct Weakest(Hit);
+
+impl PartialEq for Weakest {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Weakest {}
+impl PartialOrd for Weakest {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Weakest {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed score; ties broken by row so results are deterministic.
+        other
+            .0
+            .score
+            .total_cmp(&self.0.score)
+            .then(self.0.row.cmp(&other.0.row))
+    }
+}
+
+/// The `k` rows of `vectors` with the highest dot product with `query` among rows `keep`
+/// accepts, best first (ties: lower row first).
+pub fn top_k(
+    vectors: ArrayView2<f32>,
+    query: ArrayView1<f32>,
+    k: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<Hit> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let scores = vectors.dot(&query);
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    for (row, &score) in scores.iter().enumerate() {
+        if !keep(row) {
+            continue;
+        }
+        heap.push(Weakest(Hit { row, score }));
+        if heap.len() > k {
+            heap.pop();
+        }
+    }
+    let mut hits: Vec<Hit> = heap.into_iter().map(|w| w.0).collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+    hits
+}
+
+/// Like [`top_k`], but at most `per_group` hits from any one group (`group(row)`), so one
+/// document cannot fill every place.
+pub fn top_k_per_group(
+    vectors: ArrayView2<f32>,
+    query: ArrayView1<f32>,
+    k: usize,
+    keep: impl Fn(usize) -> bool,
+    group: impl Fn(usize) -> usize,
+    per_group: usize,
+) -> Vec<Hit> {
+    let scores = vectors.dot(&query);
+    let mut order: Vec<usize> = (0..scores.len()).filter(|&row| keep(row)).collect();
+    order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut taken = std::collections::HashMap::new();
+    order
+        .into_iter()
+        .filter(|&row| {
+            let count = taken.entry(group(row)).or_insert(0);
+            *count += 1;
+            *count <= per_group
+        })
+        .take(k)
+        .map(|row| Hit {
+            row,
+            score: scores[row],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn best_first_with_filter() {
+        let vectors = array![[1.0f32, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]];
+        let query = array![1.0f32, 0.0];
+        let hits = top_k(vectors.view(), query.view(), 2, |_| true);
+        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 3]);
+        let hits = top_k(vectors.view(), query.view(), 10, |r| r != 0);
+        assert_eq!(
+            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+    }
+
+    #[test]
+    fn per_group_cap_lets_other_groups_in() {
+        let vectors = array![[1.0f32, 0.0], [0.99, 0.1], [0.98, 0.2], [0.6, 0.8]];
+        let query = array![1.0f32, 0.0];
+        // Rows 0..3 are one group, row 3 another.
+        let hits = top_k_per_group(
+            vectors.view(),
+            query.view(),
+            3,
+            |_| true,
+            |r| usize::from(r == 3),
+            2,
+        );
+        assert_eq!(
+            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
+    }
+}

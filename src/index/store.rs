@@ -1,0 +1,282 @@
+//! The index directory on disk.
+//!
+//! ```text
+//! themap-index/
+//!   manifest.json          format version, model, settings, and the data files below
+//!   documents-<gen>.json   document records
+//!   passages-<gen>.jsonl   one passage per line, in vector order
+//!   vectors-<gen>.npy      f32 unit vectors, one row per passage (NumPy format)
+//! ```
+//!
+//! A save writes a new generation of data files, then replaces `manifest.json` by rename: the
+//! rename is the commit. A save interrupted at any point leaves the previous manifest pointing
+//! at the previous, complete files. Files of older generations are removed after the commit.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use super::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
+use crate::error::{Error, Result};
+
+/// Version of the on-disk layout. Bump it when a change makes old indexes unreadable.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    format_version: u32,
+    generation: u64,
+    themap_version: String,
+    model: ModelInfo,
+    settings: BuildSettings,
+    documents: usize,
+    passages: usize,
+    files: Files,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Files {
+    documents: FileEntry,
+    passages: FileEntry,
+    vectors: FileEntry,
+}
+
+/// A data file and its exact size, so truncation is caught before parsing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileEntry {
+    name: String,
+    bytes: u64,
+}
+
+/// Whether `dir` holds an index (a manifest).
+pub fn exists(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file()
+}
+
+/// Writes `index` into `dir` atomically (see the module docs).
+pub fn save(index: &Index, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let generation = read_manifest(dir).map(|m| m.generation + 1).unwrap_or(1);
+
+    let documents = write_file(dir, &format!("documents-{generation}.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &index.documents).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    let passages = write_file(dir, &format!("passages-{generation}.jsonl"), |w| {
+        for record in &index.passages {
+            serde_json::to_writer(&mut *w, record).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    let (rows, cols) = index.vectors.dim();
+    let vectors = write_file(dir, &format!("vectors-{generation}.npy"), |w| {
+        let data = index.vectors.as_standard_layout();
+        crate::npy::write_f32(
+            w,
+            data.as_slice().expect("standard layout is contiguous"),
+            rows,
+            cols,
+        )
+    })?;
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        generation,
+        themap_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: index.model.clone(),
+        settings: index.settings.clone(),
+        documents: index.documents.len(),
+        passages: index.passages.len(),
+        files: Files {
+            documents,
+            passages,
+            vectors,
+        },
+    };
+    write_file(dir, MANIFEST, |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })?;
+    remove_stale(dir, &manifest);
+    Ok(())
+}
+
+/// Reads the index in `dir`, checking its format version and the size of every file.
+pub fn load(dir: &Path) -> Result<Index> {
+    let manifest_path = dir.join(MANIFEST);
+    if !manifest_path.is_file() {
+        return Err(Error::IndexMissing {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let manifest = read_manifest(dir)?;
+    let path_of = |entry: &FileEntry| -> Result<PathBuf> {
+        let path = dir.join(&entry.name);
+        let bytes = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
+        if bytes != entry.bytes {
+            return Err(corrupt(
+                &path,
+                format!("it is {bytes} bytes, the manifest expects {}", entry.bytes),
+            ));
+        }
+        Ok(path)
+    };
+
+    let path = path_of(&manifest.files.documents)?;
+    let documents: Vec<DocumentRecord> =
+        serde_json::from_reader(BufReader::new(File::open(&path).map_err(Error::io(&path))?))
+            .map_err(|e| corrupt(&path, e.to_string()))?;
+
+    let path = path_of(&manifest.files.passages)?;
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    let passages = text
+        .lines()
+        .enumerate()
+        .map(|(n, line)| {
+            serde_json::from_str::<PassageRecord>(line)
+                .map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let path = path_of(&manifest.files.vectors)?;
+    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(
+        File::open(&path).map_err(Error::io(&path))?,
+    ))
+    .map_err(|e| corrupt(&path, e))?;
+    if rows != passages.len()
+        || cols != manifest.model.dims
+        || documents.len() != manifest.documents
+    {
+        return Err(corrupt(
+            &path,
+            format!(
+                "{rows}×{cols} vectors for {} passages of {} dimensions",
+                passages.len(),
+                manifest.model.dims
+            ),
+        ));
+    }
+    let vectors = Array2::from_shape_vec((rows, cols), data).expect("npy reader checked the size");
+    Ok(Index {
+        model: manifest.model,
+        settings: manifest.settings,
+        documents,
+        passages,
+        vectors,
+    })
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+    // Read the version first, so a future format gets a version error, not a parse error.
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e.to_string()))?;
+    let found = value
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| corrupt(&path, "no format_version".into()))?;
+    if found != FORMAT_VERSION as u64 {
+        return Err(Error::IndexVersion {
+            path,
+            found: found as u32,
+            expected: FORMAT_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| corrupt(&path, e.to_string()))
+}
+
+/// Writes `name` in `dir` through a temporary file, flushed to disk, then renamed into place.
+fn write_file(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<FileEntry> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut writer = BufWriter::new(File::create(&tmp)?);
+        fill(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(source) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io { path, source });
+    }
+    let bytes = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
+    Ok(FileEntry {
+        name: name.to_string(),
+        bytes,
+    })
+}
+
+/// Removes data files of other generations and temporary files left by interrupted saves.
+/// Best effort: a file that cannot be removed costs disk space, not correctness.
+fn remove_stale(dir: &Path, manifest: &Manifest) {
+    let current = [
+        &manifest.files.documents.name,
+        &manifest.files.passages.name,
+        &manifest.files.vectors.name,
+    ];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = [
+            "documents-",
+            "passages-",
+            "vectors-",
+            ".documents-",
+            ".passages-",
+            ".vectors-",
+            ".manifest.json.tmp",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix));
+        if ours && !current.contains(&&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn corrupt(path: &Path, reason: String) -> Error {
+    Error::IndexCorrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Checks that the index was built by `model`, so its vectors and a query's are comparable.
+pub fn check_model(index: &Index, model: &ModelInfo, dir: &Path) -> Result<()> {
+    if index.model.checksum != model.checksum || index.model.dims != model.dims {
+        return Err(Error::IndexModelMismatch {
+            path: dir.join(MANIFEST),
+            found: format!(
+                "{} ({} dims, weights {})",
+                index.model.name,
+                index.model.dims,
+                short(&index.model.checksum)
+            ),
+            expected: format!(
+                "{} ({} dims, weights {})",
+                model.name,
+                model.dims,
+                short(&model.checksum)
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(12)]
+}
