@@ -16,7 +16,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("model directory {dir} has no {file}; fetch the model with `scripts/fetch-model.sh` (or pass --model DIR)")]
+    #[error(
+        "model directory {dir} has no {file}; fetch the model with `scripts/fetch-model.sh` (or pass --model DIR)"
+    )]
     ModelFileMissing { dir: PathBuf, file: String },
 
     #[error("model file {path} is invalid: {reason}")]
@@ -47,25 +49,21 @@ pub enum Error {
     #[error("invalid setting: {0}")]
     InvalidArgument(String),
 
-    #[error(
-        "no passages found in {paths}: give files or folders holding .txt, .md or .jsonl text"
-    )]
-    EmptyInput { paths: String },
+    #[error("no passages found in {paths}{skipped}: give files or folders holding .txt, .md or .jsonl text")]
+    EmptyInput {
+        paths: String,
+        /// The files passed over and why, already formatted (`" (skipped a.txt: binary file)"`).
+        skipped: String,
+    },
 
     #[error("no index at {dir}; build one with `themap index PATH...` (or pass --index DIR)")]
     IndexMissing { dir: PathBuf },
 
-    #[error(
-        "index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild PATH...`"
-    )]
+    #[error("index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild PATH...`")]
     IndexCorrupt { path: PathBuf, reason: String },
 
     #[error("index {path} has format version {found}, this themap reads version {expected}; rebuild it with `themap index --rebuild PATH...`")]
-    IndexVersion {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
+    IndexVersion { path: PathBuf, found: u32, expected: u32 },
 
     #[error("index {path} was built with model {found}, but the loaded model is {expected}; rebuild it with `themap index --rebuild PATH...` or load the model it was built with")]
     IndexModelMismatch {

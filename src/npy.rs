@@ -3,12 +3,7 @@
 use std::io::{Read, Write};
 
 /// Writes `rows × cols` f32 values (row-major) as `.npy` version 1.0.
-pub fn write_f32(
-    out: &mut impl Write,
-    data: &[f32],
-    rows: usize,
-    cols: usize,
-) -> std::io::Result<()> {
+pub fn write_f32(out: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
     debug_assert_eq!(data.len(), rows * cols);
     out.write_all(&header(rows, cols))?;
     let mut bytes = Vec::with_capacity(data.len().min(1 << 20) * 4);
@@ -22,8 +17,7 @@ pub fn write_f32(
 
 /// The header for a `rows × cols` f32 array, padded so data starts on a 64-byte boundary.
 pub fn header(rows: usize, cols: usize) -> Vec<u8> {
-    let mut dict =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 10 + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     dict.push('\n');
@@ -113,8 +107,6 @@ mod tests {
         let mut file = Vec::new();
         write_f32(&mut file, &[1.0; 8], 2, 4).unwrap();
         file.truncate(file.len() - 3);
-        assert!(read_f32(&mut file.as_slice())
-            .unwrap_err()
-            .contains("promises"));
+        assert!(read_f32(&mut file.as_slice()).unwrap_err().contains("promises"));
     }
 }

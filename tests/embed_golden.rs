@@ -17,8 +17,7 @@ struct Golden {
 
 fn golden() -> Golden {
     let path = golden_path();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("golden file parses")
 }
 

@@ -1,4 +1,7 @@
-//! Integration tests, one binary for compile time.
+//! Integration tests, one binary for compile time. Tests that run the model need the model
+//! directory that `scripts/fetch-model.sh` fills (the README's test command runs it first).
 
+mod cli;
 mod common;
 mod embed_golden;
+mod store;

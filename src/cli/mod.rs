@@ -52,12 +52,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct Locations {
     /// Index directory.
-    #[arg(
-        long,
-        env = "THEMAP_INDEX",
-        default_value = "themap-index",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "THEMAP_INDEX", default_value = "themap-index", value_name = "DIR")]
     index: PathBuf,
 
     /// Model directory (config.json, tokenizer.json, model.safetensors, ...).
@@ -202,28 +197,11 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
         min_tokens: split.min_tokens,
     };
     let progress = CliProgress::new(quiet);
-    let (built, stats) = Index::build(
-        &corpus,
-        &model,
-        info,
-        settings,
-        previous.as_ref(),
-        &progress,
-    )?;
-    store::save(&built, &args.at.index).with_context(|| {
-        format!(
-            "index not written; {} is unchanged",
-            args.at.index.display()
-        )
-    })?;
+    let (built, stats) = Index::build(&corpus, &model, info, settings, previous.as_ref(), &progress)?;
+    store::save(&built, &args.at.index)
+        .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    output::index_summary(
-        &stats,
-        &args.at.index,
-        seconds,
-        corpus.skipped.len(),
-        args.json,
-    )
+    output::index_summary(&stats, &args.at.index, seconds, corpus.skipped.len(), args.json)
 }
 
 fn passages(args: PassagesArgs) -> Result<()> {
@@ -239,9 +217,7 @@ fn read_corpus(sources: &[PathBuf], reading: &Reading, model: &EmbeddingModel) -
         .as_deref()
         .map(|label| {
             encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-                themap::Error::InvalidArgument(format!(
-                    "unknown encoding {label:?} (try utf-8, gb18030, gbk, big5)"
-                ))
+                themap::Error::InvalidArgument(format!("unknown encoding {label:?} (try utf-8, gb18030, gbk, big5)"))
             })
         })
         .transpose()?;
@@ -252,11 +228,7 @@ fn read_corpus(sources: &[PathBuf], reading: &Reading, model: &EmbeddingModel) -
     for skipped in &corpus.skipped {
         tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
-    for doc in corpus
-        .documents
-        .iter()
-        .filter(|d| d.front_matter_error.is_some())
-    {
+    for doc in corpus.documents.iter().filter(|d| d.front_matter_error.is_some()) {
         tracing::warn!(
             "{}: front matter ignored: {}",
             doc.path.display(),
@@ -315,14 +287,10 @@ fn model_info(model: &EmbeddingModel) -> ModelInfo {
 
 /// `$THEMAP_CACHE/models/embeddinggemma-300m`, the cache defaulting to `~/.cache/themap`.
 fn default_model_dir() -> PathBuf {
-    let cache = std::env::var_os("THEMAP_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache").join("themap")
-        });
+    let cache = std::env::var_os("THEMAP_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache").join("themap")
+    });
     cache.join("models").join("embeddinggemma-300m")
 }
 

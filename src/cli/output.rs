@@ -11,13 +11,7 @@ use themap::index::{BuildStats, Hit, Index};
 /// Characters of passage text shown per hit in the readable form.
 const SNIPPET_CHARS: usize = 140;
 
-pub fn index_summary(
-    stats: &BuildStats,
-    dir: &Path,
-    seconds: f64,
-    skipped: usize,
-    json: bool,
-) -> Result<()> {
+pub fn index_summary(stats: &BuildStats, dir: &Path, seconds: f64, skipped: usize, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         #[derive(Serialize)]
@@ -101,10 +95,7 @@ pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> 
 
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({ "query": query, "hits": shown }),
-        )?;
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "query": query, "hits": shown }))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -113,11 +104,7 @@ pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> 
     }
     for hit in &shown {
         let date = hit.date.map(|d| format!(" ({d})")).unwrap_or_default();
-        writeln!(
-            out,
-            "{:>2}. {:.3}  {}{}",
-            hit.rank, hit.score, hit.title, date
-        )?;
+        writeln!(out, "{:>2}. {:.3}  {}{}", hit.rank, hit.score, hit.title, date)?;
         let section = hit.section.map(|s| format!(" · {s}")).unwrap_or_default();
         writeln!(
             out,

@@ -20,11 +20,9 @@ impl CliProgress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::hidden();
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>10} [{bar:30}] {pos}/{len} passages · {per_sec} · ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} passages · {per_sec} · ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             bar
         });
@@ -39,8 +37,7 @@ impl CliProgress {
 
 impl Progress for CliProgress {
     fn start(&self, label: &str, total: u64) {
-        *self.state.lock().expect("progress lock") =
-            Some((label.to_string(), Instant::now(), total));
+        *self.state.lock().expect("progress lock") = Some((label.to_string(), Instant::now(), total));
         self.tokens.store(0, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
         match &self.bar {

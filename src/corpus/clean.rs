@@ -48,8 +48,7 @@ const SHORT_LINE_PENALTY: i64 = 25;
 const FURNITURE_PENALTY: i64 = 60;
 
 static LABELLED_TITLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:主题|主題|标题|標題|Subject|Title)\s*[:：]\s*(.+?)\s*$")
-        .expect("valid regex")
+    Regex::new(r"^\s*(?:主题|主題|标题|標題|Subject|Title)\s*[:：]\s*(.+?)\s*$").expect("valid regex")
 });
 static LABELLED_DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:^|\s)(?:时间|時間|日期|发布于|發佈於|date|posted)\s*[:：]\s*((?:19|20)\d\d)[-/.年](\d{1,2})[-/.月](\d{1,2})").expect("valid regex")
@@ -263,11 +262,7 @@ mod tests {
         let text = "标题一!\n第一篇文章的正文足够长，而且以句号结束，这样它才算作正文而不是导航。\n标题二\n第二篇文章的正文同样足够长，也以句号结束，这样它也算作正文内容。\n";
         let cleaned = clean(text, 0);
         assert_eq!(
-            cleaned
-                .paragraphs
-                .iter()
-                .map(|p| p.heading)
-                .collect::<Vec<_>>(),
+            cleaned.paragraphs.iter().map(|p| p.heading).collect::<Vec<_>>(),
             [true, false, true, false]
         );
     }

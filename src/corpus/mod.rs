@@ -27,17 +27,9 @@ pub struct Metadata {
         deserialize_with = "lenient::string"
     )]
     pub date: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "lenient::list"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "lenient::list")]
     pub tags: Vec<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "lenient::list"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "lenient::list")]
     pub people: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -153,9 +145,7 @@ impl Document {
 
 /// Splits `---\n<yaml>\n---\n` off the start of `text`: returns the YAML and where the body starts.
 fn front_matter(text: &str) -> Option<(&str, usize)> {
-    let rest = text
-        .strip_prefix("---\n")
-        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
     let open = text.len() - rest.len();
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
@@ -220,12 +210,24 @@ pub fn load(
         passages.extend(split::split(doc, &cleaned.paragraphs, split, count_tokens));
     }
     if passages.is_empty() {
+        // Say why: when every file was skipped, the reasons are the answer.
+        let reasons: Vec<String> = skipped
+            .iter()
+            .take(5)
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect();
+        let skipped = match skipped.len() - reasons.len() {
+            _ if reasons.is_empty() => String::new(),
+            0 => format!(" (skipped {})", reasons.join("; ")),
+            more => format!(" (skipped {}; and {more} more)", reasons.join("; ")),
+        };
         return Err(Error::EmptyInput {
             paths: paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
+            skipped,
         });
     }
     Ok(Corpus {

@@ -27,10 +27,7 @@ const TEXT_EXTENSIONS: [&str; 4] = ["txt", "md", "markdown", "jsonl"];
 
 /// Reads every document under `paths`. A path that does not exist is an error; a file that
 /// cannot be read as text is skipped and reported.
-pub fn read_paths(
-    paths: &[PathBuf],
-    options: ReadOptions,
-) -> Result<(Vec<Document>, Vec<Skipped>)> {
+pub fn read_paths(paths: &[PathBuf], options: ReadOptions) -> Result<(Vec<Document>, Vec<Skipped>)> {
     let mut documents = Vec::new();
     let mut skipped = Vec::new();
     for root in paths {
@@ -48,10 +45,7 @@ pub fn read_paths(
             } else {
                 Path::new(file.file_name().unwrap_or_default())
             };
-            let id = id_base
-                .with_extension("")
-                .to_string_lossy()
-                .replace('\\', "/");
+            let id = id_base.with_extension("").to_string_lossy().replace('\\', "/");
             match read_file(&file, &id, options) {
                 Ok(mut docs) => documents.append(&mut docs),
                 Err(reason) => skipped.push(Skipped { path: file, reason }),
@@ -67,10 +61,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .map_err(Error::io(dir))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
         .collect();
     entries.sort();
     for path in entries {
@@ -87,19 +78,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Reads one file into documents (one, or one per line for JSONL). `Err` is the reason to skip it.
-fn read_file(
-    path: &Path,
-    id: &str,
-    options: ReadOptions,
-) -> std::result::Result<Vec<Document>, String> {
+fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let (text, encoding) = decode(&bytes, options.encoding)?;
     if text.trim().is_empty() {
         return Err("empty file".into());
     }
-    let is_jsonl = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    let is_jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
     if is_jsonl {
         return read_jsonl(path, &text, encoding);
     }
@@ -108,10 +93,7 @@ fn read_file(
 
 /// Decodes file bytes: UTF-8 (with or without BOM), UTF-16 with BOM, the named encoding, or a
 /// detected one (GB18030, Big5, ...). Binary data and text that does not decode cleanly are refused.
-pub fn decode(
-    bytes: &[u8],
-    named: Option<&'static Encoding>,
-) -> std::result::Result<(String, &'static str), String> {
+pub fn decode(bytes: &[u8], named: Option<&'static Encoding>) -> std::result::Result<(String, &'static str), String> {
     if looks_binary(bytes) {
         return Err("binary file (not text)".into());
     }
@@ -127,14 +109,10 @@ pub fn decode(
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(bytes, true);
     let guess = detector.guess(None, chardetng::Utf8Detection::Deny);
-    decode_with(guess, bytes)
-        .map_err(|e| format!("{e} (not UTF-8; name the encoding with --encoding)"))
+    decode_with(guess, bytes).map_err(|e| format!("{e} (not UTF-8; name the encoding with --encoding)"))
 }
 
-fn decode_with(
-    encoding: &'static Encoding,
-    bytes: &[u8],
-) -> std::result::Result<(String, &'static str), String> {
+fn decode_with(encoding: &'static Encoding, bytes: &[u8]) -> std::result::Result<(String, &'static str), String> {
     let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
     if had_errors {
         return Err(format!("cannot be decoded as {}", encoding.name()));
@@ -160,11 +138,7 @@ fn looks_binary(bytes: &[u8]) -> bool {
 }
 
 /// One JSON object per line, `{"id": ..., "text": ..., "title"?, "date"?, "tags"?, ...}`.
-fn read_jsonl(
-    path: &Path,
-    text: &str,
-    encoding: &'static str,
-) -> std::result::Result<Vec<Document>, String> {
+fn read_jsonl(path: &Path, text: &str, encoding: &'static str) -> std::result::Result<Vec<Document>, String> {
     #[derive(Deserialize)]
     struct Record {
         id: serde_json::Value,
@@ -177,12 +151,8 @@ fn read_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "line {}: not a {{\"id\", \"text\"}} JSON object: {e}",
-                n + 1
-            )
-        })?;
+        let record: Record = serde_json::from_str(line)
+            .map_err(|e| format!("line {}: not a {{\"id\", \"text\"}} JSON object: {e}", n + 1))?;
         let id = match record.id {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -195,4 +165,39 @@ fn read_jsonl(
         return Err("no records".into());
     }
     Ok(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "美國對中國商品加徵關稅，貿易戰升級。川普的關稅政策面臨最高法院的挑戰，市場正在等待判決。";
+
+    #[test]
+    fn gb18030_and_big5_are_detected() {
+        for encoding in [encoding_rs::GB18030, encoding_rs::BIG5] {
+            let (bytes, _, unmappable) = encoding.encode(TEXT);
+            assert!(!unmappable);
+            let (text, found) = decode(&bytes, None).unwrap();
+            assert_eq!(text, TEXT, "decoded as {found}");
+        }
+    }
+
+    #[test]
+    fn named_encoding_wins_and_bad_bytes_are_refused() {
+        let (bytes, _, _) = encoding_rs::BIG5.encode(TEXT);
+        assert_eq!(decode(&bytes, Some(encoding_rs::BIG5)).unwrap().0, TEXT);
+        let err = decode(&bytes, Some(encoding_rs::UTF_8)).unwrap_err();
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn binary_is_refused_and_bom_is_honoured() {
+        assert!(decode(&[0x89, b'P', b'N', b'G', 0, 0, 0, 13], None)
+            .unwrap_err()
+            .contains("binary"));
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend("关税".encode_utf16().flat_map(|u| u.to_le_bytes()));
+        assert_eq!(decode(&utf16, None).unwrap().0, "关税");
+    }
 }

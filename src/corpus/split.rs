@@ -95,12 +95,7 @@ pub fn split(
 }
 
 /// Cuts `range` into pieces of at most `budget` tokens: whole sentences where possible.
-fn cut(
-    text: &str,
-    range: Range<usize>,
-    budget: usize,
-    count_tokens: &dyn Fn(&str) -> usize,
-) -> Vec<Range<usize>> {
+fn cut(text: &str, range: Range<usize>, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Range<usize>> {
     if count_tokens(&text[range.clone()]) <= budget {
         return vec![range];
     }
@@ -129,9 +124,7 @@ fn boundaries(text: &str, range: Range<usize>, marks: &[char], dots: bool) -> Ve
     let mut chars = text[range.clone()].char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         let next = chars.peek().map(|&(_, n)| n);
-        let is_end = marks.contains(&c)
-            || c == '\n'
-            || (dots && c == '.' && next.is_some_and(char::is_whitespace));
+        let is_end = marks.contains(&c) || c == '\n' || (dots && c == '.' && next.is_some_and(char::is_whitespace));
         if !is_end {
             continue;
         }
@@ -156,12 +149,7 @@ fn boundaries(text: &str, range: Range<usize>, marks: &[char], dots: bool) -> Ve
 }
 
 /// Cuts a run with no usable marks into pieces of about `budget` tokens, on character bounds.
-fn hard_cut(
-    text: &str,
-    range: Range<usize>,
-    budget: usize,
-    count_tokens: &dyn Fn(&str) -> usize,
-) -> Vec<Range<usize>> {
+fn hard_cut(text: &str, range: Range<usize>, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Range<usize>> {
     let run = &text[range.clone()];
     let tokens = count_tokens(run).max(1);
     let chars: Vec<usize> = run.char_indices().map(|(i, _)| i).collect();
@@ -190,9 +178,7 @@ fn pack(
     for piece in pieces {
         let tokens = count_tokens(&text[piece.clone()]);
         current = match current.take() {
-            Some((range, used)) if used + tokens <= budget => {
-                Some((range.start..piece.end, used + tokens))
-            }
+            Some((range, used)) if used + tokens <= budget => Some((range.start..piece.end, used + tokens)),
             Some((range, _)) => {
                 out.push(range);
                 Some((piece, tokens))
@@ -331,12 +317,7 @@ mod tests {
 
     fn passages(text: &str, options: SplitOptions) -> Vec<Passage> {
         let doc = Document::from_text("doc", Path::new("doc.txt"), text.to_string(), "UTF-8");
-        split(
-            &doc,
-            &clean(&doc.text, doc.body_start).paragraphs,
-            &options,
-            &chars,
-        )
+        split(&doc, &clean(&doc.text, doc.body_start).paragraphs, &options, &chars)
     }
 
     #[test]
@@ -368,10 +349,7 @@ mod tests {
             },
         );
         assert!(out.iter().all(|p| chars(&p.text) <= 30), "{out:#?}");
-        assert_eq!(
-            out.iter().map(|p| p.text.as_str()).collect::<String>(),
-            text
-        );
+        assert_eq!(out.iter().map(|p| p.text.as_str()).collect::<String>(), text);
     }
 
     #[test]

@@ -20,10 +20,7 @@ struct RmsNorm {
 impl RmsNorm {
     fn load(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         let scale = (vb.get(dim, "weight")? + 1.0)?;
-        Ok(Self {
-            scale,
-            eps: eps as f32,
-        })
+        Ok(Self { scale, eps: eps as f32 })
     }
 }
 
@@ -44,13 +41,7 @@ struct Rotary {
 }
 
 impl Rotary {
-    fn new(
-        base: f64,
-        head_dim: usize,
-        max_len: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
+    fn new(base: f64, head_dim: usize, max_len: usize, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq: Vec<f32> = (0..head_dim)
             .step_by(2)
             .map(|i| 1.0 / base.powf(i as f64 / head_dim as f64) as f32)
@@ -114,10 +105,7 @@ impl Attention {
     /// `mask` is additive, broadcastable to (batch, heads, seq, seq).
     fn forward(&self, xs: &Tensor, mask: &Tensor, rotary: &Rotary) -> Result<Tensor> {
         let (batch, seq_len, _) = xs.dims3()?;
-        let heads = |proj: &Linear, n: usize| {
-            proj.forward(xs)?
-                .reshape((batch, seq_len, n, self.head_dim))
-        };
+        let heads = |proj: &Linear, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
         let q = self
             .q_norm
             .forward(&heads(&self.q_proj, self.num_heads)?)?
@@ -126,9 +114,7 @@ impl Attention {
             .k_norm
             .forward(&heads(&self.k_proj, self.num_kv_heads)?)?
             .transpose(1, 2)?;
-        let v = heads(&self.v_proj, self.num_kv_heads)?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let v = heads(&self.v_proj, self.num_kv_heads)?.transpose(1, 2)?.contiguous()?;
         let q = rotary.apply(&q)?;
         let k = rotary.apply(&k)?;
 
@@ -139,12 +125,8 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? * self.scale)?
             .reshape((batch, self.num_heads, seq_len, seq_len))?
             .broadcast_add(mask)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
-            batch,
-            self.num_kv_heads,
-            group * seq_len,
-            seq_len,
-        ))?;
+        let weights =
+            candle_nn::ops::softmax_last_dim(&scores)?.reshape((batch, self.num_kv_heads, group * seq_len, seq_len))?;
         let out = weights
             .matmul(&v)?
             .reshape((batch, self.num_heads, seq_len, self.head_dim))?
@@ -207,9 +189,7 @@ impl Layer {
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor, rotary: &Rotary) -> Result<Tensor> {
-        let attended = self
-            .attention
-            .forward(&self.input_norm.forward(xs)?, mask, rotary)?;
+        let attended = self.attention.forward(&self.input_norm.forward(xs)?, mask, rotary)?;
         let xs = (xs + self.post_attention_norm.forward(&attended)?)?;
         let fed = self.mlp.forward(&self.pre_feedforward_norm.forward(&xs)?)?;
         xs + self.post_feedforward_norm.forward(&fed)?
@@ -233,10 +213,11 @@ pub struct GemmaEncoder {
 impl GemmaEncoder {
     pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
         if !cfg.use_bidirectional_attention {
-            candle_core::bail!("config.json does not set use_bidirectional_attention: this is a decoder, not an embedding model");
+            candle_core::bail!(
+                "config.json does not set use_bidirectional_attention: this is a decoder, not an embedding model"
+            );
         }
-        let embed_tokens =
-            candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("embed_tokens"))?;
+        let embed_tokens = candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("embed_tokens"))?;
         let layers = cfg
             .layer_types
             .iter()
@@ -244,15 +225,7 @@ impl GemmaEncoder {
             .map(|(i, &kind)| Layer::load(cfg, kind, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let (dtype, device) = (vb.dtype(), vb.device().clone());
-        let rotary = |base| {
-            Rotary::new(
-                base,
-                cfg.head_dim,
-                cfg.max_position_embeddings,
-                dtype,
-                &device,
-            )
-        };
+        let rotary = |base| Rotary::new(base, cfg.head_dim, cfg.max_position_embeddings, dtype, &device);
         Ok(Self {
             embed_tokens,
             // The reference multiplies by sqrt(hidden) cast to the weights' dtype.
@@ -284,12 +257,8 @@ impl GemmaEncoder {
         let mut xs = (self.embed_tokens.forward(input_ids)? * self.embed_scale)?;
         for layer in &self.layers {
             xs = match layer.kind {
-                LayerType::FullAttention => {
-                    layer.forward(&xs, &global_mask, &self.global_rotary)?
-                }
-                LayerType::SlidingAttention => {
-                    layer.forward(&xs, &local_mask, &self.local_rotary)?
-                }
+                LayerType::FullAttention => layer.forward(&xs, &global_mask, &self.global_rotary)?,
+                LayerType::SlidingAttention => layer.forward(&xs, &local_mask, &self.local_rotary)?,
             };
         }
         self.norm.forward(&xs)
@@ -321,13 +290,7 @@ impl GemmaEncoder {
                 let mut mask = Vec::with_capacity(batch * seq_len * seq_len);
                 for &len in lengths {
                     for q in 0..seq_len {
-                        mask.extend((0..seq_len).map(|k| {
-                            if k < len && q.abs_diff(k) < window {
-                                0.0
-                            } else {
-                                hidden
-                            }
-                        }));
+                        mask.extend((0..seq_len).map(|k| if k < len && q.abs_diff(k) < window { 0.0 } else { hidden }));
                     }
                 }
                 mask
@@ -356,10 +319,6 @@ pub fn cls_pool(hidden: &Tensor) -> Result<Tensor> {
 
 /// Scales each row to unit length.
 pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
-    let norms = xs
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f32::MAX)?;
+    let norms = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
     xs.broadcast_div(&norms)
 }

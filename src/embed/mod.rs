@@ -51,8 +51,7 @@ pub trait Embedder {
     /// Length of the vectors `embed` returns.
     fn dim(&self) -> usize;
     /// One row per text, in input order, L2-normalised.
-    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress)
-        -> Result<Array2<f32>>;
+    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>>;
 }
 
 /// How texts are grouped into forward passes.
@@ -118,15 +117,12 @@ impl EmbeddingModel {
             return Err(Error::InvalidDims { dims, allowed });
         }
         if options.batch.max_texts == 0 || options.batch.max_tokens == 0 {
-            return Err(Error::InvalidArgument(
-                "batch limits must be positive".into(),
-            ));
+            return Err(Error::InvalidArgument("batch limits must be positive".into()));
         }
-        let tokenizer =
-            Tokenizer::from_file(&model.tokenizer).map_err(|source| Error::Tokenizer {
-                path: model.tokenizer.clone(),
-                source,
-            })?;
+        let tokenizer = Tokenizer::from_file(&model.tokenizer).map_err(|source| Error::Tokenizer {
+            path: model.tokenizer.clone(),
+            source,
+        })?;
         let device = Device::Cpu;
         let dtype = DType::F32;
         let weights_error = |path: &PathBuf| {
@@ -140,15 +136,13 @@ impl EmbeddingModel {
         // fetch script replaces model directories by rename, never in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], dtype, &device) }
             .map_err(weights_error(&model.weights))?;
-        let encoder =
-            GemmaEncoder::load(&model.encoder, vb).map_err(weights_error(&model.weights))?;
+        let encoder = GemmaEncoder::load(&model.encoder, vb).map_err(weights_error(&model.weights))?;
         let dense = model
             .dense
             .iter()
             .map(|d| {
-                let vb =
-                    unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], dtype, &device) }
-                        .map_err(weights_error(&d.weights))?;
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], dtype, &device) }
+                    .map_err(weights_error(&d.weights))?;
                 let layer = if d.bias {
                     candle_nn::linear(d.in_features, d.out_features, vb.pp("linear"))
                 } else {
@@ -202,10 +196,7 @@ impl EmbeddingModel {
     pub fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
         let prefix = self.prompt_text(prompt)?;
         let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(inputs, true)
-            .map_err(Error::Tokenize)?;
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
         let max = self.model.max_seq_len;
         Ok(encodings
             .into_iter()
@@ -241,11 +232,7 @@ impl EmbeddingModel {
         let pad = self.model.encoder.pad_token_id;
         let ids: Vec<u32> = rows
             .iter()
-            .flat_map(|r| {
-                r.iter()
-                    .copied()
-                    .chain(std::iter::repeat(pad).take(seq_len - r.len()))
-            })
+            .flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad).take(seq_len - r.len())))
             .collect();
         let ids = Tensor::from_vec(ids, (rows.len(), seq_len), &self.device)?;
         let hidden = self.encoder.forward(&ids, &lengths)?;
@@ -258,10 +245,8 @@ impl EmbeddingModel {
         }
         let vectors = gemma::l2_normalize(&pooled)?.to_dtype(DType::F32)?;
         let (n, d) = vectors.dims2()?;
-        Ok(
-            Array2::from_shape_vec((n, d), vectors.flatten_all()?.to_vec1::<f32>()?)
-                .expect("tensor shape matches its element count"),
-        )
+        Ok(Array2::from_shape_vec((n, d), vectors.flatten_all()?.to_vec1::<f32>()?)
+            .expect("tensor shape matches its element count"))
     }
 }
 
@@ -270,12 +255,7 @@ impl Embedder for EmbeddingModel {
         self.dims
     }
 
-    fn embed(
-        &self,
-        texts: &[&str],
-        prompt: Prompt,
-        progress: &dyn Progress,
-    ) -> Result<Array2<f32>> {
+    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>> {
         let tokens = self.tokenize(texts, prompt)?;
         let mut out = Array2::<f32>::zeros((texts.len(), self.model.dim()));
         progress.start("embedding", texts.len() as u64);
@@ -285,10 +265,7 @@ impl Embedder for EmbeddingModel {
             for (row, &i) in vectors.outer_iter().zip(&batch) {
                 out.row_mut(i).assign(&row);
             }
-            progress.advance(
-                batch.len() as u64,
-                rows.iter().map(|r| r.len() as u64).sum(),
-            );
+            progress.advance(batch.len() as u64, rows.iter().map(|r| r.len() as u64).sum());
         }
         progress.finish();
         Ok(truncate_dims(out, self.dims))
@@ -304,12 +281,9 @@ pub fn plan_batches(tokens: &[Vec<u32>], limits: BatchLimits) -> Vec<Vec<usize>>
     let mut current: Vec<usize> = Vec::new();
     for i in order {
         // Sorted longest first, so the batch's first row sets its padded length.
-        let longest = current
-            .first()
-            .map_or(tokens[i].len(), |&f| tokens[f].len());
+        let longest = current.first().map_or(tokens[i].len(), |&f| tokens[f].len());
         if !current.is_empty()
-            && (current.len() == limits.max_texts
-                || longest * (current.len() + 1) > limits.max_tokens)
+            && (current.len() == limits.max_texts || longest * (current.len() + 1) > limits.max_tokens)
         {
             batches.push(std::mem::take(&mut current));
         }

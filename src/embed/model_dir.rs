@@ -127,18 +127,16 @@ impl ModelDir {
         if encoder.model_type != "gemma3_text" {
             return Err(invalid(
                 &config_path,
-                format!("model_type {:?} is not supported (themap runs gemma3_text encoders such as EmbeddingGemma)", encoder.model_type),
+                format!(
+                    "model_type {:?} is not supported (themap runs gemma3_text encoders such as EmbeddingGemma)",
+                    encoder.model_type
+                ),
             ));
         }
         if encoder.layer_types.len() != encoder.num_hidden_layers {
-            return Err(invalid(
-                &config_path,
-                "layer_types does not list every layer".into(),
-            ));
+            return Err(invalid(&config_path, "layer_types does not list every layer".into()));
         }
-        if encoder.num_key_value_heads == 0
-            || encoder.num_attention_heads % encoder.num_key_value_heads != 0
-        {
+        if encoder.num_key_value_heads == 0 || encoder.num_attention_heads % encoder.num_key_value_heads != 0 {
             return Err(invalid(
                 &config_path,
                 "attention heads are not a multiple of key-value heads".into(),
@@ -154,12 +152,7 @@ impl ModelDir {
             let kind = module.kind.rsplit('.').next().unwrap_or_default();
             match kind {
                 "Transformer" => {}
-                "Pooling" => {
-                    pooling = Some(read_pooling(&need(&format!(
-                        "{}/config.json",
-                        module.path
-                    ))?)?)
-                }
+                "Pooling" => pooling = Some(read_pooling(&need(&format!("{}/config.json", module.path))?)?),
                 "Dense" => {
                     let config_file = need(&format!("{}/config.json", module.path))?;
                     let mut config: DenseConfig = read_json(&config_file)?;
@@ -181,8 +174,7 @@ impl ModelDir {
                 }
             }
         }
-        let pooling = pooling
-            .ok_or_else(|| invalid(&dir.join("modules.json"), "no Pooling module".into()))?;
+        let pooling = pooling.ok_or_else(|| invalid(&dir.join("modules.json"), "no Pooling module".into()))?;
 
         let prompts = match dir.join("config_sentence_transformers.json") {
             path if path.is_file() => read_json::<SentenceTransformersFile>(&path)?.prompts,
@@ -210,9 +202,7 @@ impl ModelDir {
 
     /// The size of the vectors the model produces.
     pub fn dim(&self) -> usize {
-        self.dense
-            .last()
-            .map_or(self.encoder.hidden_size, |d| d.out_features)
+        self.dense.last().map_or(self.encoder.hidden_size, |d| d.out_features)
     }
 
     /// A short stable name for the model: the directory's name.
@@ -227,18 +217,12 @@ impl ModelDir {
 fn read_pooling(path: &Path) -> Result<Pooling> {
     let file: PoolingFile = read_json(path)?;
     if !file.include_prompt {
-        return Err(invalid(
-            path,
-            "include_prompt = false is not supported".into(),
-        ));
+        return Err(invalid(path, "include_prompt = false is not supported".into()));
     }
     match (file.pooling_mode_mean_tokens, file.pooling_mode_cls_token) {
         (true, false) => Ok(Pooling::Mean),
         (false, true) => Ok(Pooling::Cls),
-        _ => Err(invalid(
-            path,
-            "exactly one of mean or CLS pooling must be set".into(),
-        )),
+        _ => Err(invalid(path, "exactly one of mean or CLS pooling must be set".into())),
     }
 }
 

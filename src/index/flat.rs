@@ -40,12 +40,7 @@ impl Ord for Weakest {
 
 /// The `k` rows of `vectors` with the highest dot product with `query` among rows `keep`
 /// accepts, best first (ties: lower row first).
-pub fn top_k(
-    vectors: ArrayView2<f32>,
-    query: ArrayView1<f32>,
-    k: usize,
-    keep: impl Fn(usize) -> bool,
-) -> Vec<Hit> {
+pub fn top_k(vectors: ArrayView2<f32>, query: ArrayView1<f32>, k: usize, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
     if k == 0 {
         return Vec::new();
     }
@@ -106,10 +101,7 @@ mod tests {
         let hits = top_k(vectors.view(), query.view(), 2, |_| true);
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 3]);
         let hits = top_k(vectors.view(), query.view(), 10, |r| r != 0);
-        assert_eq!(
-            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
-            vec![3, 2, 1]
-        );
+        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![3, 2, 1]);
     }
 
     #[test]
@@ -117,17 +109,7 @@ mod tests {
         let vectors = array![[1.0f32, 0.0], [0.99, 0.1], [0.98, 0.2], [0.6, 0.8]];
         let query = array![1.0f32, 0.0];
         // Rows 0..3 are one group, row 3 another.
-        let hits = top_k_per_group(
-            vectors.view(),
-            query.view(),
-            3,
-            |_| true,
-            |r| usize::from(r == 3),
-            2,
-        );
-        assert_eq!(
-            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
-            vec![0, 1, 3]
-        );
+        let hits = top_k_per_group(vectors.view(), query.view(), 3, |_| true, |r| usize::from(r == 3), 2);
+        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 1, 3]);
     }
 }

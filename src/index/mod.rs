@@ -144,10 +144,7 @@ impl Index {
                 None => missing.push(i),
             }
         }
-        let texts: Vec<&str> = missing
-            .iter()
-            .map(|&i| passages[i].passage.text.as_str())
-            .collect();
+        let texts: Vec<&str> = missing.iter().map(|&i| passages[i].passage.text.as_str()).collect();
         if !texts.is_empty() {
             let fresh = embedder.embed(&texts, model.prompt, progress)?;
             for (row, &i) in fresh.outer_iter().zip(&missing) {
@@ -207,12 +204,7 @@ impl Index {
         }))
     }
 
-    fn ranked(
-        &self,
-        query: ArrayView1<f32>,
-        limits: &Limits,
-        keep: impl Fn(usize) -> bool,
-    ) -> Vec<Hit> {
+    fn ranked(&self, query: ArrayView1<f32>, limits: &Limits, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
         match limits.per_doc {
             None => flat::top_k(self.vectors.view(), query, limits.k, keep),
             Some(cap) => {

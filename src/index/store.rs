@@ -77,12 +77,7 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
     let (rows, cols) = index.vectors.dim();
     let vectors = write_file(dir, &format!("vectors-{generation}.npy"), |w| {
         let data = index.vectors.as_standard_layout();
-        crate::npy::write_f32(
-            w,
-            data.as_slice().expect("standard layout is contiguous"),
-            rows,
-            cols,
-        )
+        crate::npy::write_f32(w, data.as_slice().expect("standard layout is contiguous"), rows, cols)
     })?;
 
     let manifest = Manifest {
@@ -111,9 +106,7 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Index> {
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
-        return Err(Error::IndexMissing {
-            dir: dir.to_path_buf(),
-        });
+        return Err(Error::IndexMissing { dir: dir.to_path_buf() });
     }
     let manifest = read_manifest(dir)?;
     let path_of = |entry: &FileEntry| -> Result<PathBuf> {
@@ -139,20 +132,14 @@ pub fn load(dir: &Path) -> Result<Index> {
         .lines()
         .enumerate()
         .map(|(n, line)| {
-            serde_json::from_str::<PassageRecord>(line)
-                .map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
+            serde_json::from_str::<PassageRecord>(line).map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
         })
         .collect::<Result<Vec<_>>>()?;
 
     let path = path_of(&manifest.files.vectors)?;
-    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(
-        File::open(&path).map_err(Error::io(&path))?,
-    ))
-    .map_err(|e| corrupt(&path, e))?;
-    if rows != passages.len()
-        || cols != manifest.model.dims
-        || documents.len() != manifest.documents
-    {
+    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(File::open(&path).map_err(Error::io(&path))?))
+        .map_err(|e| corrupt(&path, e))?;
+    if rows != passages.len() || cols != manifest.model.dims || documents.len() != manifest.documents {
         return Err(corrupt(
             &path,
             format!(
@@ -176,8 +163,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
     let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
     // Read the version first, so a future format gets a version error, not a parse error.
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e.to_string()))?;
     let found = value
         .get("format_version")
         .and_then(|v| v.as_u64())

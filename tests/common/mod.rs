@@ -12,9 +12,7 @@ pub fn model_dir() -> PathBuf {
     }
     let cache = std::env::var_os("THEMAP_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/themap")
-        });
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/themap"));
     cache.join("models/embeddinggemma-300m")
 }
 
@@ -31,10 +29,7 @@ pub fn model() -> &'static EmbeddingModel {
 pub fn golden_path() -> PathBuf {
     std::env::var_os("THEMAP_GOLDEN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/golden/embeddinggemma-300m.json")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/embeddinggemma-300m.json"))
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {

@@ -1,0 +1,322 @@
+//! The `themap` binary end to end, as a user runs it, in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::common::model_dir;
+
+fn themap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_themap"))
+        .args(args)
+        .env("THEMAP_MODEL", model_dir())
+        .env_remove("THEMAP_INDEX")
+        .output()
+        .expect("themap runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = themap(args);
+    assert!(
+        out.status.success(),
+        "themap {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs a command that must fail; returns (exit code, stderr).
+fn fails(args: &[&str]) -> (i32, String) {
+    let out = themap(args);
+    assert!(!out.status.success(), "themap {args:?} should have failed");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The sample corpus indexed once for all tests here (embedding it takes a minute on CPU).
+fn sample_index() -> &'static Path {
+    static INDEX: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = INDEX.get_or_init(|| {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("index");
+        ok(&["index", s(&data_dir()), "--index", s(&dir), "-q"]);
+        (tmp, dir)
+    });
+    dir
+}
+
+fn search(query: &str, k: usize) -> Vec<Value> {
+    let out = ok(&[
+        "search",
+        query,
+        "-k",
+        &k.to_string(),
+        "--index",
+        s(sample_index()),
+        "--json",
+    ]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    json["hits"].as_array().unwrap().clone()
+}
+
+fn doc_prefix(hit: &Value) -> &str {
+    &hit["doc_id"].as_str().unwrap()[..3]
+}
+
+#[test]
+fn tariff_query_finds_tariff_passages_across_documents() {
+    let hits = search("美国关税与最高法院", 5);
+    assert_eq!(hits.len(), 5);
+    for hit in &hits {
+        let text = hit["text"].as_str().unwrap();
+        assert!(
+            text.contains("关税") || text.contains("關稅"),
+            "not about tariffs: {text}"
+        );
+    }
+    let docs: Vec<&str> = hits.iter().map(doc_prefix).collect();
+    assert!(docs.contains(&"000"), "{docs:?}");
+    assert!(docs.contains(&"003") || docs.contains(&"004"), "{docs:?}");
+}
+
+#[test]
+fn english_query_finds_chinese_dollar_passages() {
+    let hits = search("dollar hegemony", 10);
+    let docs: Vec<&str> = hits.iter().map(doc_prefix).collect();
+    assert!(docs.contains(&"001") && docs.contains(&"004"), "{docs:?}");
+    for hit in &hits[..5] {
+        let text = hit["text"].as_str().unwrap();
+        assert!(
+            text.contains("美元") || text.contains("dollar"),
+            "not about the dollar: {text}"
+        );
+    }
+}
+
+#[test]
+fn hits_carry_position_and_metadata() {
+    let hit = &search("川普关税政策面临最高法院挑战", 1)[0];
+    assert_eq!(doc_prefix(hit), "000");
+    assert_eq!(hit["date"], "2025-11-03");
+    assert!(hit["line"].as_u64().unwrap() > 1);
+    let (start, end) = (hit["char_start"].as_u64().unwrap(), hit["char_end"].as_u64().unwrap());
+    assert!(start < end);
+    // The offsets point at the passage in the file.
+    let file: Vec<char> = std::fs::read_to_string(hit["path"].as_str().unwrap())
+        .unwrap()
+        .chars()
+        .collect();
+    let span: String = file[start as usize..end as usize].iter().collect();
+    assert!(span.contains("最高法院"), "{span}");
+}
+
+#[test]
+fn similar_passages_from_other_documents() {
+    let first = &search("dollar hegemony", 1)[0];
+    let id = first["id"].as_str().unwrap();
+    let out = ok(&[
+        "similar",
+        id,
+        "--other-docs",
+        "-k",
+        "5",
+        "--index",
+        s(sample_index()),
+        "--json",
+    ]);
+    let hits: Value = serde_json::from_str(&out).unwrap();
+    let hits = hits["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h["doc_id"] != first["doc_id"]));
+    let (code, err) = fails(&["similar", "no-such-passage#1", "--index", s(sample_index())]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no passage with id"), "{err}");
+}
+
+#[test]
+fn forum_furniture_is_not_a_passage() {
+    let out = ok(&[
+        "passages",
+        s(&data_dir().join("001_3e4df89d6a5f2c88.txt")),
+        "--json",
+        "-q",
+    ]);
+    assert!(out.lines().count() > 50);
+    for furniture in [
+        "登录",
+        "返回顶端",
+        "printer-friendly",
+        "加入时间",
+        "不能在本论坛",
+        "phpbb",
+        "论坛转跳",
+    ] {
+        assert!(!out.contains(furniture), "menu text {furniture:?} became a passage");
+    }
+}
+
+#[test]
+fn reindexing_reuses_vectors_of_unchanged_passages() {
+    let tmp = TempDir::new().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for name in ["000_141982620089a88c.txt", "002_e81e739ff95e68b4.txt"] {
+        std::fs::copy(data_dir().join(name), docs.join(name)).unwrap();
+    }
+    let index = tmp.path().join("index");
+    let first: Value = serde_json::from_str(&ok(&["index", s(&docs), "--index", s(&index), "--json", "-q"])).unwrap();
+    assert_eq!(first["reused"], 0);
+
+    std::fs::write(docs.join("new.md"), "---\ntitle: 新文章\ndate: 2026-02-01\ntags: [tariffs]\n---\n# 关税\n\n美国最高法院对关税案作出裁决，市场随之波动，投资者重新评估贸易战的前景。\n").unwrap();
+    // No paths: the sources recorded in the index are read again.
+    let second: Value = serde_json::from_str(&ok(&["index", "--index", s(&index), "--json", "-q"])).unwrap();
+    assert_eq!(second["embedded"], 1, "{second}");
+    assert_eq!(second["reused"], first["passages"], "{second}");
+    let hits = ok(&["search", "最高法院裁决关税", "-k", "1", "--index", s(&index), "--json"]);
+    assert!(hits.contains("new#1") && hits.contains("2026-02-01"), "{hits}");
+}
+
+#[test]
+fn encodings_are_detected_named_or_refused() {
+    let tmp = TempDir::new().unwrap();
+    let text = "美國對中國商品加徵關稅，貿易戰升級。川普的關稅政策面臨最高法院的挑戰，市場正在等待判決。";
+    let (gb, _, _) = encoding_rs::GB18030.encode(text);
+    let (big5, _, _) = encoding_rs::BIG5.encode(text);
+    std::fs::write(tmp.path().join("gb.txt"), &gb).unwrap();
+    std::fs::write(tmp.path().join("big5.txt"), &big5).unwrap();
+    std::fs::write(
+        tmp.path().join("image.txt"),
+        [0x89, b'P', b'N', b'G', 0, 0, 0, 13, 0, 0],
+    )
+    .unwrap();
+
+    let out = themap(&["passages", s(tmp.path()), "--json"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.matches(text).count(), 2, "both files decoded: {stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("image.txt") && stderr.contains("binary"), "{stderr}");
+
+    // Named explicitly: Big5 is read as Big5; Big5 bytes read as UTF-8 do not decode, and the
+    // file is named while the readable file is still read.
+    let out = ok(&[
+        "passages",
+        s(&tmp.path().join("big5.txt")),
+        "--encoding",
+        "big5",
+        "--json",
+    ]);
+    assert!(out.contains(text), "{out}");
+    std::fs::write(tmp.path().join("plain.txt"), text).unwrap();
+    let out = themap(&[
+        "passages",
+        s(&tmp.path().join("big5.txt")),
+        s(&tmp.path().join("plain.txt")),
+        "--encoding",
+        "utf-8",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().matches(text).count(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("big5.txt") && stderr.contains("cannot be decoded as UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_error_and_damages_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let index = tmp.path().join("index");
+    std::fs::create_dir(&index).unwrap();
+    for file in std::fs::read_dir(sample_index()).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), index.join(file.file_name())).unwrap();
+    }
+    let snapshot = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&index)
+            .unwrap()
+            .map(|f| f.unwrap())
+            .map(|f| {
+                (
+                    f.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(f.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, err) = fails(&["index", s(&empty), "--index", s(&index)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no passages found"), "{err}");
+
+    std::fs::write(empty.join("data.txt"), [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
+    let (_, err) = fails(&["index", s(&empty), "--index", s(&index)]);
+    assert!(
+        err.contains("data.txt") && err.contains("binary") && err.contains("no passages found"),
+        "{err}"
+    );
+
+    let (_, err) = fails(&[
+        "index",
+        s(&data_dir()),
+        "--index",
+        s(&index),
+        "--model",
+        s(&tmp.path().join("no-model")),
+    ]);
+    assert!(err.contains("scripts/fetch-model.sh"), "{err}");
+
+    let (code, err) = fails(&["index", s(&data_dir()), "--index", s(&index), "--dims", "300"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("768"), "{err}");
+
+    let (code, err) = fails(&["search", "x", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-such-flag"), "{err}");
+
+    assert_eq!(snapshot(), before, "a failed command changed the index");
+    ok(&["search", "关税", "-k", "1", "--index", s(&index)]);
+
+    let (_, err) = fails(&["search", "关税", "--index", s(&tmp.path().join("nowhere"))]);
+    assert!(err.contains("no index at") && err.contains("themap index"), "{err}");
+
+    // A truncated manifest or data file is reported by name, with the fix.
+    let manifest = index.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    let (_, err) = fails(&["search", "关税", "--index", s(&index)]);
+    assert!(
+        err.contains("manifest.json") && err.contains("damaged") && err.contains("--rebuild"),
+        "{err}"
+    );
+    std::fs::write(&manifest, &text).unwrap();
+    let vectors = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "npy"))
+        .unwrap();
+    let bytes = std::fs::read(&vectors).unwrap();
+    std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();
+    let (_, err) = fails(&["search", "关税", "--index", s(&index)]);
+    assert!(err.contains(".npy") && err.contains("damaged"), "{err}");
+}

@@ -1,0 +1,124 @@
+//! The index directory: atomic saves, version and model checks, round trips.
+
+use ndarray::Array2;
+use tempfile::TempDir;
+use themap::corpus::Passage;
+use themap::embed::Prompt;
+use themap::index::{store, BuildSettings, DocumentRecord, Index, Limits, ModelInfo, PassageRecord};
+use themap::Error;
+
+fn tiny_index(n: usize) -> Index {
+    let passages = (0..n)
+        .map(|i| PassageRecord {
+            passage: Passage {
+                id: format!("doc#{}", i + 1),
+                doc_id: "doc".into(),
+                ordinal: i as u32 + 1,
+                section: None,
+                char_start: i * 10,
+                char_end: i * 10 + 9,
+                line: i + 1,
+                text: format!("passage {i}"),
+            },
+            hash: format!("{i:064}"),
+        })
+        .collect();
+    let mut vectors = Array2::<f32>::zeros((n, 4));
+    for i in 0..n {
+        vectors[[i, i % 4]] = 1.0;
+    }
+    Index {
+        model: ModelInfo {
+            name: "test".into(),
+            checksum: "abc".into(),
+            dims: 4,
+            prompt: Prompt::Document,
+        },
+        settings: BuildSettings {
+            sources: vec!["docs".into()],
+            max_tokens: 256,
+            min_tokens: 51,
+        },
+        documents: vec![DocumentRecord {
+            id: "doc".into(),
+            path: "docs/doc.txt".into(),
+            encoding: "UTF-8".into(),
+            meta: Default::default(),
+            passages: n,
+        }],
+        passages,
+        vectors,
+    }
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let tmp = TempDir::new().unwrap();
+    let index = tiny_index(6);
+    store::save(&index, tmp.path()).unwrap();
+    let loaded = store::load(tmp.path()).unwrap();
+    assert_eq!(loaded.passages, index.passages);
+    assert_eq!(loaded.documents, index.documents);
+    assert_eq!(loaded.vectors, index.vectors);
+    let limits = Limits { k: 2, per_doc: None };
+    assert_eq!(
+        loaded.search(index.vectors.row(1), &limits).unwrap(),
+        index.search(index.vectors.row(1), &limits).unwrap()
+    );
+}
+
+#[test]
+fn an_interrupted_save_leaves_the_previous_index() {
+    let tmp = TempDir::new().unwrap();
+    store::save(&tiny_index(3), tmp.path()).unwrap();
+    // What a save killed before its commit leaves behind: new-generation data, temporary files.
+    std::fs::write(tmp.path().join("passages-2.jsonl"), "{\"half\": ").unwrap();
+    std::fs::write(tmp.path().join(".manifest.json.tmp-1"), "{").unwrap();
+    let loaded = store::load(tmp.path()).unwrap();
+    assert_eq!(loaded.passages.len(), 3);
+    // The next save commits cleanly and sweeps the leftovers.
+    store::save(&tiny_index(5), tmp.path()).unwrap();
+    assert_eq!(store::load(tmp.path()).unwrap().passages.len(), 5);
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
+#[test]
+fn other_format_versions_and_models_are_refused() {
+    let tmp = TempDir::new().unwrap();
+    let index = tiny_index(2);
+    store::save(&index, tmp.path()).unwrap();
+    let manifest = tmp.path().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
+    assert!(matches!(
+        store::load(tmp.path()),
+        Err(Error::IndexVersion { found: 99, .. })
+    ));
+    std::fs::write(&manifest, &text).unwrap();
+
+    let other = ModelInfo {
+        checksum: "def".into(),
+        ..index.model.clone()
+    };
+    let loaded = store::load(tmp.path()).unwrap();
+    assert!(matches!(
+        store::check_model(&loaded, &other, tmp.path()),
+        Err(Error::IndexModelMismatch { .. })
+    ));
+    assert!(store::check_model(&loaded, &index.model, tmp.path()).is_ok());
+}
+
+#[test]
+fn missing_index_names_the_command() {
+    let tmp = TempDir::new().unwrap();
+    let err = store::load(&tmp.path().join("nothing")).unwrap_err();
+    assert!(err.to_string().contains("themap index"), "{err}");
+}
