@@ -44,7 +44,16 @@ fn exact_search(c: &mut Criterion) {
             b.iter(|| flat::top_k(black_box(vectors.view()), black_box(query.view()), K, |_| true))
         });
         group.bench_with_input(BenchmarkId::new("top_k_per_doc_3", n), &n, |b, _| {
-            b.iter(|| flat::top_k_per_group(black_box(vectors.view()), black_box(query.view()), K, |_| true, |row| row / 50, 3))
+            b.iter(|| {
+                flat::top_k_per_group(
+                    black_box(vectors.view()),
+                    black_box(query.view()),
+                    K,
+                    |_| true,
+                    |row| row / 50,
+                    3,
+                )
+            })
         });
     }
     group.finish();

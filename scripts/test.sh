@@ -11,4 +11,5 @@ export THEMAP_MODEL
 export THEMAP_GOLDEN="${THEMAP_GOLDEN:-$(pwd)/../shared/golden/embeddinggemma-300m.json}"
 
 cargo build --release --all-targets
-cargo test --release --all-targets
+cargo test --release
+cargo test --release --benches   # each bench once, as a smoke test

@@ -7,6 +7,30 @@
 //!
 //! The library never prints or exits: it returns [`Error`] and reports progress through
 //! [`Progress`]; the `themap` binary decides how to show both.
+//!
+//! ```no_run
+//! use std::path::{Path, PathBuf};
+//! use themap::corpus::{self, ReadOptions, SplitOptions};
+//! use themap::embed::{EmbedOptions, Embedder, EmbeddingModel, Prompt};
+//! use themap::index::{BuildSettings, Index, Limits, ModelInfo};
+//!
+//! # fn main() -> themap::Result<()> {
+//! let model = EmbeddingModel::load(Path::new("/path/to/embeddinggemma-300m"), &EmbedOptions::default())?;
+//! let sources = vec![PathBuf::from("data")];
+//! let split = SplitOptions::default();
+//! let corpus = corpus::load(&sources, ReadOptions::default(), &split, &|t| model.count_tokens(t))?;
+//! let info = ModelInfo { name: model.name(), checksum: model.checksum().into(), dims: model.dim(), prompt: Prompt::Document };
+//! let settings = BuildSettings { sources, max_tokens: split.max_tokens, min_tokens: split.min_tokens };
+//! let (index, _stats) = Index::build(&corpus, &model, info, settings, None, &themap::Silent)?;
+//!
+//! let query = model.embed(&["dollar hegemony"], Prompt::Query, &themap::Silent)?;
+//! for hit in index.search(query.row(0), &Limits { k: 5, per_doc: Some(3) })? {
+//!     let passage = &index.passages[hit.row].passage;
+//!     println!("{:.3} {} {}", hit.score, passage.id, passage.text);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod corpus;
 pub mod embed;

@@ -20,7 +20,7 @@ impl CliProgress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::hidden();
             bar.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} passages · {per_sec} · ETA {eta}")
+                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} passages · {prefix} · ETA {eta}")
                     .expect("valid template")
                     .progress_chars("=> "),
             );
@@ -57,6 +57,15 @@ impl Progress for CliProgress {
         self.done.fetch_add(units, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc(units);
+            if let Some((_, started, _)) = &*self.state.lock().expect("progress lock") {
+                let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                let (done, tokens) = (self.done.load(Ordering::Relaxed), self.tokens.load(Ordering::Relaxed));
+                bar.set_prefix(format!(
+                    "{:.1} passages/s · {:.0} tokens/s",
+                    done as f64 / seconds,
+                    tokens as f64 / seconds
+                ));
+            }
         }
     }
 

@@ -318,3 +318,35 @@ fn weights_checksum(model: &ModelDir) -> Result<String> {
     }
     crate::hash::sha256_file(&model.weights)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_limits_and_cover_every_row_once() {
+        let lengths = [5usize, 300, 12, 40, 41, 7, 2000, 3];
+        let tokens: Vec<Vec<u32>> = lengths.iter().map(|&n| vec![1; n]).collect();
+        let limits = BatchLimits {
+            max_texts: 3,
+            max_tokens: 100,
+        };
+        let batches = plan_batches(&tokens, limits);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for batch in &batches {
+            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(batch.len() <= 3);
+            assert!(batch.len() == 1 || longest * batch.len() <= 100, "{batch:?}");
+        }
+    }
+
+    #[test]
+    fn matryoshka_truncation_renormalises() {
+        let v = Array2::from_shape_vec((1, 4), vec![0.5f32, 0.5, 0.5, 0.5]).unwrap();
+        let cut = truncate_dims(v, 2);
+        assert_eq!(cut.dim(), (1, 2));
+        assert!((cut.row(0).dot(&cut.row(0)) - 1.0).abs() < 1e-6);
+    }
+}
