@@ -32,13 +32,17 @@
 //! # }
 //! ```
 
+pub mod cluster;
 pub mod corpus;
 pub mod embed;
 pub mod error;
+pub mod fsutil;
 pub mod hash;
 pub mod index;
+pub mod label;
 pub mod npy;
 pub mod progress;
+pub mod report;
 
 pub use error::{Error, Result};
 pub use progress::{Progress, Silent};

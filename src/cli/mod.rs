@@ -1,7 +1,9 @@
 //! Command-line interface: argument structs (clap derive) and one function per command.
 
+mod eval;
 mod output;
 mod progress;
+mod themes;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -46,6 +48,13 @@ enum Command {
     Search(SearchArgs),
     /// Find the passages closest to a passage of the index, by its id (e.g. `001_3e4df89d6a5f2c88#7`).
     Similar(SimilarArgs),
+    /// Find the recurring themes of the index: keywords, where and when each recurs.
+    Themes(themes::ThemesArgs),
+    /// Write the theme map report: index.html (map, themes, heatmap, timeline), themes.json, themes.md.
+    Report(themes::ReportArgs),
+    /// Cluster labelled texts (`label<TAB>text`) and score the clusters against the labels
+    /// (NMI, ARI, V-measure).
+    EvalClusters(eval::EvalArgs),
 }
 
 /// Where the index and the model are.
@@ -168,6 +177,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Passages(args) => passages(args),
         Command::Search(args) => search(args),
         Command::Similar(args) => similar(args),
+        Command::Themes(args) => themes::themes(args),
+        Command::Report(args) => themes::report(args),
+        Command::EvalClusters(args) => eval::eval_clusters(args, cli.quiet),
     }
 }
 

@@ -178,25 +178,14 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     serde_json::from_value(value).map_err(|e| corrupt(&path, e.to_string()))
 }
 
-/// Writes `name` in `dir` through a temporary file, flushed to disk, then renamed into place.
+/// Writes `name` in `dir` atomically and records its size.
 fn write_file(
     dir: &Path,
     name: &str,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<FileEntry> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut writer = BufWriter::new(File::create(&tmp)?);
-        fill(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(source) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io { path, source });
-    }
+    crate::fsutil::write_atomic(&path, fill)?;
     let bytes = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
     Ok(FileEntry {
         name: name.to_string(),

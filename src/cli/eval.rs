@@ -1,0 +1,166 @@
+//! `themap eval-clusters`: how well themap's clustering recovers known labels.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ndarray::Array2;
+use serde::Serialize;
+use themap::cluster::{self, quality, ClusterParams};
+use themap::embed::{Embedder, Prompt};
+
+use super::{load_model, progress::CliProgress};
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Labelled texts, one per line: `label<TAB>text`.
+    file: PathBuf,
+
+    /// Number of clusters. Default: the number of distinct labels.
+    #[arg(long, value_name = "N")]
+    k: Option<usize>,
+
+    /// Prompt the texts are embedded with.
+    #[arg(long, value_enum, default_value_t = Prompt::Clustering)]
+    prompt: Prompt,
+
+    /// Use these vectors (`.npy`, one row per line of FILE) instead of embedding.
+    #[arg(long, value_name = "FILE.npy")]
+    vectors: Option<PathBuf>,
+
+    /// Save the vectors used (`.npy`), e.g. to cluster the same vectors with another tool.
+    #[arg(long, value_name = "FILE.npy")]
+    save_vectors: Option<PathBuf>,
+
+    /// Save the predicted cluster of each line, one number per line.
+    #[arg(long, value_name = "FILE")]
+    save_labels: Option<PathBuf>,
+
+    /// Random seed for k-means.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// Model directory. Default as for `themap index`.
+    #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
+    model: Option<PathBuf>,
+
+    /// Print the scores as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    file: PathBuf,
+    texts: usize,
+    labels: usize,
+    k: usize,
+    prompt: Prompt,
+    seed: u64,
+    #[serde(flatten)]
+    scores: quality::Agreement,
+    cluster_seconds: f64,
+}
+
+pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
+    let (truth, texts) = read_tsv(&args.file)?;
+    let vectors = match &args.vectors {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let (data, rows, cols) = themap::npy::read_f32(&mut std::io::BufReader::new(file))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if rows != texts.len() {
+                bail!(
+                    "{} holds {rows} vectors for {} lines of {}",
+                    path.display(),
+                    texts.len(),
+                    args.file.display()
+                );
+            }
+            cluster::quality::normalized(Array2::from_shape_vec((rows, cols), data)?.view())
+        }
+        None => {
+            let model = load_model(args.model.as_deref(), None)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&refs, args.prompt, &CliProgress::new(quiet))?
+        }
+    };
+    if let Some(path) = &args.save_vectors {
+        let (rows, cols) = vectors.dim();
+        let data = vectors.as_standard_layout();
+        themap::fsutil::write_atomic(path, |w| {
+            themap::npy::write_f32(w, data.as_slice().expect("contiguous"), rows, cols)
+        })?;
+    }
+
+    let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let k = args.k.unwrap_or(distinct);
+    let started = Instant::now();
+    let params = ClusterParams {
+        k: Some(k),
+        seed: args.seed,
+        ..ClusterParams::default()
+    };
+    let clustering = cluster::cluster(vectors.view(), &params)?;
+    let cluster_seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.save_labels {
+        themap::fsutil::write_atomic(path, |w| clustering.labels.iter().try_for_each(|l| writeln!(w, "{l}")))?;
+    }
+
+    let report = Report {
+        file: args.file.clone(),
+        texts: texts.len(),
+        labels: distinct,
+        k,
+        prompt: args.prompt,
+        seed: args.seed,
+        scores: quality::agreement(&truth, &clustering.labels),
+        cluster_seconds,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let s = report.scores;
+        writeln!(
+            out,
+            "{} texts, {} labels, k = {}, prompt {:?}, seed {}",
+            report.texts, report.labels, k, args.prompt, args.seed
+        )?;
+        writeln!(
+            out,
+            "NMI {:.4}  ARI {:.4}  V-measure {:.4} (homogeneity {:.4}, completeness {:.4})",
+            s.nmi, s.ari, s.v_measure, s.homogeneity, s.completeness
+        )?;
+    }
+    Ok(())
+}
+
+/// `label<TAB>text` lines; a line without a tab is an error naming the line.
+fn read_tsv(path: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+    let mut labels = Vec::new();
+    let mut texts = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((label, body)) = line.split_once('\t') else {
+            bail!("{} line {}: expected `label<TAB>text`", path.display(), n + 1);
+        };
+        labels.push(label.trim().to_string());
+        texts.push(body.trim().to_string());
+    }
+    if texts.len() < 2 {
+        bail!(
+            "{} has {} labelled lines; 2 at least are needed",
+            path.display(),
+            texts.len()
+        );
+    }
+    Ok((labels, texts))
+}

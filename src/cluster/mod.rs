@@ -1,0 +1,168 @@
+//! Stage 5: grouping passage vectors into themes.
+//!
+//! k-means (linfa, k-means++ initialisation, seeded) on unit vectors. The number of themes is
+//! chosen by silhouette unless given; named seed vectors (`--theme`) start their own clusters.
+//! Every passage gets a theme, a confidence, and an outlier flag: nothing is dropped.
+
+mod kmeans;
+pub mod quality;
+
+use ndarray::{Array2, ArrayView2};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+pub use kmeans::cluster;
+
+/// Settings for [`cluster`]; `check` validates them against the data.
+#[derive(Debug, Clone)]
+pub struct ClusterParams {
+    /// Number of themes, seeds included. `None`: chosen by silhouette.
+    pub k: Option<usize>,
+    /// Upper bound when choosing k.
+    pub max_k: usize,
+    /// Seed of the random generator: the same seed gives the same themes.
+    pub seed: u64,
+    /// k-means restarts from different k-means++ starts; the lowest inertia wins.
+    pub runs: usize,
+    /// Unit vectors that start a cluster each (named themes), in order.
+    pub seeds: Array2<f32>,
+    /// Merge themes whose centroids have at least this cosine similarity.
+    pub merge: Option<f32>,
+    /// Most passages scored when computing silhouette (it is quadratic).
+    pub silhouette_sample: usize,
+    /// Softmax temperature turning centroid similarities into confidences.
+    pub temperature: f32,
+}
+
+impl Default for ClusterParams {
+    fn default() -> Self {
+        Self {
+            k: None,
+            max_k: 30,
+            seed: 42,
+            runs: 10,
+            seeds: Array2::zeros((0, 0)),
+            merge: None,
+            silhouette_sample: 2000,
+            temperature: 0.05,
+        }
+    }
+}
+
+impl ClusterParams {
+    /// Checks the settings against `n` vectors of dimension `dim`.
+    pub fn check(&self, n: usize, dim: usize) -> Result<()> {
+        let seeds = self.seeds.nrows();
+        if n < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "{n} passage(s) cannot be clustered; 2 at least"
+            )));
+        }
+        if seeds > 0 && self.seeds.ncols() != dim {
+            return Err(Error::InvalidArgument(format!(
+                "seed vectors have {} dimensions, passages {dim}",
+                self.seeds.ncols()
+            )));
+        }
+        if let Some(k) = self.k {
+            if k < 1 || k > n {
+                return Err(Error::InvalidArgument(format!(
+                    "k = {k} themes for {n} passages: choose 1 to {n}"
+                )));
+            }
+            if k < seeds {
+                return Err(Error::InvalidArgument(format!(
+                    "k = {k} is fewer than the {seeds} named themes"
+                )));
+            }
+        }
+        if seeds > n {
+            return Err(Error::InvalidArgument(format!("{seeds} named themes for {n} passages")));
+        }
+        if self.max_k < 2 || self.runs == 0 || self.silhouette_sample < 10 {
+            return Err(Error::InvalidArgument(
+                "max_k ≥ 2, runs ≥ 1 and silhouette sample ≥ 10 are required".into(),
+            ));
+        }
+        if let Some(t) = self.merge {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(Error::InvalidArgument(format!(
+                    "merge threshold {t} is not a cosine similarity (-1 to 1)"
+                )));
+            }
+        }
+        if !(self.temperature > 0.0) {
+            return Err(Error::InvalidArgument("temperature must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The result: one theme per passage, plus what describes each theme.
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    /// Theme of each passage (0..k).
+    pub labels: Vec<usize>,
+    /// Probability-like confidence of each passage's theme (softmax over centroid similarities).
+    pub confidence: Vec<f32>,
+    /// Cosine similarity of each passage to its theme's centroid.
+    pub similarity: Vec<f32>,
+    /// Passages far from their theme (similarity more than 2 standard deviations below the theme's mean).
+    pub outlier: Vec<bool>,
+    /// Unit centroid of each theme.
+    pub centroids: Array2<f32>,
+    /// For each theme, the seed it grew from (index into `ClusterParams::seeds`), if any.
+    pub seed_of: Vec<Option<usize>>,
+    /// Silhouette of each k tried when k was chosen automatically.
+    pub silhouettes: Vec<(usize, f64)>,
+    /// How themes join as similarity falls (average linkage over centroids).
+    pub hierarchy: Vec<Join>,
+}
+
+impl Clustering {
+    pub fn k(&self) -> usize {
+        self.centroids.nrows()
+    }
+
+    /// Passages of theme `t`, most central first.
+    pub fn members(&self, t: usize) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..self.labels.len()).filter(|&i| self.labels[i] == t).collect();
+        rows.sort_by(|&a, &b| self.similarity[b].total_cmp(&self.similarity[a]).then(a.cmp(&b)));
+        rows
+    }
+}
+
+/// One step of the theme hierarchy: groups `a` and `b` join at `similarity`. Ids below k are
+/// themes; id k + i is the group made by step i (SciPy's linkage convention).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Join {
+    pub a: usize,
+    pub b: usize,
+    pub similarity: f32,
+    pub size: usize,
+}
+
+/// Scales each row to unit length.
+pub(crate) fn normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
+    for mut row in m.outer_iter_mut() {
+        let norm = row.dot(&row).sqrt();
+        if norm > 0.0 {
+            row /= norm;
+        }
+    }
+    m
+}
+
+/// Row `i` of `m`, as the mean of `rows` of `vectors`, normalised.
+pub(crate) fn centroid_of(vectors: ArrayView2<f32>, rows: &[usize]) -> ndarray::Array1<f32> {
+    let mut sum = ndarray::Array1::<f32>::zeros(vectors.ncols());
+    for &r in rows {
+        sum += &vectors.row(r);
+    }
+    let norm = sum.dot(&sum).sqrt();
+    if norm > 0.0 {
+        sum /= norm;
+    }
+    sum
+}

@@ -1,0 +1,31 @@
+//! Writing files so that a crash never leaves a half-written one in place.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `path` through a temporary file beside it, flushed to disk, then renamed into place:
+/// readers see the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut writer = BufWriter::new(File::create(&tmp)?);
+        fill(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
