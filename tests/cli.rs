@@ -46,13 +46,19 @@ fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-/// The sample corpus indexed once for all tests here (embedding it takes a minute on CPU).
+/// The sample corpus indexed once for all tests (embedding it takes a minute on CPU).
+pub fn sample_index_path() -> &'static Path {
+    sample_index()
+}
+
 fn sample_index() -> &'static Path {
     static INDEX: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
     let (_, dir) = INDEX.get_or_init(|| {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().join("index");
         ok(&["index", s(&data_dir()), "--index", s(&dir), "-q"]);
+        // Fill the clustering-vector cache now, so concurrent tests only read the index.
+        ok(&["themes", "--index", s(&dir), "-q"]);
         (tmp, dir)
     });
     dir
@@ -319,4 +325,94 @@ fn bad_input_gets_one_clear_error_and_damages_nothing() {
     std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();
     let (_, err) = fails(&["search", "关税", "--index", s(&index)]);
     assert!(err.contains(".npy") && err.contains("damaged"), "{err}");
+}
+
+fn themes_json(extra: &[&str]) -> Value {
+    let mut args = vec!["themes", "--json", "--index", s(sample_index())];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+fn keywords(theme: &Value) -> Vec<String> {
+    theme["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["word"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The index of the first theme whose keywords contain one of `any`, and of `all_of` too.
+fn theme_with(themes: &[Value], any: &[&str], also: &[&str]) -> Option<usize> {
+    themes.iter().position(|t| {
+        let words = keywords(t);
+        any.iter().any(|w| words.iter().any(|k| k == w)) && also.iter().all(|w| words.iter().any(|k| k == w))
+    })
+}
+
+#[test]
+fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
+    let map = themes_json(&[]);
+    let themes = map["themes"].as_array().unwrap();
+    assert!((4..=30).contains(&themes.len()), "{} themes", themes.len());
+    let all: Vec<Vec<String>> = themes.iter().map(keywords).collect();
+    let tariffs = theme_with(themes, &["关税", "關稅"], &[]).unwrap_or_else(|| panic!("no tariff theme: {all:?}"));
+    let dollar = theme_with(themes, &["霸权", "霸權", "金砖", "秩序", "多极", "美債"], &["美元"])
+        .unwrap_or_else(|| panic!("no dollar theme: {all:?}"));
+    let ai = theme_with(themes, &["算力", "AI", "資本", "资本", "泡沫"], &[])
+        .unwrap_or_else(|| panic!("no AI theme: {all:?}"));
+    assert!(tariffs != dollar && dollar != ai && ai != tariffs, "{all:?}");
+    // Every passage has a theme; outliers are flagged, not dropped.
+    assert_eq!(
+        map["points"].as_array().unwrap().len(),
+        map["passages"].as_u64().unwrap() as usize
+    );
+    assert_eq!(
+        themes.iter().map(|t| t["size"].as_u64().unwrap()).sum::<u64>(),
+        map["passages"].as_u64().unwrap()
+    );
+    assert_eq!(themes_json(&[]), map, "the same command gave different themes");
+}
+
+#[test]
+fn english_theme_names_find_chinese_passages() {
+    let map = themes_json(&[
+        "--theme",
+        "AI bubble",
+        "--theme",
+        "dollar hegemony",
+        "--theme",
+        "tariffs",
+    ]);
+    let themes = map["themes"].as_array().unwrap();
+    assert!(themes.len() > 3, "passages that fit no named theme form further themes");
+    let check = |i: usize, name: &str, words: &[&str]| {
+        assert_eq!(themes[i]["label"], name);
+        for r in themes[i]["representatives"].as_array().unwrap() {
+            let text = r["text"].as_str().unwrap();
+            assert!(words.iter().any(|w| text.contains(w)), "{name}: {text}");
+        }
+    };
+    check(0, "AI bubble", &["AI", "算力", "人工智能", "科技"]);
+    check(1, "dollar hegemony", &["美元"]);
+    check(2, "tariffs", &["关税", "關稅"]);
+}
+
+#[test]
+fn report_writes_three_files() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("report");
+    let stdout = ok(&["report", "--out", s(&out), "--index", s(sample_index())]);
+    assert!(stdout.contains("index.html"));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("themes.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(out.join("themes.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for theme in json["themes"].as_array().unwrap() {
+        let label = theme["label"].as_str().unwrap();
+        assert!(md.contains(label), "{label} missing from themes.md");
+    }
+    assert_eq!(
+        html.matches("<circle class=\"pt\"").count(),
+        json["passages"].as_u64().unwrap() as usize
+    );
 }

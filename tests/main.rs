@@ -1,7 +1,9 @@
 //! Integration tests, one binary for compile time. Tests that run the model need the model
 //! directory that `scripts/fetch-model.sh` fills (the README's test command runs it first).
 
+mod browser;
 mod cli;
 mod common;
 mod embed_golden;
+mod report;
 mod store;

@@ -48,6 +48,7 @@ fn tiny_index(n: usize) -> Index {
         }],
         passages,
         vectors,
+        clustering_vectors: None,
     }
 }
 
@@ -68,6 +69,24 @@ fn save_and_load_round_trip() {
 }
 
 #[test]
+fn clustering_vectors_round_trip() {
+    let tmp = TempDir::new().unwrap();
+    let mut index = tiny_index(4);
+    index.clustering_vectors = Some(index.vectors.mapv(|v| 1.0 - v));
+    store::save(&index, tmp.path()).unwrap();
+    assert_eq!(
+        store::load(tmp.path()).unwrap().clustering_vectors,
+        index.clustering_vectors
+    );
+    // Saved without them, the index has none; their file goes with its generation.
+    index.clustering_vectors = None;
+    store::save(&index, tmp.path()).unwrap();
+    store::save(&index, tmp.path()).unwrap();
+    assert!(store::load(tmp.path()).unwrap().clustering_vectors.is_none());
+    assert!(!tmp.path().join("vectors-clustering-1.npy").exists());
+}
+
+#[test]
 fn an_interrupted_save_leaves_the_previous_index() {
     let tmp = TempDir::new().unwrap();
     store::save(&tiny_index(3), tmp.path()).unwrap();
@@ -76,14 +95,26 @@ fn an_interrupted_save_leaves_the_previous_index() {
     std::fs::write(tmp.path().join(".manifest.json.tmp-1"), "{").unwrap();
     let loaded = store::load(tmp.path()).unwrap();
     assert_eq!(loaded.passages.len(), 3);
-    // The next save commits cleanly and sweeps the leftovers.
+    // The next saves commit cleanly and sweep the leftovers; the previous generation stays
+    // for readers that opened it just before a commit, older ones go.
     store::save(&tiny_index(5), tmp.path()).unwrap();
-    assert_eq!(store::load(tmp.path()).unwrap().passages.len(), 5);
-    let names: Vec<String> = std::fs::read_dir(tmp.path())
+    store::save(&tiny_index(6), tmp.path()).unwrap();
+    assert_eq!(store::load(tmp.path()).unwrap().passages.len(), 6);
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
+    names.sort();
+    let expected = [
+        "documents-2.json",
+        "documents-3.json",
+        "manifest.json",
+        "passages-2.jsonl",
+        "passages-3.jsonl",
+        "vectors-2.npy",
+        "vectors-3.npy",
+    ];
+    assert_eq!(names, expected);
 }
 
 #[test]

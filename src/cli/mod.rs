@@ -177,8 +177,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Passages(args) => passages(args),
         Command::Search(args) => search(args),
         Command::Similar(args) => similar(args),
-        Command::Themes(args) => themes::themes(args),
-        Command::Report(args) => themes::report(args),
+        Command::Themes(args) => themes::themes(args, cli.quiet),
+        Command::Report(args) => themes::report(args, cli.quiet),
         Command::EvalClusters(args) => eval::eval_clusters(args, cli.quiet),
     }
 }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use themap::index::store;
-use themap::report::{self, ThemeMap, ThemeOptions};
+use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors};
 
-use super::{load_model, model_info, Locations};
+use super::{load_model, model_info, progress::CliProgress, Locations};
 
 /// How themes are found; shared by `themes` and `report`.
 #[derive(Debug, Args)]
@@ -37,6 +37,11 @@ pub struct ThemeArgs {
     /// Keywords shown per theme.
     #[arg(long, default_value_t = 10, value_name = "N")]
     keywords: usize,
+
+    /// Vectors to cluster: `clustering` embeds passages once more with the model's clustering
+    /// prompt (cached in the index after the first run); `document` reuses the search vectors.
+    #[arg(long, value_enum, default_value_t = ThemeVectors::Clustering)]
+    vectors: ThemeVectors,
 }
 
 #[derive(Debug, Args)]
@@ -59,23 +64,28 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
-fn build(args: &ThemeArgs) -> Result<ThemeMap> {
-    let index = store::load(&args.at.index)?;
+fn build(args: &ThemeArgs, quiet: bool) -> Result<ThemeMap> {
+    let mut index = store::load(&args.at.index)?;
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims))?;
     store::check_model(&index, &model_info(&model), &args.at.index)?;
+    if args.vectors == ThemeVectors::Clustering && index.ensure_clustering_vectors(&model, &CliProgress::new(quiet))? {
+        // Kept with the index, so later runs (and re-indexing) reuse them.
+        store::save(&index, &args.at.index)?;
+    }
     let options = ThemeOptions {
         k: args.k,
         names: args.names.clone(),
         merge: args.merge,
         seed: args.seed,
         keywords: args.keywords,
+        vectors: args.vectors,
         ..ThemeOptions::default()
     };
     Ok(ThemeMap::build(&index, Some(&model), &options)?)
 }
 
-pub fn themes(args: ThemesArgs) -> Result<()> {
-    let map = build(&args.theme)?;
+pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
+    let map = build(&args.theme, quiet)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         report::json::write(&map, &mut out)?;
@@ -123,8 +133,8 @@ pub fn themes(args: ThemesArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn report(args: ReportArgs) -> Result<()> {
-    let map = build(&args.theme)?;
+pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
+    let map = build(&args.theme, quiet)?;
     std::fs::create_dir_all(&args.out).map_err(themap::Error::io(&args.out))?;
     let html = args.out.join("index.html");
     themap::fsutil::write_atomic(&html, |w| report::html::write(&map, w))?;

@@ -11,11 +11,11 @@ use super::{centroid_of, normalize_rows, quality, ClusterParams, Clustering, Joi
 use crate::error::{Error, Result};
 
 /// Clusters unit row vectors into themes. Deterministic for a given `params.seed`.
-#[tracing::instrument(skip_all, fields(n = vectors.nrows(), k = ?params.k, seeds = params.seeds.nrows()))]
+#[tracing::instrument(skip_all, fields(n = vectors.nrows(), k = ?params.k, seeds = params.seeds.len()))]
 pub fn cluster(vectors: ArrayView2<f32>, params: &ClusterParams) -> Result<Clustering> {
-    let (n, dim) = vectors.dim();
-    params.check(n, dim)?;
-    let seeds = params.seeds.nrows();
+    let n = vectors.nrows();
+    params.check(n)?;
+    let seeds = params.seeds.len();
     let sample_rows = silhouette_sample(n, params);
     let sample = vectors.select(Axis(0), &sample_rows);
 
@@ -55,14 +55,39 @@ pub fn cluster(vectors: ArrayView2<f32>, params: &ClusterParams) -> Result<Clust
         merge_similar(vectors, &mut labels, &mut seed_of, threshold);
     }
     drop_empty(&mut labels, &mut seed_of);
+    let seed_of = adopt_names(&labels, &params.seeds, seed_of.len());
     Ok(describe(vectors, labels, seed_of, silhouettes, params.temperature))
+}
+
+/// Gives each named theme's name to the theme holding most of its passages. k-means can move a
+/// seeded centroid away while the passages that match the name form a theme of their own; the
+/// name belongs with them. Strongest claims first; a theme takes one name.
+fn adopt_names(labels: &[usize], seeds: &[Vec<usize>], k: usize) -> Vec<Option<usize>> {
+    let mut votes = Vec::new();
+    for (seed, rows) in seeds.iter().enumerate() {
+        let mut counts = vec![0usize; k];
+        for &row in rows {
+            counts[labels[row]] += 1;
+        }
+        votes.extend((0..k).filter(|&t| counts[t] > 0).map(|t| (counts[t], seed, t)));
+    }
+    votes.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut seed_of = vec![None; k];
+    let mut placed = vec![false; seeds.len()];
+    for (_, seed, theme) in votes {
+        if !placed[seed] && seed_of[theme].is_none() {
+            seed_of[theme] = Some(seed);
+            placed[seed] = true;
+        }
+    }
+    seed_of
 }
 
 /// One k-means: seeded centroids first (if any), k-means++ for the rest; best of `runs`.
 fn fit(vectors: ArrayView2<f32>, k: usize, params: &ClusterParams) -> Result<Vec<usize>> {
     let dataset = DatasetBase::from(vectors.to_owned());
     let rng = Xoshiro256Plus::seed_from_u64(params.seed);
-    let seeds = params.seeds.nrows();
+    let seeds = params.seeds.len();
     let builder = KMeans::params_with_rng(k, rng.clone())
         .max_n_iterations(300)
         .tolerance(1e-5);
@@ -72,7 +97,7 @@ fn fit(vectors: ArrayView2<f32>, k: usize, params: &ClusterParams) -> Result<Vec
             .init_method(KMeansInit::KMeansPlusPlus)
             .fit(&dataset)
     } else {
-        let init = seeded_init(vectors, params.seeds.view(), k, rng);
+        let init = seeded_init(vectors, &params.seeds, k, rng);
         builder
             .n_runs(1)
             .init_method(KMeansInit::Precomputed(init))
@@ -82,22 +107,14 @@ fn fit(vectors: ArrayView2<f32>, k: usize, params: &ClusterParams) -> Result<Vec
     Ok(model.predict(&dataset).to_vec())
 }
 
-/// Named seeds first, then k-means++ among the passages: each next centroid drawn with
-/// probability proportional to its squared distance from the nearest chosen one.
-///
-/// A seed is a short name embedded as a query; it lies apart from passage vectors, so taken as a
-/// centroid it would attract almost nothing. Each seed starts instead at the mean of the passages
-/// nearest to it (pseudo-relevance feedback), in the region where its passages are.
-fn seeded_init(vectors: ArrayView2<f32>, seeds: ArrayView2<f32>, k: usize, mut rng: Xoshiro256Plus) -> Array2<f32> {
-    let n = vectors.nrows();
-    let nearest_count = (n / (2 * k)).clamp(3, 50).min(n);
+/// Named themes first, each at the mean of its passages; then k-means++ among the passages:
+/// each next centroid drawn with probability proportional to its squared distance from the
+/// nearest chosen one.
+fn seeded_init(vectors: ArrayView2<f32>, seeds: &[Vec<usize>], k: usize, mut rng: Xoshiro256Plus) -> Array2<f32> {
     let mut centroids = Array2::zeros((0, vectors.ncols()));
-    for seed in seeds.outer_iter() {
-        let sims = vectors.dot(&seed);
-        let mut rows: Vec<usize> = (0..n).collect();
-        rows.sort_by(|&a, &b| sims[b].total_cmp(&sims[a]).then(a.cmp(&b)));
+    for rows in seeds {
         centroids
-            .push_row(centroid_of(vectors, &rows[..nearest_count]).view())
+            .push_row(centroid_of(vectors, rows).view())
             .expect("same width");
     }
     let distance_to = |c: ndarray::ArrayView1<f32>| {
@@ -195,7 +212,8 @@ fn drop_empty(labels: &mut [usize], seed_of: &mut Vec<Option<usize>>) {
     *seed_of = (0..seed_of.len()).filter(|&t| used[t]).map(|t| seed_of[t]).collect();
 }
 
-fn centroids(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> Array2<f32> {
+/// Unit centroid of each of the `k` themes of `labels`, in `vectors`.
+pub fn centroids(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> Array2<f32> {
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
     for (row, &l) in labels.iter().enumerate() {
         members[l].push(row);
@@ -372,12 +390,10 @@ mod tests {
     #[test]
     fn seeds_name_their_clusters_and_the_rest_is_clustered() {
         let (v, truth) = blobs(30, 3);
-        // One seed near blob 2; the others must still be found.
-        let mut seed = Array2::zeros((1, 16));
-        seed[[0, 8]] = 1.0;
+        // A named theme started from three passages of blob 2; the other blobs must still be found.
         let params = ClusterParams {
             k: Some(3),
-            seeds: seed,
+            seeds: vec![vec![60, 61, 62]],
             ..ClusterParams::default()
         };
         let c = cluster(v.view(), &params).unwrap();
@@ -424,7 +440,7 @@ mod tests {
                 ..ClusterParams::default()
             },
             ClusterParams {
-                seeds: Array2::zeros((1, 3)),
+                seeds: vec![vec![999]],
                 ..ClusterParams::default()
             },
         ] {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use kmeans::cluster;
+pub use kmeans::{centroids, cluster};
 
 /// Settings for [`cluster`]; `check` validates them against the data.
 #[derive(Debug, Clone)]
@@ -25,8 +25,9 @@ pub struct ClusterParams {
     pub seed: u64,
     /// k-means restarts from different k-means++ starts; the lowest inertia wins.
     pub runs: usize,
-    /// Unit vectors that start a cluster each (named themes), in order.
-    pub seeds: Array2<f32>,
+    /// Named themes, in order: for each, the rows (passages) it starts from. Its first
+    /// centroid is their mean, so it begins where its passages are.
+    pub seeds: Vec<Vec<usize>>,
     /// Merge themes whose centroids have at least this cosine similarity.
     pub merge: Option<f32>,
     /// Most passages scored when computing silhouette (it is quadratic).
@@ -42,7 +43,7 @@ impl Default for ClusterParams {
             max_k: 30,
             seed: 42,
             runs: 10,
-            seeds: Array2::zeros((0, 0)),
+            seeds: Vec::new(),
             merge: None,
             silhouette_sample: 2000,
             temperature: 0.05,
@@ -51,18 +52,21 @@ impl Default for ClusterParams {
 }
 
 impl ClusterParams {
-    /// Checks the settings against `n` vectors of dimension `dim`.
-    pub fn check(&self, n: usize, dim: usize) -> Result<()> {
-        let seeds = self.seeds.nrows();
+    /// Checks the settings against `n` vectors.
+    pub fn check(&self, n: usize) -> Result<()> {
+        let seeds = self.seeds.len();
         if n < 2 {
             return Err(Error::InvalidArgument(format!(
                 "{n} passage(s) cannot be clustered; 2 at least"
             )));
         }
-        if seeds > 0 && self.seeds.ncols() != dim {
+        if self
+            .seeds
+            .iter()
+            .any(|rows| rows.is_empty() || rows.iter().any(|&r| r >= n))
+        {
             return Err(Error::InvalidArgument(format!(
-                "seed vectors have {} dimensions, passages {dim}",
-                self.seeds.ncols()
+                "a named theme's passages must be non-empty rows below {n}"
             )));
         }
         if let Some(k) = self.k {
@@ -154,8 +158,8 @@ pub(crate) fn normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
     m
 }
 
-/// Row `i` of `m`, as the mean of `rows` of `vectors`, normalised.
-pub(crate) fn centroid_of(vectors: ArrayView2<f32>, rows: &[usize]) -> ndarray::Array1<f32> {
+/// The mean of `rows` of `vectors`, scaled to unit length.
+pub fn centroid_of(vectors: ArrayView2<f32>, rows: &[usize]) -> ndarray::Array1<f32> {
     let mut sum = ndarray::Array1::<f32>::zeros(vectors.ncols());
     for &r in rows {
         sum += &vectors.row(r);

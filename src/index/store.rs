@@ -44,6 +44,9 @@ struct Files {
     documents: FileEntry,
     passages: FileEntry,
     vectors: FileEntry,
+    /// Added without a format bump: older indexes simply have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clustering_vectors: Option<FileEntry>,
 }
 
 /// A data file and its exact size, so truncation is caught before parsing.
@@ -61,7 +64,8 @@ pub fn exists(dir: &Path) -> bool {
 /// Writes `index` into `dir` atomically (see the module docs).
 pub fn save(index: &Index, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let generation = read_manifest(dir).map(|m| m.generation + 1).unwrap_or(1);
+    let previous = read_manifest(dir).ok();
+    let generation = previous.as_ref().map_or(1, |m| m.generation + 1);
 
     let documents = write_file(dir, &format!("documents-{generation}.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &index.documents).map_err(std::io::Error::other)?;
@@ -74,11 +78,11 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
         }
         Ok(())
     })?;
-    let (rows, cols) = index.vectors.dim();
-    let vectors = write_file(dir, &format!("vectors-{generation}.npy"), |w| {
-        let data = index.vectors.as_standard_layout();
-        crate::npy::write_f32(w, data.as_slice().expect("standard layout is contiguous"), rows, cols)
-    })?;
+    let vectors = write_vectors(dir, &format!("vectors-{generation}.npy"), &index.vectors)?;
+    let clustering_vectors = match &index.clustering_vectors {
+        Some(v) => Some(write_vectors(dir, &format!("vectors-clustering-{generation}.npy"), v)?),
+        None => None,
+    };
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -92,13 +96,14 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
             documents,
             passages,
             vectors,
+            clustering_vectors,
         },
     };
     write_file(dir, MANIFEST, |w| {
         serde_json::to_writer_pretty(&mut *w, &manifest).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
-    remove_stale(dir, &manifest);
+    remove_stale(dir, &manifest, previous.as_ref());
     Ok(())
 }
 
@@ -136,27 +141,51 @@ pub fn load(dir: &Path) -> Result<Index> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let path = path_of(&manifest.files.vectors)?;
-    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(File::open(&path).map_err(Error::io(&path))?))
-        .map_err(|e| corrupt(&path, e))?;
-    if rows != passages.len() || cols != manifest.model.dims || documents.len() != manifest.documents {
+    if documents.len() != manifest.documents {
+        let path = dir.join(&manifest.files.documents.name);
         return Err(corrupt(
             &path,
             format!(
-                "{rows}×{cols} vectors for {} passages of {} dimensions",
-                passages.len(),
-                manifest.model.dims
+                "{} documents, the manifest says {}",
+                documents.len(),
+                manifest.documents
             ),
         ));
     }
-    let vectors = Array2::from_shape_vec((rows, cols), data).expect("npy reader checked the size");
+    let vectors = read_vectors(&path_of(&manifest.files.vectors)?, passages.len(), manifest.model.dims)?;
+    let clustering_vectors = match &manifest.files.clustering_vectors {
+        Some(entry) => Some(read_vectors(&path_of(entry)?, passages.len(), manifest.model.dims)?),
+        None => None,
+    };
     Ok(Index {
         model: manifest.model,
         settings: manifest.settings,
         documents,
         passages,
         vectors,
+        clustering_vectors,
     })
+}
+
+fn write_vectors(dir: &Path, name: &str, vectors: &Array2<f32>) -> Result<FileEntry> {
+    let (rows, cols) = vectors.dim();
+    let data = vectors.as_standard_layout();
+    write_file(dir, name, |w| {
+        crate::npy::write_f32(w, data.as_slice().expect("standard layout is contiguous"), rows, cols)
+    })
+}
+
+/// Reads a vector file and checks it has one row of `dims` per passage.
+fn read_vectors(path: &Path, passages: usize, dims: usize) -> Result<Array2<f32>> {
+    let file = File::open(path).map_err(Error::io(path))?;
+    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(file)).map_err(|e| corrupt(path, e))?;
+    if rows != passages || cols != dims {
+        return Err(corrupt(
+            path,
+            format!("{rows}×{cols} vectors for {passages} passages of {dims} dimensions"),
+        ));
+    }
+    Ok(Array2::from_shape_vec((rows, cols), data).expect("npy reader checked the size"))
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest> {
@@ -193,14 +222,20 @@ fn write_file(
     })
 }
 
-/// Removes data files of other generations and temporary files left by interrupted saves.
-/// Best effort: a file that cannot be removed costs disk space, not correctness.
-fn remove_stale(dir: &Path, manifest: &Manifest) {
-    let current = [
-        &manifest.files.documents.name,
-        &manifest.files.passages.name,
-        &manifest.files.vectors.name,
-    ];
+/// Removes data files of older generations and temporary files left by interrupted saves.
+/// The previous generation stays: a reader that read the old manifest just before the commit
+/// can still open its files. Best effort: a file left behind costs disk space, not correctness.
+fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
+    let names = |m: &Manifest| -> Vec<String> {
+        let f = &m.files;
+        [&f.documents, &f.passages, &f.vectors]
+            .into_iter()
+            .chain(&f.clustering_vectors)
+            .map(|e| e.name.clone())
+            .collect()
+    };
+    let mut current = names(manifest);
+    current.extend(previous.map(names).unwrap_or_default());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -217,7 +252,7 @@ fn remove_stale(dir: &Path, manifest: &Manifest) {
         ]
         .iter()
         .any(|prefix| name.starts_with(prefix));
-        if ours && !current.contains(&&name) {
+        if ours && !current.contains(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

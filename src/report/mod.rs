@@ -5,10 +5,10 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 mod project;
+mod tsne;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ndarray::Array2;
 use serde::Serialize;
 
 use crate::cluster::{self, ClusterParams, Join};
@@ -34,6 +34,19 @@ pub struct ThemeOptions {
     pub keywords: usize,
     /// Representative passages shown per theme.
     pub representatives: usize,
+    /// Which of the index's vectors are clustered.
+    pub vectors: ThemeVectors,
+}
+
+/// The passage vectors themes are found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ThemeVectors {
+    /// Embedded with the model's clustering prompt (`task: clustering | query: `): better
+    /// separated themes (THUCNews: NMI 0.682 against 0.650 with the document prompt).
+    Clustering,
+    /// The search vectors (document prompt): no extra embedding needed.
+    Document,
 }
 
 impl Default for ThemeOptions {
@@ -45,6 +58,7 @@ impl Default for ThemeOptions {
             seed: 42,
             keywords: 10,
             representatives: 3,
+            vectors: ThemeVectors::Clustering,
         }
     }
 }
@@ -79,6 +93,7 @@ pub struct Settings {
     /// (k, silhouette) for every k tried when choosing automatically.
     pub silhouettes: Vec<(usize, f64)>,
     pub projection: String,
+    pub vectors: ThemeVectors,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,12 +181,17 @@ impl ThemeMap {
     /// built the index) embeds named themes and ranks keywords; without one, named themes are
     /// an error and keywords are plain c-TF-IDF.
     pub fn build(index: &Index, embedder: Option<&dyn Embedder>, options: &ThemeOptions) -> Result<ThemeMap> {
+        let vectors = match options.vectors {
+            ThemeVectors::Document => &index.vectors,
+            ThemeVectors::Clustering => index.clustering_vectors.as_ref().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "the index has no clustering vectors yet (Index::ensure_clustering_vectors)".into(),
+                )
+            })?,
+        };
         let seeds = match (options.names.is_empty(), embedder) {
-            (true, _) => Array2::zeros((0, index.model.dims)),
-            (false, Some(embedder)) => {
-                let names: Vec<&str> = options.names.iter().map(String::as_str).collect();
-                embedder.embed(&names, Prompt::Query, &Silent)?
-            }
+            (true, _) => Vec::new(),
+            (false, Some(embedder)) => anchor_passages(index, embedder, &options.names)?,
             (false, None) => {
                 return Err(Error::InvalidArgument(
                     "named themes need the model to embed them".into(),
@@ -185,7 +205,7 @@ impl ThemeMap {
             seeds,
             ..ClusterParams::default()
         };
-        let clustering = cluster::cluster(index.vectors.view(), &params)?;
+        let clustering = cluster::cluster(vectors.view(), &params)?;
         let k = clustering.k();
 
         let texts: Vec<&str> = index.passages.iter().map(|p| p.passage.text.as_str()).collect();
@@ -196,7 +216,9 @@ impl ThemeMap {
         let keywords = label::theme_keywords(
             &texts,
             &clustering.labels,
-            clustering.centroids.view(),
+            // Keywords are embedded as queries, so they are compared with centroids of the
+            // search (document) vectors, the pairing the model was trained for.
+            cluster::centroids(index.vectors.view(), &clustering.labels, k).view(),
             embedder,
             keyword_options,
         )?;
@@ -311,7 +333,7 @@ impl ThemeMap {
             })
             .collect();
 
-        let (xy, projection) = project::to_2d(index.vectors.view())?;
+        let (xy, projection) = project::to_2d(vectors.view())?;
         let points = index
             .passages
             .iter()
@@ -340,6 +362,7 @@ impl ThemeMap {
                 named_themes: options.names.clone(),
                 silhouettes: clustering.silhouettes.clone(),
                 projection,
+                vectors: options.vectors,
             },
             passages: total,
             outliers: clustering.outlier.iter().filter(|&&o| o).count(),
@@ -350,6 +373,25 @@ impl ThemeMap {
             points,
         })
     }
+}
+
+/// For each named theme, the passages that best answer its name as a search query (at most
+/// one in twenty passages, 3 to 50): where the theme starts.
+fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> Result<Vec<Vec<usize>>> {
+    let queries: Vec<&str> = names.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&queries, Prompt::Query, &Silent)?;
+    let n = index.passages.len();
+    let count = (n / 20).clamp(3, 50).min(n);
+    Ok(vectors
+        .outer_iter()
+        .map(|query| {
+            let scores = index.vectors.dot(&query);
+            let mut rows: Vec<usize> = (0..n).collect();
+            rows.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            rows.truncate(count);
+            rows
+        })
+        .collect())
 }
 
 fn snippet(text: &str) -> String {

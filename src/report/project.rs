@@ -1,30 +1,59 @@
-//! Passages on a plane: principal component analysis (linfa), seeded, so the map is stable.
+//! Passages on a plane for the map. t-SNE on a 50-component PCA (linfa) keeps themes apart on
+//! the page, which two principal components alone cannot (they hold about a sixth of the
+//! variance of sentence embeddings). Above `TSNE_MAX_POINTS`, where exact t-SNE would take
+//! minutes, the map falls back to PCA. Both are seeded: the same data gives the same map.
 
 use linfa::traits::{Fit, Predict};
+use linfa::DatasetBase;
 use linfa_reduction::Pca;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
 
-/// The first two principal components of the rows, scaled to [-1, 1], and a description.
+/// Largest input laid out with t-SNE.
+const TSNE_MAX_POINTS: usize = 3_000;
+/// PCA components fed to t-SNE (the usual noise-reducing first step).
+const TSNE_INPUT_DIMS: usize = 50;
+const PERPLEXITY: f64 = 30.0;
+const SEED: u64 = 42;
+
+/// 2D coordinates of the rows scaled to [-1, 1], and how they were made.
 pub fn to_2d(vectors: ArrayView2<f32>) -> Result<(Array2<f32>, String)> {
     let n = vectors.nrows();
-    if n < 3 {
-        // Too few points for PCA; lay them on a line.
+    if n < 4 {
+        // Too few points for either method; lay them on a line.
         let xy = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { i as f32 } else { 0.0 });
-        return Ok((scale(xy), "none (fewer than 3 passages)".into()));
+        return Ok((scale(xy), "none (fewer than 4 passages)".into()));
     }
     let data = vectors.mapv(f64::from);
-    let pca = Pca::params(2)
-        .fit(&linfa::DatasetBase::from(data.clone()))
+    if n > TSNE_MAX_POINTS {
+        let (xy, kept) = pca(&data, 2)?;
+        return Ok((
+            scale(xy.mapv(|v| v as f32)),
+            format!("PCA, first two components ({:.1}% of variance)", 100.0 * kept),
+        ));
+    }
+    let dims = TSNE_INPUT_DIMS.min(n - 1).min(data.ncols());
+    let (reduced, _) = pca(&data, dims)?;
+    // Perplexity must stay below a third of the points.
+    let perplexity = PERPLEXITY.min((n as f64 - 1.0) / 3.0 - 1e-6);
+    let xy = super::tsne::tsne(reduced.view(), perplexity, SEED);
+    Ok((
+        scale(xy.mapv(|v| v as f32)),
+        format!("t-SNE (perplexity {perplexity:.0}) on {dims} principal components"),
+    ))
+}
+
+/// The first `dims` principal components of `data`, and the share of variance they keep
+/// (measured on the projection: linfa's own ratio is relative to the kept components only).
+fn pca(data: &Array2<f64>, dims: usize) -> Result<(Array2<f64>, f64)> {
+    let model = Pca::params(dims)
+        .fit(&DatasetBase::from(data.clone()))
         .map_err(|e| Error::InvalidArgument(format!("PCA failed: {e}")))?;
-    let explained = pca.explained_variance_ratio();
-    let xy: Array2<f64> = pca.predict(&data);
-    let description = format!(
-        "PCA, first two components ({:.1}% of variance)",
-        100.0 * explained.iter().take(2).sum::<f64>()
-    );
-    Ok((scale(xy.mapv(|v| v as f32)), description))
+    let projected: Array2<f64> = model.predict(data);
+    let total: f64 = data.var_axis(Axis(0), 1.0).sum();
+    let kept: f64 = projected.var_axis(Axis(0), 1.0).sum();
+    Ok((projected, kept / total.max(f64::EPSILON)))
 }
 
 /// Scales each column to [-1, 1] (a constant column goes to 0).

@@ -1,0 +1,201 @@
+//! The theme map on a synthetic index (no model): themes found, keywords, recurrence, writers.
+
+use ndarray::Array2;
+use themap::corpus::{Metadata, Passage};
+use themap::embed::Prompt;
+use themap::index::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
+use themap::report::{html, json, markdown, ThemeMap, ThemeOptions, ThemeVectors};
+
+const TOPICS: [(&str, &[&str]); 3] = [
+    (
+        "tariff",
+        &[
+            "美国对中国商品加征关税，贸易战升级。",
+            "川普的关税政策面临最高法院的挑战。",
+            "關稅戰衝擊全球供應鏈，貿易談判陷入僵局。",
+        ],
+    ),
+    (
+        "dollar",
+        &[
+            "美元霸权正在衰落，多极货币秩序萌芽。",
+            "金砖国家推动本币结算，去美元化加速。",
+            "美元的避險地位依舊，但美債不再是避風港。",
+        ],
+    ),
+    (
+        "ai",
+        &[
+            "人工智能泡沫一旦破裂，科技巨头都将受到牵连。",
+            "算力投资狂潮推高资本支出，AI泡沫风险上升。",
+            "資料中心耗電驚人，算力競賽推動電力升級。",
+        ],
+    ),
+];
+
+/// Three documents, one per topic, dated; vectors are three tight blobs (seeded jitter).
+fn synthetic_index() -> Index {
+    let mut passages = Vec::new();
+    let mut rows = Vec::new();
+    let mut documents = Vec::new();
+    let mut state = 7u64;
+    let mut jitter = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.3
+    };
+    for (t, (doc, texts)) in TOPICS.iter().enumerate() {
+        let count = 12;
+        for i in 0..count {
+            let text = texts[i % texts.len()];
+            passages.push(PassageRecord {
+                passage: Passage {
+                    id: format!("{doc}#{}", i + 1),
+                    doc_id: doc.to_string(),
+                    ordinal: i as u32 + 1,
+                    section: None,
+                    char_start: i * 30,
+                    char_end: i * 30 + 20,
+                    line: i + 1,
+                    text: format!("{text}（第{i}段）"),
+                },
+                hash: format!("{t}-{i}"),
+            });
+            let mut v = vec![0.0f32; 8];
+            v[t * 2] = 1.0;
+            for x in v.iter_mut() {
+                *x += jitter();
+            }
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            rows.extend(v.iter().map(|x| x / norm));
+        }
+        documents.push(DocumentRecord {
+            id: doc.to_string(),
+            path: format!("{doc}.md").into(),
+            encoding: "UTF-8".into(),
+            meta: Metadata {
+                title: Some(format!("关于{doc}的文章")),
+                date: Some(format!("2025-0{}-01", 3 - t)),
+                ..Metadata::default()
+            },
+            passages: count,
+        });
+    }
+    let n = passages.len();
+    Index {
+        model: ModelInfo {
+            name: "test".into(),
+            checksum: "0".into(),
+            dims: 8,
+            prompt: Prompt::Document,
+        },
+        settings: BuildSettings {
+            sources: vec![],
+            max_tokens: 256,
+            min_tokens: 51,
+        },
+        documents,
+        passages,
+        vectors: Array2::from_shape_vec((n, 8), rows).unwrap(),
+        clustering_vectors: None,
+    }
+}
+
+/// The synthetic index has search vectors only.
+fn options() -> ThemeOptions {
+    ThemeOptions {
+        vectors: ThemeVectors::Document,
+        ..ThemeOptions::default()
+    }
+}
+
+fn render(map: &ThemeMap) -> (String, String, String) {
+    let (mut j, mut m, mut h) = (Vec::new(), Vec::new(), Vec::new());
+    json::write(map, &mut j).unwrap();
+    markdown::write(map, &mut m).unwrap();
+    html::write(map, &mut h).unwrap();
+    (
+        String::from_utf8(j).unwrap(),
+        String::from_utf8(m).unwrap(),
+        String::from_utf8(h).unwrap(),
+    )
+}
+
+#[test]
+fn themes_keywords_and_recurrence() {
+    let index = synthetic_index();
+    let map = ThemeMap::build(&index, None, &options()).unwrap();
+    assert_eq!(map.themes.len(), 3, "silhouettes {:?}", map.settings.silhouettes);
+    for theme in &map.themes {
+        assert_eq!(theme.size, 12);
+        assert_eq!(theme.documents.len(), 1);
+        assert!((theme.documents[0].share - 1.0).abs() < 1e-6);
+        let words: Vec<&str> = theme.keywords.iter().map(|k| k.word.as_str()).collect();
+        let expected = match theme.documents[0].id.as_str() {
+            "tariff" => "关税",
+            "dollar" => "美元",
+            _ => "算力",
+        };
+        assert!(
+            words.contains(&expected),
+            "{} keywords {words:?}",
+            theme.documents[0].id
+        );
+        assert_eq!(theme.representatives.len(), 3);
+    }
+    assert_eq!(map.points.len(), index.passages.len());
+    let dates: Vec<&str> = map.timeline.iter().map(|e| e.date.as_str()).collect();
+    assert_eq!(dates, ["2025-01-01", "2025-02-01", "2025-03-01"]);
+    assert_eq!(map.hierarchy.len(), 2);
+}
+
+#[test]
+fn same_input_same_report() {
+    let index = synthetic_index();
+    let a = render(&ThemeMap::build(&index, None, &options()).unwrap());
+    let b = render(&ThemeMap::build(&index, None, &options()).unwrap());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn writers_show_every_passage_and_theme() {
+    let index = synthetic_index();
+    let map = ThemeMap::build(
+        &index,
+        None,
+        &ThemeOptions {
+            k: Some(3),
+            ..options()
+        },
+    )
+    .unwrap();
+    let (json, markdown, html) = render(&map);
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["schema_version"], 1);
+    assert_eq!(parsed["themes"].as_array().unwrap().len(), 3);
+    assert_eq!(html.matches("<circle class=\"pt\"").count(), index.passages.len());
+    for theme in &map.themes {
+        assert!(html.contains(&html::esc(&theme.label)) && markdown.contains(&theme.label));
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains(" src="),
+        "the page must not fetch anything"
+    );
+    assert!(markdown.contains("## Documents × themes") && markdown.contains("## Timeline"));
+}
+
+#[test]
+fn clustering_vectors_are_required_when_asked_for() {
+    let err = ThemeMap::build(&synthetic_index(), None, &ThemeOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("clustering vectors"), "{err}");
+}
+
+#[test]
+fn named_themes_need_the_model() {
+    let options = ThemeOptions {
+        names: vec!["tariffs".into()],
+        ..options()
+    };
+    assert!(ThemeMap::build(&synthetic_index(), None, &options).is_err());
+}
