@@ -394,7 +394,7 @@ fn english_theme_names_find_chinese_passages() {
         }
     };
     check(0, "AI bubble", &["AI", "算力", "人工智能", "科技"]);
-    check(1, "dollar hegemony", &["美元"]);
+    check(1, "dollar hegemony", &["美元", "霸权", "霸權"]);
     check(2, "tariffs", &["关税", "關稅"]);
 }
 

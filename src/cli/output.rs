@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
-use themap::corpus::Corpus;
+use themap::corpus::{snippet, Corpus};
 use themap::index::{BuildStats, Hit, Index};
 
 /// Characters of passage text shown per hit in the readable form.
@@ -114,7 +114,7 @@ pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> 
             hit.line,
             section
         )?;
-        writeln!(out, "    {}", snippet(hit.text))?;
+        writeln!(out, "    {}", snippet(hit.text, SNIPPET_CHARS))?;
     }
     Ok(())
 }
@@ -134,7 +134,7 @@ pub fn passages(corpus: &Corpus, count_tokens: &dyn Fn(&str) -> usize, json: boo
                 passage.line,
                 count_tokens(&passage.text)
             )?;
-            writeln!(out, "    {}", snippet(&passage.text))?;
+            writeln!(out, "    {}", snippet(&passage.text, SNIPPET_CHARS))?;
         }
     }
     if !json {
@@ -146,14 +146,4 @@ pub fn passages(corpus: &Corpus, count_tokens: &dyn Fn(&str) -> usize, json: boo
         )?;
     }
     Ok(())
-}
-
-/// The start of `text` on one line, cut at a character boundary.
-fn snippet(text: &str) -> String {
-    let flat = text.replace('\n', " ");
-    let mut cut: String = flat.chars().take(SNIPPET_CHARS).collect();
-    if cut.len() < flat.len() {
-        cut.push('…');
-    }
-    cut
 }

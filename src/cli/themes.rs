@@ -125,8 +125,7 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
             .collect();
         writeln!(out, "    recurs in: {}", docs.join(", "))?;
         if let Some(r) = t.representatives.first() {
-            let text: String = r.text.replace('\n', " ").chars().take(100).collect();
-            writeln!(out, "    e.g. {} {}…", r.id, text)?;
+            writeln!(out, "    e.g. {} {}", r.id, themap::corpus::snippet(&r.text, 100))?;
         }
         writeln!(out)?;
     }

@@ -157,6 +157,16 @@ fn front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
+/// The start of a passage's text on one line, at most `max_chars` characters (then "…").
+pub fn snippet(text: &str, max_chars: usize) -> String {
+    let flat = text.replace('\n', " ");
+    let mut cut: String = flat.chars().take(max_chars).collect();
+    if cut.len() < flat.len() {
+        cut.push('…');
+    }
+    cut
+}
+
 /// A piece of a document small enough to embed: the unit of search and clustering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Passage {

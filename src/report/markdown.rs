@@ -77,48 +77,23 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     }
 
     writeln!(out, "\n## Documents × themes\n")?;
-    write!(out, "| document | date | passages |")?;
-    for t in &map.themes {
-        write!(out, " {} |", t.id)?;
-    }
-    write!(out, "\n|---|---|---|")?;
-    for _ in &map.themes {
-        write!(out, "---|")?;
-    }
-    writeln!(out)?;
+    theme_columns(map, &["document", "date", "passages"], out)?;
     for d in &map.documents {
-        write!(
+        let passages = d.passages.to_string();
+        theme_row(
+            &[&cell(&d.title), d.date.as_deref().unwrap_or(""), &passages],
+            &d.counts,
             out,
-            "| {} | {} | {} |",
-            cell(&d.title),
-            d.date.as_deref().unwrap_or(""),
-            d.passages
         )?;
-        for n in &d.counts {
-            write!(out, " {} |", if *n == 0 { String::new() } else { n.to_string() })?;
-        }
-        writeln!(out)?;
     }
 
     writeln!(out, "\n## Timeline\n")?;
     if map.timeline.is_empty() {
         writeln!(out, "No document carries a date (front matter `date:`).")?;
     } else {
-        write!(out, "| date | documents |")?;
-        for t in &map.themes {
-            write!(out, " {} |", t.id)?;
-        }
-        write!(out, "\n|---|---|")?;
-        for _ in &map.themes {
-            write!(out, "---|")?;
-        }
-        writeln!(out)?;
+        theme_columns(map, &["date", "documents"], out)?;
         for e in &map.timeline {
-            write!(out, "| {} | {} |", e.date, e.documents)?;
-            for n in &e.counts {
-                write!(out, " {} |", if *n == 0 { String::new() } else { n.to_string() })?;
-            }
-            writeln!(out)?;
+            theme_row(&[&e.date, &e.documents.to_string()], &e.counts, out)?;
         }
     }
 
@@ -156,6 +131,22 @@ pub(crate) fn tree(
     )?;
     tree(map, joins, join.a, depth + 1, out)?;
     tree(map, joins, join.b, depth + 1, out)
+}
+
+/// Table header: the leading columns, then one column per theme id.
+fn theme_columns(map: &ThemeMap, leading: &[&str], out: &mut impl Write) -> std::io::Result<()> {
+    let ids: Vec<String> = map.themes.iter().map(|t| t.id.to_string()).collect();
+    writeln!(out, "| {} | {} |", leading.join(" | "), ids.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(leading.len() + ids.len()))
+}
+
+/// Table row: the leading cells, then a count per theme (blank for zero).
+fn theme_row(leading: &[&str], counts: &[usize], out: &mut impl Write) -> std::io::Result<()> {
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|&n| if n == 0 { String::new() } else { n.to_string() })
+        .collect();
+    writeln!(out, "| {} | {} |", leading.join(" | "), counts.join(" | "))
 }
 
 fn cell(text: &str) -> String {

@@ -346,7 +346,7 @@ impl ThemeMap {
                 y: xy[[i, 1]],
                 confidence: clustering.confidence[i],
                 outlier: clustering.outlier[i],
-                snippet: snippet(&p.passage.text),
+                snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
             })
             .collect();
 
@@ -392,13 +392,4 @@ fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> 
             rows
         })
         .collect())
-}
-
-fn snippet(text: &str) -> String {
-    let flat = text.replace('\n', " ");
-    let mut cut: String = flat.chars().take(SNIPPET_CHARS).collect();
-    if cut.len() < flat.len() {
-        cut.push('…');
-    }
-    cut
 }
