@@ -79,7 +79,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
                     args.file.display()
                 );
             }
-            cluster::quality::normalized(Array2::from_shape_vec((rows, cols), data)?.view())
+            cluster::normalize_rows(Array2::from_shape_vec((rows, cols), data)?)
         }
         None => {
             let model = load_model(args.model.as_deref(), None)?;

@@ -7,7 +7,7 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 
-use super::{centroid_of, normalize_rows, quality, ClusterParams, Clustering, Join};
+use super::{centroid_of, quality, ClusterParams, Clustering, Join};
 use crate::error::{Error, Result};
 
 /// Clusters unit row vectors into themes. Deterministic for a given `params.seed`.
@@ -247,7 +247,7 @@ fn describe(
     let labels: Vec<usize> = labels.iter().map(|&l| rank[l]).collect();
     let seed_of: Vec<Option<usize>> = order.iter().map(|&t| seed_of[t]).collect();
 
-    let centroids = normalize_rows(centroids(vectors, &labels, k));
+    let centroids = centroids(vectors, &labels, k);
     let sims = vectors.dot(&centroids.t());
     let mut confidence = Vec::with_capacity(labels.len());
     let mut similarity = Vec::with_capacity(labels.len());
@@ -269,7 +269,8 @@ fn describe(
             outlier[i] = similarity[i] < mean - 2.0 * std;
         }
     }
-    let hierarchy = average_linkage(&centroids, &sizes_after(&labels, k));
+    let sizes: Vec<usize> = order.iter().map(|&t| sizes[t]).collect();
+    let hierarchy = average_linkage(&centroids, &sizes);
     Clustering {
         labels,
         confidence,
@@ -280,13 +281,6 @@ fn describe(
         silhouettes,
         hierarchy,
     }
-}
-
-fn sizes_after(labels: &[usize], k: usize) -> Vec<usize> {
-    labels.iter().fold(vec![0; k], |mut s, &l| {
-        s[l] += 1;
-        s
-    })
 }
 
 /// Average-linkage agglomeration of the theme centroids (weighted by theme size).
@@ -340,6 +334,7 @@ fn average_linkage(centroids: &Array2<f32>, sizes: &[usize]) -> Vec<Join> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::normalize_rows;
     use crate::cluster::quality::agreement;
 
     /// Three well-separated blobs on the unit sphere in 16 dimensions, seeded.

@@ -147,8 +147,8 @@ pub struct Join {
     pub size: usize,
 }
 
-/// Scales each row to unit length.
-pub(crate) fn normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
+/// Scales each row to unit length (zero rows stay zero).
+pub fn normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
     for mut row in m.outer_iter_mut() {
         let norm = row.dot(&row).sqrt();
         if norm > 0.0 {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 
 /// Mean silhouette with cosine distance over unit rows. O(n²): callers pass a sample.
 pub fn silhouette(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> f64 {
@@ -134,16 +134,6 @@ fn marginal(ids: &[usize]) -> Vec<f64> {
     counts
 }
 
-/// Row-normalises a copy (for callers that hold raw vectors).
-pub fn normalized(vectors: ArrayView2<f32>) -> ndarray::Array2<f32> {
-    let mut out = vectors.to_owned();
-    for mut row in out.axis_iter_mut(Axis(0)) {
-        let norm = row.dot(&row).sqrt().max(1e-12);
-        row /= norm;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +161,7 @@ mod tests {
 
     #[test]
     fn silhouette_separates_good_from_bad() {
-        let v = normalized(array![[1.0f32, 0.05], [1.0, -0.05], [0.05, 1.0], [-0.05, 1.0]].view());
+        let v = crate::cluster::normalize_rows(array![[1.0f32, 0.05], [1.0, -0.05], [0.05, 1.0], [-0.05, 1.0]]);
         assert!(silhouette(v.view(), &[0, 0, 1, 1], 2) > 0.9);
         assert!(silhouette(v.view(), &[0, 1, 0, 1], 2) < 0.0);
     }
