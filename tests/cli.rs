@@ -325,6 +325,13 @@ fn bad_input_gets_one_clear_error_and_damages_nothing() {
     std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();
     let (_, err) = fails(&["search", "关税", "--index", s(&index)]);
     assert!(err.contains(".npy") && err.contains("damaged"), "{err}");
+
+    // The fix the message names works on the damaged index.
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    std::fs::copy(data_dir().join("002_e81e739ff95e68b4.txt"), small.join("002.txt")).unwrap();
+    ok(&["index", "--rebuild", s(&small), "--index", s(&index), "-q"]);
+    ok(&["search", "关税", "-k", "1", "--index", s(&index)]);
 }
 
 fn themes_json(extra: &[&str]) -> Value {

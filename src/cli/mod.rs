@@ -185,7 +185,9 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn index(args: IndexArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
-    let previous = if store::exists(&args.at.index) {
+    // A rebuild from given paths needs nothing from the old index, so it also repairs a
+    // damaged one (the fix its error message names).
+    let previous = if store::exists(&args.at.index) && !(args.rebuild && !args.paths.is_empty()) {
         Some(store::load(&args.at.index)?)
     } else {
         None
@@ -198,18 +200,25 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
         }
     };
     let model = load_model(args.at.model.as_deref(), args.dims)?;
-    let corpus = read_corpus(&sources, &args.reading, &model)?;
-
-    let info = model_info(&model);
-    let previous = previous.filter(|p| !args.rebuild && p.model == info);
     let split = split_options(&args.reading, &model);
+    let corpus = read_corpus(&sources, &args.reading, &split, &model)?;
+
+    // Index::build reuses vectors only from an index of the same model.
+    let previous = previous.filter(|_| !args.rebuild);
     let settings = BuildSettings {
         sources: absolute(&sources),
         max_tokens: split.max_tokens,
         min_tokens: split.min_tokens,
     };
     let progress = CliProgress::new(quiet);
-    let (built, stats) = Index::build(&corpus, &model, info, settings, previous.as_ref(), &progress)?;
+    let (built, stats) = Index::build(
+        &corpus,
+        &model,
+        model_info(&model),
+        settings,
+        previous.as_ref(),
+        &progress,
+    )?;
     store::save(&built, &args.at.index)
         .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
     let seconds = started.elapsed().as_secs_f64();
@@ -218,12 +227,17 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
 
 fn passages(args: PassagesArgs) -> Result<()> {
     let model = load_model(args.model.as_deref(), None)?;
-    let corpus = read_corpus(&args.paths, &args.reading, &model)?;
+    let corpus = read_corpus(
+        &args.paths,
+        &args.reading,
+        &split_options(&args.reading, &model),
+        &model,
+    )?;
     output::passages(&corpus, &|text| model.count_tokens(text), args.json)
 }
 
 /// Reads and splits `sources`, warning about every file passed over.
-fn read_corpus(sources: &[PathBuf], reading: &Reading, model: &EmbeddingModel) -> Result<Corpus> {
+fn read_corpus(sources: &[PathBuf], reading: &Reading, split: &SplitOptions, model: &EmbeddingModel) -> Result<Corpus> {
     let encoding = reading
         .encoding
         .as_deref()
@@ -233,8 +247,7 @@ fn read_corpus(sources: &[PathBuf], reading: &Reading, model: &EmbeddingModel) -
             })
         })
         .transpose()?;
-    let split = split_options(reading, model);
-    let corpus = corpus::load(sources, ReadOptions { encoding }, &split, &|text| {
+    let corpus = corpus::load(sources, ReadOptions { encoding }, split, &|text| {
         model.count_tokens(text)
     })?;
     for skipped in &corpus.skipped {
