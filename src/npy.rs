@@ -15,6 +15,19 @@ pub fn write_f32(out: &mut impl Write, data: &[f32], rows: usize, cols: usize) -
     Ok(())
 }
 
+/// Writes a 2-D array as `.npy` (row-major whatever its memory layout).
+pub fn write_array(out: &mut impl Write, array: &ndarray::Array2<f32>) -> std::io::Result<()> {
+    let (rows, cols) = array.dim();
+    let data = array.as_standard_layout();
+    write_f32(out, data.as_slice().expect("standard layout is contiguous"), rows, cols)
+}
+
+/// Reads a 2-D little-endian f32 `.npy` into an array; `Err` says what is wrong with it.
+pub fn read_array(input: &mut impl Read) -> Result<ndarray::Array2<f32>, String> {
+    let (data, rows, cols) = read_f32(input)?;
+    Ok(ndarray::Array2::from_shape_vec((rows, cols), data).expect("read_f32 checked the size"))
+}
+
 /// The header for a `rows × cols` f32 array, padded so data starts on a 64-byte boundary.
 pub fn header(rows: usize, cols: usize) -> Vec<u8> {
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");

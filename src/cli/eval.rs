@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ndarray::Array2;
 use serde::Serialize;
 use themap::cluster::{self, quality, ClusterParams};
 use themap::embed::{Embedder, Prompt};
@@ -69,8 +68,9 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
     let vectors = match &args.vectors {
         Some(path) => {
             let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let (data, rows, cols) = themap::npy::read_f32(&mut std::io::BufReader::new(file))
+            let vectors = themap::npy::read_array(&mut std::io::BufReader::new(file))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let rows = vectors.nrows();
             if rows != texts.len() {
                 bail!(
                     "{} holds {rows} vectors for {} lines of {}",
@@ -79,7 +79,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
                     args.file.display()
                 );
             }
-            cluster::normalize_rows(Array2::from_shape_vec((rows, cols), data)?)
+            cluster::normalize_rows(vectors)
         }
         None => {
             let model = load_model(args.model.as_deref(), None)?;
@@ -88,11 +88,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         }
     };
     if let Some(path) = &args.save_vectors {
-        let (rows, cols) = vectors.dim();
-        let data = vectors.as_standard_layout();
-        themap::fsutil::write_atomic(path, |w| {
-            themap::npy::write_f32(w, data.as_slice().expect("contiguous"), rows, cols)
-        })?;
+        themap::fsutil::write_atomic(path, |w| themap::npy::write_array(w, &vectors))?;
     }
 
     let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();

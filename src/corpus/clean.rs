@@ -25,8 +25,6 @@ pub struct Paragraph {
 #[derive(Debug, Default)]
 pub struct Cleaned {
     pub paragraphs: Vec<Paragraph>,
-    /// Lines dropped as furniture.
-    pub dropped_lines: usize,
     /// Title and date labelled in the page (forum `主题:` lines, `时间: 2025-11-08`).
     pub found: Metadata,
 }
@@ -85,12 +83,8 @@ pub fn clean(text: &str, body_start: usize) -> Cleaned {
         .iter()
         .enumerate()
         .map(|(i, line)| {
-            let blank = line.text.trim().is_empty();
-            let keep = (first..=last).contains(&i) && !is_furniture(line.text);
-            if !keep && !blank {
-                cleaned.dropped_lines += 1;
-            }
-            (keep && !blank).then_some(*line)
+            let keep = (first..=last).contains(&i) && !is_furniture(line.text) && !line.text.trim().is_empty();
+            keep.then_some(*line)
         })
         .collect();
 

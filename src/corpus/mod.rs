@@ -136,11 +136,6 @@ impl Document {
         }
         doc
     }
-
-    /// The title to show: the document's own, else its id.
-    pub fn display_title(&self) -> &str {
-        self.meta.title.as_deref().unwrap_or(&self.id)
-    }
 }
 
 /// Splits `---\n<yaml>\n---\n` off the start of `text`: returns the YAML and where the body starts.

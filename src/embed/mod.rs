@@ -74,20 +74,11 @@ impl Default for BatchLimits {
 }
 
 /// Options for loading a model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EmbedOptions {
     /// Keep only the first `dims` components (Matryoshka), renormalised. `None`: the full size.
     pub dims: Option<usize>,
     pub batch: BatchLimits,
-}
-
-impl Default for EmbedOptions {
-    fn default() -> Self {
-        Self {
-            dims: None,
-            batch: BatchLimits::default(),
-        }
-    }
 }
 
 /// The truncated sizes Matryoshka-trained models such as EmbeddingGemma support.

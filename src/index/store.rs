@@ -168,24 +168,21 @@ pub fn load(dir: &Path) -> Result<Index> {
 }
 
 fn write_vectors(dir: &Path, name: &str, vectors: &Array2<f32>) -> Result<FileEntry> {
-    let (rows, cols) = vectors.dim();
-    let data = vectors.as_standard_layout();
-    write_file(dir, name, |w| {
-        crate::npy::write_f32(w, data.as_slice().expect("standard layout is contiguous"), rows, cols)
-    })
+    write_file(dir, name, |w| crate::npy::write_array(w, vectors))
 }
 
 /// Reads a vector file and checks it has one row of `dims` per passage.
 fn read_vectors(path: &Path, passages: usize, dims: usize) -> Result<Array2<f32>> {
     let file = File::open(path).map_err(Error::io(path))?;
-    let (data, rows, cols) = crate::npy::read_f32(&mut BufReader::new(file)).map_err(|e| corrupt(path, e))?;
+    let vectors = crate::npy::read_array(&mut BufReader::new(file)).map_err(|e| corrupt(path, e))?;
+    let (rows, cols) = vectors.dim();
     if rows != passages || cols != dims {
         return Err(corrupt(
             path,
             format!("{rows}×{cols} vectors for {passages} passages of {dims} dimensions"),
         ));
     }
-    Ok(Array2::from_shape_vec((rows, cols), data).expect("npy reader checked the size"))
+    Ok(vectors)
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest> {
