@@ -19,8 +19,7 @@ use std::sync::mpsc::channel;
 use std::any::type_name;
 
 use hashbrown::HashMap;
-#[allow(unused)]
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::collections::binary_heap::BinaryHeap;
 
 use log::trace;
@@ -265,7 +264,7 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
 pub(crate) struct PointWithOrder<'b, T: Clone + Send + Sync> {
     /// the identificateur of the point for which we store a distance to a point for which
     ///  we made a request.
-    point_ref: Arc<Point<'b, T>>,
+    pub(crate) point_ref: Arc<Point<'b, T>>,
     /// The distance to a point_ref to the request point (not represented in the structure)
     dist_to_ref: f32,
 }
@@ -304,6 +303,41 @@ impl<'b, T: Clone + Send + Sync> PointWithOrder<'b, T> {
         }
     }
 } // end of impl block
+
+/// A point and its distance to a query, ordered by distance: the working heaps of search_layer.
+struct Near<'b, T: Clone + Send + Sync> {
+    dist: f32,
+    point: Arc<Point<'b, T>>,
+}
+
+impl<T: Clone + Send + Sync> Clone for Near<'_, T> {
+    fn clone(&self) -> Self {
+        Near {
+            dist: self.dist,
+            point: Arc::clone(&self.point),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync> PartialEq for Near<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.dist.total_cmp(&other.dist).is_eq()
+    }
+}
+
+impl<T: Clone + Send + Sync> Eq for Near<'_, T> {}
+
+impl<T: Clone + Send + Sync> PartialOrd for Near<'_, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Clone + Send + Sync> Ord for Near<'_, T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist.total_cmp(&other.dist)
+    }
+}
 
 //============================================================================================
 
@@ -781,10 +815,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         let extend_candidates = false;
         let keep_pruned = false;
         //
-        if max_nb_connection > 256 {
-            println!("error max_nb_connection must be less equal than 256");
-            std::process::exit(1);
-        }
+        // themap patch: a library must not exit the process; callers validate first.
+        assert!(
+            max_nb_connection <= 256,
+            "max_nb_connection must be at most 256, got {max_nb_connection}"
+        );
         //
         info!("Hnsw max_nb_connection {:?}", max_nb_connection);
         info!("Hnsw nb elements {:?}", max_elements);
@@ -823,6 +858,15 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     pub fn get_max_nb_connection(&self) -> u8 {
         self.max_nb_connection as u8
     }
+    /// The current search entry point as (data id, point id), None while the graph is empty.
+    pub fn entry_point(&self) -> Option<(DataId, PointId)> {
+        self.layer_indexed_points
+            .entry_point
+            .read()
+            .as_ref()
+            .map(|p| (p.get_origin_id(), p.get_point_id()))
+    }
+
     /// returns number of points stored in hnsw structure
     pub fn get_nb_point(&self) -> usize {
         self.layer_indexed_points.get_nb_point()
@@ -927,135 +971,61 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         layer: u8,
         filter: Option<&dyn FilterT>,
     ) -> BinaryHeap<Arc<PointWithOrder<'b, T>>> {
-        //
-        trace!(
-            "entering search_layer with entry_point_id {:?} layer : {:?} ef {:?} ",
-            entry_point.p_id, layer, ef
-        );
-        //
-        // here we allocate a binary_heap on values not on reference beccause we want to return
-        // log2(skiplist_size) must be greater than 1.
-        let skiplist_size = ef.max(2);
-        // we will store positive distances in this one
-        let mut return_points = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
-        //
+        // themap patch: the working heaps hold (distance, Arc<Point>) pairs and the visited set
+        // holds bare PointIds. The original allocated a new Arc<PointWithOrder> for every
+        // candidate and kept an Arc per visited point in a HashMap, which dominated insertion
+        // time. Only the ef points returned are wrapped. A filter now decides only what is
+        // returned (the walk goes through rejected points), so a filter that accepts nothing
+        // returns nothing (upstream issue #27).
+        let ef = ef.max(1);
+        let mut return_points = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(ef);
         if entry_point.p_id.1 < 0 {
-            trace!("search layer negative point id : {:?}", entry_point.p_id);
             return return_points;
         }
-        // initialize visited points
-        let dist_to_entry_point = self.dist_f.eval(point, entry_point.data.get_v());
-        trace!("       distance to entry point: {:?} ", dist_to_entry_point);
-        // keep a list of id visited
-        let mut visited_point_id = HashMap::<PointId, Arc<Point<T>>>::new();
-        visited_point_id.insert(entry_point.p_id, Arc::clone(&entry_point));
-        //
-        let mut candidate_points =
-            BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
-        candidate_points.push(Arc::new(PointWithOrder::new(
-            &entry_point,
-            -dist_to_entry_point,
-        )));
-        return_points.push(Arc::new(PointWithOrder::new(
-            &entry_point,
-            dist_to_entry_point,
-        )));
-        // at the beginning candidate_points contains point passed as arg in layer entry_point_id.0
-        while !candidate_points.is_empty() {
-            // get nearest point in candidate_points
-            let c = candidate_points.pop().unwrap();
-            // f farthest point to
-            let f = return_points.peek().unwrap();
-            assert!(f.dist_to_ref >= 0.);
-            assert!(c.dist_to_ref <= 0.);
-            trace!(
-                "Comparaing c : {:?} f : {:?}",
-                -(c.dist_to_ref),
-                f.dist_to_ref
-            );
-            if -(c.dist_to_ref) > f.dist_to_ref {
-                // this comparison requires that we are sure that distances compared are distances to the same point :
-                // This is the case we compare distance to point passed as arg.
-                trace!(
-                    "Fast return from search_layer, nb points : {:?} \n \t c {:?} \n \t f {:?} dists: {:?}  {:?}",
-                    return_points.len(),
-                    c.point_ref.p_id,
-                    f.point_ref.p_id,
-                    -(c.dist_to_ref),
-                    f.dist_to_ref
-                );
-                if filter.is_none() {
-                    return return_points;
-                } else if return_points.len() >= ef {
-                    return_points.retain(|p| {
-                        filter
-                            .as_ref()
-                            .unwrap()
-                            .hnsw_filter(&p.point_ref.get_origin_id())
-                    });
+        let accepts = |p: &Point<'b, T>| filter.is_none_or(|f| f.hnsw_filter(&p.get_origin_id()));
+        let mut visited = HashSet::<PointId>::with_capacity(8 * ef);
+        visited.insert(entry_point.p_id);
+        let entry = Near {
+            dist: self.dist_f.eval(point, entry_point.data.get_v()),
+            point: entry_point,
+        };
+        let mut candidates = BinaryHeap::<std::cmp::Reverse<Near<'b, T>>>::with_capacity(4 * ef);
+        let mut results = BinaryHeap::<Near<'b, T>>::with_capacity(ef + 1);
+        if accepts(&entry.point) {
+            results.push(entry.clone());
+        }
+        candidates.push(std::cmp::Reverse(entry));
+        while let Some(std::cmp::Reverse(c)) = candidates.pop() {
+            let worst = results.peek().map_or(f32::INFINITY, |f| f.dist);
+            if c.dist > worst && results.len() >= ef {
+                break;
+            }
+            let neighbours = c.point.neighbours.read();
+            for e in &neighbours[layer as usize] {
+                if !visited.insert(e.point_ref.p_id) {
+                    continue;
+                }
+                let e_dist = self.dist_f.eval(point, e.point_ref.data.get_v());
+                let worst = results.peek().map_or(f32::INFINITY, |f| f.dist);
+                if results.len() < ef || e_dist < worst {
+                    let near = Near {
+                        dist: e_dist,
+                        point: Arc::clone(&e.point_ref),
+                    };
+                    if accepts(&near.point) {
+                        results.push(near.clone());
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                    candidates.push(std::cmp::Reverse(near));
                 }
             }
-            // now we scan neighborhood of c in layer and increment visited_point, candidate_points
-            // and optimize candidate_points so that it contains points with lowest distances to point arg
-            //
-            let neighbours_c_l = &c.point_ref.neighbours.read()[layer as usize];
-            let c_pid = c.point_ref.p_id;
-            trace!(
-                "       search_layer, {:?} has  nb neighbours  : {:?} ",
-                c_pid,
-                neighbours_c_l.len()
-            );
-            for e in neighbours_c_l {
-                // HERE WE sEE THAT neighbours should be stored as PointIdWithOrder !!
-                // CAVEAT what if several point_id with same distance to ref point?
-                if !visited_point_id.contains_key(&e.point_ref.p_id) {
-                    visited_point_id.insert(e.point_ref.p_id, Arc::clone(&e.point_ref));
-                    trace!("             visited insertion {:?}", e.point_ref.p_id);
-                    let f_opt = return_points.peek();
-                    if f_opt.is_none() {
-                        // do some debug info, dumped distance is from e to c! as e is in c neighbours
-                        debug!("return points empty when inserting {:?}", e.point_ref.p_id);
-                        return return_points;
-                    }
-                    let f = f_opt.unwrap();
-                    let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
-                    let f_dist_to_p = f.dist_to_ref;
-                    if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
-                        let e_prime = Arc::new(PointWithOrder::new(&e.point_ref, e_dist_to_p));
-                        // a neighbour of neighbour is better, we insert it into candidate with the distance to point
-                        trace!(
-                            "                inserting new candidate {:?}",
-                            e_prime.point_ref.p_id
-                        );
-                        candidate_points
-                            .push(Arc::new(PointWithOrder::new(&e.point_ref, -e_dist_to_p)));
-                        //
-                        if let Some(f) = filter {
-                            let id: &usize = &e_prime.point_ref.get_origin_id();
-                            if f.hnsw_filter(id) {
-                                if return_points.len() == 1 {
-                                    let only_id = return_points.peek().unwrap().point_ref.origin_id;
-                                    if !f.hnsw_filter(&only_id) {
-                                        return_points.clear()
-                                    }
-                                }
-                                return_points.push(Arc::clone(&e_prime))
-                            }
-                        } else {
-                            return_points.push(Arc::clone(&e_prime));
-                        }
-
-                        if return_points.len() > ef {
-                            return_points.pop();
-                        }
-                    } // end if e.dist_to_ref < f.dist_to_ref
-                }
-            } // end of for on neighbours_c
-        } // end of while in candidates
-        //
-        trace!(
-            "return from search_layer, nb points : {:?}",
-            return_points.len()
+        }
+        return_points.extend(
+            results
+                .into_iter()
+                .map(|n| Arc::new(PointWithOrder::new(&n.point, n.dist))),
         );
         return_points
     } // end of search_layer
@@ -1152,7 +1122,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         }
         // now enter_point_id_copy contains id of nearest
         // now loop down to 0
-        for l in (0..level + 1).rev() {
+        // themap patch (upstream PR #36): layers above the current top hold no other point; linking
+        // there would give the old entry point a neighbour list above its own level.
+        for l in (0..level.min(max_level_observed) + 1).rev() {
             let ef = self.ef_construction;
             // when l == level, we cannot get new_point in sorted_points as it is seen only from declared neighbours
             let mut sorted_points = self.search_layer(
@@ -1172,7 +1144,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 let nb_conn;
                 let extend_c;
                 if l == 0 {
-                    nb_conn = 2 * self.max_nb_connection;
+                    // themap patch: a new point takes max_nb_connection links at layer 0 too
+                    // (Malkov's M; 2M is only the cap that reverse links may fill), as hnswlib
+                    // does. Taking 2M doubled the reverse updates and their pruning.
+                    nb_conn = self.max_nb_connection;
                     extend_c = self.extend_candidates;
                 } else {
                     nb_conn = self.max_nb_connection;
@@ -1235,7 +1210,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     } // end of parallel_insert
 
     /// insert new_point in neighbourhood info of point
-    fn reverse_update_neighborhood_simple(&self, new_point: Arc<Point<T>>) {
+    fn reverse_update_neighborhood_simple(&self, new_point: Arc<Point<'b, T>>) {
         //  println!("reverse update neighbourhood for  new point {:?} ", new_point.p_id);
         trace!(
             "reverse update neighbourhood for  new point {:?} ",
@@ -1276,7 +1251,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                         // sort and shring if necessary
                         q_point_neighbours[l_n].sort_unstable();
                         if shrink {
-                            q_point_neighbours[l_n].pop();
+                            // themap patch: prune with the same diversity heuristic as the
+                            // new point's own links (Malkov's algorithm 4, hnswlib), instead of
+                            // dropping the farthest. Keeping only the closest makes lists
+                            // cluster-local, and the graph needed ~3x the ef for the same recall.
+                            self.shrink_by_heuristic(&mut q_point_neighbours[l_n], threshold_shrinking);
                         }
                     }
                 } // end protection against point identity
@@ -1284,6 +1263,36 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         }
         //   println!("     exitingreverse update neighbourhood for  new point {:?} ", new_point.p_id);
     } // end of reverse_update_neighborhood_simple
+
+    /// Keeps at most `max` of `neighbours` (sorted by distance to their owner): each kept one
+    /// must be closer to the owner than to every neighbour kept before it. Pruned ones fill
+    /// the list back up to `max` only when `keep_pruned` is set.
+    fn shrink_by_heuristic(&self, neighbours: &mut Vec<Arc<PointWithOrder<'b, T>>>, max: usize) {
+        let mut kept: Vec<Arc<PointWithOrder<'b, T>>> = Vec::with_capacity(max);
+        let mut pruned = Vec::new();
+        for e in neighbours.drain(..) {
+            if kept.len() >= max {
+                break;
+            }
+            let e_v = e.point_ref.data.get_v();
+            let diverse = kept
+                .iter()
+                .all(|k| self.dist_f.eval(e_v, k.point_ref.data.get_v()) > e.dist_to_ref);
+            if diverse {
+                kept.push(e);
+            } else if self.keep_pruned {
+                pruned.push(e);
+            }
+        }
+        for e in pruned {
+            if kept.len() >= max {
+                break;
+            }
+            kept.push(e);
+        }
+        kept.sort_unstable();
+        *neighbours = kept;
+    }
 
     pub fn get_point_indexation(&self) -> &PointIndexation<'b, T> {
         &self.layer_indexed_points
@@ -1506,35 +1515,33 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
 
         //
         for layer in (1..=entry_point.p_id.0).rev() {
-            let mut has_changed = false;
-            // search in stored neighbours
-            {
-                let neighbours = &pivot.neighbours.read()[layer as usize];
-                for n in neighbours {
-                    // get the lowest  distance point.
-                    let tmp_dist = self.dist_f.eval(data, n.point_ref.data.get_v());
-                    if tmp_dist < dist_to_entry {
-                        new_pivot = Some(Arc::clone(&n.point_ref));
-                        has_changed = true;
-                        dist_to_entry = tmp_dist;
+            // themap patch: repeat the greedy step until no neighbour is closer (Malkov's
+            // algorithm, hnswlib); one step per layer left the descent far from the query.
+            loop {
+                let mut has_changed = false;
+                {
+                    let neighbours = &pivot.neighbours.read()[layer as usize];
+                    for n in neighbours {
+                        let tmp_dist = self.dist_f.eval(data, n.point_ref.data.get_v());
+                        if tmp_dist < dist_to_entry {
+                            new_pivot = Some(Arc::clone(&n.point_ref));
+                            has_changed = true;
+                            dist_to_entry = tmp_dist;
+                        }
                     }
-                } // end of for on neighbours
-            }
-            if has_changed {
+                }
+                if !has_changed {
+                    break;
+                }
                 pivot = Arc::clone(new_pivot.as_ref().unwrap());
             }
         } // end on for on layers
         // ef must be greater than knbn. Possibly it should be between knbn and self.max_nb_connection
         let ef = ef_arg.max(knbn);
         log::debug!("pivot changed , current pivot {:?}", pivot.get_point_id());
-        // search lowest non empty layer (in case of search with incomplete lower layer at beginning of hnsw filling)
-        let mut l = 0u8;
-        let layer_to_search = loop {
-            if self.get_point_indexation().get_layer_nb_point(l as usize) > 0 {
-                break l;
-            }
-            l += 1;
-        };
+        // themap patch (upstream PR #36): every point takes part in layer 0, whatever bucket
+        // holds it, so an empty level-0 bucket does not mean an empty layer 0.
+        let layer_to_search = 0u8;
         // now search with asked ef in lower layer
         let neighbours_heap = self.search_layer(data, pivot, ef, layer_to_search, filter);
         // go from heap of points with negative dist to a sorted vec of increasing points with > 0 distances.
