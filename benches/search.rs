@@ -1,63 +1,80 @@
-//! Exact search over unit vectors: the baseline every faster index is measured against.
+//! Criterion benches for the vector-search core: exact scan, HNSW build, HNSW search (i8 walk with
+//! f32 re-rank, and f32 walk), on seeded clustered unit vectors.
 //!
-//! `cargo bench --bench search`. Seeded data, so runs are comparable.
+//! `cargo bench --bench search`. The full comparison with hnswlib, faiss and usearch is
+//! `scripts/bench-ann.sh` (benches/README.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndarray::{Array1, Array2};
 use std::hint::black_box;
 use themap::index::flat;
+use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
+use themap::index::quantize::dot_f32;
+use themap::index::synthetic::Clustered;
+use themap::progress::Silent;
 
-const DIM: usize = 768;
-const SIZES: [usize; 2] = [1_000, 20_000];
+const DIMS: usize = 768;
+const SEARCH_SIZE: usize = 20_000;
+const BUILD_SIZE: usize = 5_000;
+const QUERIES: usize = 100;
 const K: usize = 10;
+const EF: usize = 64;
 const SEED: u64 = 0x5eed;
 
-/// xorshift64*: a tiny seeded generator, enough for benchmark data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
-}
-
-fn unit_rows(rows: usize, rng: &mut Rng) -> Array2<f32> {
-    let mut data = Array2::from_shape_fn((rows, DIM), |_| rng.next_f32());
-    for mut row in data.outer_iter_mut() {
-        let norm = row.dot(&row).sqrt();
-        row /= norm;
-    }
-    data
-}
-
 fn exact_search(c: &mut Criterion) {
-    let mut rng = Rng(SEED);
+    let (vectors, queries) = Clustered::new(DIMS, SEED).generate(SEARCH_SIZE, QUERIES);
     let mut group = c.benchmark_group("exact_search_cpu");
-    for n in SIZES {
-        let vectors = unit_rows(n, &mut rng);
-        let query: Array1<f32> = unit_rows(1, &mut rng).row(0).to_owned();
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("top_k", n), &n, |b, _| {
-            b.iter(|| flat::top_k(black_box(vectors.view()), black_box(query.view()), K, |_| true))
+    group.throughput(Throughput::Elements(QUERIES as u64));
+    group.bench_function(BenchmarkId::new("top_k", SEARCH_SIZE), |b| {
+        b.iter(|| {
+            for q in queries.outer_iter() {
+                black_box(flat::top_k(vectors.view(), q, K, |_| true));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn hnsw_build(c: &mut Criterion) {
+    let (vectors, _) = Clustered::new(DIMS, SEED).generate(BUILD_SIZE, 0);
+    let mut group = c.benchmark_group("hnsw_build_cpu");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BUILD_SIZE as u64));
+    for precision in [Precision::I8, Precision::F32] {
+        let params = HnswParams {
+            precision,
+            ..HnswParams::default()
+        };
+        group.bench_function(BenchmarkId::new(format!("{precision:?}"), BUILD_SIZE), |b| {
+            b.iter(|| HnswGraph::build(black_box(vectors.view()), params, &Silent).unwrap())
         });
-        group.bench_with_input(BenchmarkId::new("top_k_per_doc_3", n), &n, |b, _| {
+    }
+    group.finish();
+}
+
+fn hnsw_search(c: &mut Criterion) {
+    let (vectors, queries) = Clustered::new(DIMS, SEED).generate(SEARCH_SIZE, QUERIES);
+    let mut group = c.benchmark_group("hnsw_search_cpu");
+    group.throughput(Throughput::Elements(QUERIES as u64));
+    for precision in [Precision::I8, Precision::F32] {
+        let params = HnswParams {
+            precision,
+            ..HnswParams::default()
+        };
+        let graph = HnswGraph::build(vectors.view(), params, &Silent).unwrap();
+        group.bench_function(BenchmarkId::new(format!("{precision:?}_ef{EF}"), SEARCH_SIZE), |b| {
             b.iter(|| {
-                flat::top_k_per_group(
-                    black_box(vectors.view()),
-                    black_box(query.view()),
-                    K,
-                    |_| true,
-                    |row| row / 50,
-                    3,
-                )
+                for q in queries.outer_iter() {
+                    let q = q.as_slice().unwrap();
+                    let candidates = graph.search(q, EF, None);
+                    black_box(rerank(&candidates, K, |node| {
+                        dot_f32(q, vectors.row(node as usize).as_slice().unwrap())
+                    }));
+                }
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, exact_search);
+criterion_group!(benches, exact_search, hnsw_build, hnsw_search);
 criterion_main!(benches);

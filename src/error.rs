@@ -62,6 +62,9 @@ pub enum Error {
     #[error("index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild PATH...`")]
     IndexCorrupt { path: PathBuf, reason: String },
 
+    #[error("search graph {path} is damaged ({reason}); rebuild it with `themap index --compact`")]
+    GraphCorrupt { path: PathBuf, reason: String },
+
     #[error("index {path} has format version {found}, this themap reads version {expected}; rebuild it with `themap index --rebuild PATH...`")]
     IndexVersion { path: PathBuf, found: u32, expected: u32 },
 

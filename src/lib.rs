@@ -12,7 +12,7 @@
 //! use std::path::{Path, PathBuf};
 //! use themap::corpus::{self, ReadOptions, SplitOptions};
 //! use themap::embed::{EmbedOptions, Embedder, EmbeddingModel, Prompt};
-//! use themap::index::{BuildSettings, Index, Limits, ModelInfo};
+//! use themap::index::{BuildSettings, Filter, Index, Limits, ModelInfo};
 //!
 //! # fn main() -> themap::Result<()> {
 //! let model = EmbeddingModel::load(Path::new("/path/to/embeddinggemma-300m"), &EmbedOptions::default())?;
@@ -24,7 +24,8 @@
 //! let (index, _stats) = Index::build(&corpus, &model, info, settings, None, &themap::Silent)?;
 //!
 //! let query = model.embed(&["dollar hegemony"], Prompt::Query, &themap::Silent)?;
-//! for hit in index.search(query.row(0), &Limits { k: 5, per_doc: Some(3) })? {
+//! let limits = Limits { k: 5, per_doc: Some(3), ..Limits::default() };
+//! for hit in index.search(query.row(0), &limits, &Filter::default())? {
 //!     let passage = &index.passages[hit.row].passage;
 //!     println!("{:.3} {} {}", hit.score, passage.id, passage.text);
 //! }

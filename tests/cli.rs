@@ -423,3 +423,151 @@ fn report_writes_three_files() {
         json["passages"].as_u64().unwrap() as usize
     );
 }
+
+/// Ids of `themap search QUERY ARGS... --json` on the sample index.
+fn search_ids(query: &str, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["search", query, "--index", s(sample_index()), "--json"];
+    all.extend_from_slice(args);
+    let json: Value = serde_json::from_str(&ok(&all)).unwrap();
+    json["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["doc_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn graph_search_agrees_with_exact_search() {
+    // The sample is small enough to be scanned by default; --ef forces the graph.
+    for query in ["美国关税与最高法院", "AI bubble", "美元霸權"] {
+        let exact = search_ids(query, &["-k", "8", "--per-doc", "0", "--exact"]);
+        let graph = search_ids(query, &["-k", "8", "--per-doc", "0", "--ef", "128"]);
+        assert_eq!(graph, exact, "{query}");
+    }
+    let (code, err) = fails(&["search", "x", "--ef", "0", "--index", s(sample_index())]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn filters_by_document_date_and_tag() {
+    for method in [&["--exact"][..], &["--ef", "64"][..]] {
+        let only = |extra: &[&str]| {
+            let mut args = vec!["-k", "6"];
+            args.extend_from_slice(method);
+            args.extend_from_slice(extra);
+            search_ids("关税与贸易战", &args)
+        };
+        let hits = only(&["--doc", "000_141982620089a88c"]);
+        assert_eq!(hits.len(), 3, "per-doc cap of 3 applies within the filter: {hits:?}");
+        assert!(hits.iter().all(|(_, doc)| doc == "000_141982620089a88c"), "{hits:?}");
+        // By file name too, and --per-doc 0 lifts the cap.
+        let hits = only(&["--doc", "000_141982620089a88c.txt", "--per-doc", "0"]);
+        assert_eq!(hits.len(), 6);
+        // 002 is dated 2026-01-21, 000 2025-11-03; 003 and 004 have no date.
+        let hits = only(&["--since", "2026"]);
+        assert!(
+            !hits.is_empty() && hits.iter().all(|(_, doc)| doc.starts_with("002")),
+            "{hits:?}"
+        );
+        let hits = only(&["--until", "2025-11"]);
+        assert!(
+            hits.iter()
+                .all(|(_, doc)| doc.starts_with("000") || doc.starts_with("001")),
+            "{hits:?}"
+        );
+        let hits = only(&["--tag", "semiconductor-industry"]);
+        assert!(
+            !hits.is_empty() && hits.iter().all(|(_, doc)| doc.starts_with("002")),
+            "{hits:?}"
+        );
+        assert!(only(&["--tag", "no-such-tag"]).is_empty());
+    }
+    let (code, err) = fails(&["search", "x", "--doc", "nope", "--index", s(sample_index())]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no document \"nope\""), "{err}");
+    let (code, err) = fails(&["search", "x", "--since", "2025/11", "--index", s(sample_index())]);
+    assert_eq!(code, 2);
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
+fn similar_by_graph_and_with_filters() {
+    let id = "001_3e4df89d6a5f2c88#18";
+    let run = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["similar", id, "-k", "5", "--index", s(sample_index()), "--json"];
+        args.extend_from_slice(extra);
+        let json: Value = serde_json::from_str(&ok(&args)).unwrap();
+        json["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let exact = run(&["--exact", "--other-docs"]);
+    assert_eq!(run(&["--ef", "128", "--other-docs"]), exact);
+    assert!(exact.iter().all(|h| !h.starts_with("001_")));
+    let in_004 = run(&["--doc", "004_cf369c94da936a8a"]);
+    assert!(
+        !in_004.is_empty() && in_004.iter().all(|h| h.starts_with("004_")),
+        "{in_004:?}"
+    );
+}
+
+#[test]
+fn a_damaged_graph_is_reported_and_compaction_repairs_it() {
+    let tmp = TempDir::new().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::copy(data_dir().join("002_e81e739ff95e68b4.txt"), docs.join("a.txt")).unwrap();
+    let index = tmp.path().join("index");
+    let built: Value = serde_json::from_str(&ok(&["index", s(&docs), "--index", s(&index), "--json", "-q"])).unwrap();
+    assert_eq!(built["graph_added"], built["passages"]);
+
+    // Removing the document's file empties nothing yet: add a second, then drop the first.
+    std::fs::copy(data_dir().join("000_141982620089a88c.txt"), docs.join("b.txt")).unwrap();
+    std::fs::remove_file(docs.join("a.txt")).unwrap();
+    let updated: Value = serde_json::from_str(&ok(&["index", "--index", s(&index), "--json", "-q"])).unwrap();
+    assert_eq!(updated["embedded"], updated["passages"]);
+    let hits = ok(&[
+        "search",
+        "半导体",
+        "--ef",
+        "64",
+        "-k",
+        "20",
+        "--per-doc",
+        "0",
+        "--index",
+        s(&index),
+        "--json",
+    ]);
+    assert!(
+        !hits.contains("\"a#") && hits.contains("\"b#"),
+        "removed passages must not appear: {hits}"
+    );
+
+    // Damage the graph file: search names it and the fix; --compact repairs it.
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(index.join("manifest.json")).unwrap()).unwrap();
+    let graph = index.join(manifest["graph"]["file"]["name"].as_str().unwrap());
+    let mut bytes = std::fs::read(&graph).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&graph, &bytes).unwrap();
+    let (code, err) = fails(&["search", "半导体", "--index", s(&index)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("search graph") && err.contains("themap index --compact"),
+        "{err}"
+    );
+    let repaired: Value =
+        serde_json::from_str(&ok(&["index", "--compact", "--index", s(&index), "--json", "-q"])).unwrap();
+    assert_eq!(repaired["embedded"], 0);
+    assert_eq!(repaired["graph_added"], repaired["passages"]);
+    ok(&["search", "半导体", "--ef", "32", "--index", s(&index)]);
+}

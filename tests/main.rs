@@ -5,5 +5,6 @@ mod browser;
 mod cli;
 mod common;
 mod embed_golden;
+mod hnsw;
 mod report;
 mod store;

@@ -99,6 +99,7 @@ fn synthetic_index() -> Index {
         passages,
         vectors: Array2::from_shape_vec((n, 8), rows).unwrap(),
         clustering_vectors: None,
+        graph: None,
     }
 }
 

@@ -4,7 +4,7 @@ use ndarray::Array2;
 use tempfile::TempDir;
 use themap::corpus::Passage;
 use themap::embed::Prompt;
-use themap::index::{store, BuildSettings, DocumentRecord, Index, Limits, ModelInfo, PassageRecord};
+use themap::index::{store, BuildSettings, DocumentRecord, Filter, Index, Limits, ModelInfo, PassageRecord};
 use themap::Error;
 
 fn tiny_index(n: usize) -> Index {
@@ -49,6 +49,7 @@ fn tiny_index(n: usize) -> Index {
         passages,
         vectors,
         clustering_vectors: None,
+        graph: None,
     }
 }
 
@@ -61,10 +62,15 @@ fn save_and_load_round_trip() {
     assert_eq!(loaded.passages, index.passages);
     assert_eq!(loaded.documents, index.documents);
     assert_eq!(loaded.vectors, index.vectors);
-    let limits = Limits { k: 2, per_doc: None };
+    let limits = Limits {
+        k: 2,
+        ..Limits::default()
+    };
     assert_eq!(
-        loaded.search(index.vectors.row(1), &limits).unwrap(),
-        index.search(index.vectors.row(1), &limits).unwrap()
+        loaded
+            .search(index.vectors.row(1), &limits, &Filter::default())
+            .unwrap(),
+        index.search(index.vectors.row(1), &limits, &Filter::default()).unwrap()
     );
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
 use themap::embed::{EmbedOptions, Embedder, EmbeddingModel, Prompt};
-use themap::index::{store, BuildSettings, Index, Limits, ModelInfo};
+use themap::index::{store, BuildSettings, Filter, Index, Limits, ModelInfo};
 
 use progress::CliProgress;
 
@@ -102,6 +102,12 @@ struct IndexArgs {
     #[arg(long)]
     rebuild: bool,
 
+    /// Build the search graph afresh from the current passages, reclaiming the space of removed
+    /// or changed ones (which are already left out of results). Without paths, re-reads the
+    /// index's sources as usual; nothing unchanged is embedded again.
+    #[arg(long)]
+    compact: bool,
+
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -125,11 +131,9 @@ struct PassagesArgs {
     json: bool,
 }
 
+/// How results are found and which passages may be among them.
 #[derive(Debug, Args)]
-struct SearchArgs {
-    /// What to look for: a question, a phrase or a passage of text, in any language.
-    query: String,
-
+struct Lookup {
     /// Number of passages to show.
     #[arg(short, default_value_t = 10, value_name = "N")]
     k: usize,
@@ -137,6 +141,77 @@ struct SearchArgs {
     /// At most N passages from any one document, so other documents get a place (0: no limit).
     #[arg(long, default_value_t = 3, value_name = "N")]
     per_doc: usize,
+
+    /// Search width in the HNSW graph: larger is slower and closer to exact (default 64).
+    /// Giving it searches the graph even where an exact scan would be used.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000), conflicts_with = "exact")]
+    ef: Option<u32>,
+
+    /// Score every passage (exact). The default below 20,000 candidate passages.
+    #[arg(long)]
+    exact: bool,
+
+    /// Only passages from this document (id or file name; repeatable).
+    #[arg(long = "doc", value_name = "ID")]
+    documents: Vec<String>,
+
+    /// Only documents dated on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    since: Option<String>,
+
+    /// Only documents dated on or before DATE (YYYY, YYYY-MM or YYYY-MM-DD; 2025-11 includes all of November).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    until: Option<String>,
+
+    /// Only documents with this tag (repeatable: any of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+}
+
+impl Lookup {
+    fn limits(&self) -> Limits {
+        Limits {
+            k: self.k,
+            per_doc: (self.per_doc > 0).then_some(self.per_doc),
+            ef: self.ef.map(|ef| ef as usize),
+            exact: self.exact,
+        }
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            documents: self.documents.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+/// Accepts `YYYY`, `YYYY-MM` and `YYYY-MM-DD`, the forms dates are compared in.
+fn parse_date(text: &str) -> std::result::Result<String, String> {
+    let digits = |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = text.split('-').collect();
+    let ok = match parts.as_slice() {
+        [y] => digits(y, 4),
+        [y, m] => digits(y, 4) && digits(m, 2),
+        [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2),
+        _ => false,
+    };
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!("{text:?} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD"))
+    }
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// What to look for: a question, a phrase or a passage of text, in any language.
+    query: String,
+
+    #[command(flatten)]
+    lookup: Lookup,
 
     #[command(flatten)]
     at: Locations,
@@ -151,13 +226,8 @@ struct SimilarArgs {
     /// Passage id, as shown by `themap search`.
     id: String,
 
-    /// Number of passages to show.
-    #[arg(short, default_value_t = 10, value_name = "N")]
-    k: usize,
-
-    /// At most N passages from any one document, so other documents get a place (0: no limit).
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    per_doc: usize,
+    #[command(flatten)]
+    lookup: Lookup,
 
     /// Only passages from other documents.
     #[arg(long)]
@@ -187,8 +257,13 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
     // A rebuild from given paths needs nothing from the old index, so it also repairs a
     // damaged one (the fix its error message names).
+    // --compact replaces the graph, so it also repairs a damaged graph file.
     let previous = if store::exists(&args.at.index) && !(args.rebuild && !args.paths.is_empty()) {
-        Some(store::load(&args.at.index)?)
+        Some(if args.compact {
+            store::load_without_graph(&args.at.index)?
+        } else {
+            store::load(&args.at.index)?
+        })
     } else {
         None
     };
@@ -273,21 +348,14 @@ fn search(args: SearchArgs) -> Result<()> {
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims))?;
     store::check_model(&index, &model_info(&model), &args.at.index)?;
     let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
-    let hits = index.search(query.row(0), &limits(args.k, args.per_doc))?;
+    let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
     output::hits(&index, &hits, &args.query, args.json)
 }
 
 fn similar(args: SimilarArgs) -> Result<()> {
     let index = store::load(&args.at.index)?;
-    let hits = index.similar(&args.id, &limits(args.k, args.per_doc), args.other_docs)?;
+    let hits = index.similar(&args.id, &args.lookup.limits(), args.other_docs, &args.lookup.filter())?;
     output::hits(&index, &hits, &args.id, args.json)
-}
-
-fn limits(k: usize, per_doc: usize) -> Limits {
-    Limits {
-        k,
-        per_doc: (per_doc > 0).then_some(per_doc),
-    }
 }
 
 fn load_model(dir: Option<&Path>, dims: Option<usize>) -> Result<EmbeddingModel> {

@@ -36,11 +36,12 @@ pub fn index_summary(stats: &BuildStats, dir: &Path, seconds: f64, skipped: usiz
     }
     writeln!(
         out,
-        "Indexed {} documents, {} passages ({} embedded, {} reused) in {:.1} s into {}",
+        "Indexed {} documents, {} passages ({} embedded, {} reused; {} added to the search graph) in {:.1} s into {}",
         stats.documents,
         stats.passages,
         stats.embedded,
         stats.reused,
+        stats.graph_added,
         seconds,
         dir.display()
     )?;

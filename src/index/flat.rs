@@ -60,32 +60,31 @@ pub fn top_k(vectors: ArrayView2<f32>, query: ArrayView1<f32>, k: usize, keep: i
     hits
 }
 
-/// Like [`top_k`], but at most `per_group` hits from any one group (`group(row)`), so one
-/// document cannot fill every place.
-pub fn top_k_per_group(
-    vectors: ArrayView2<f32>,
-    query: ArrayView1<f32>,
-    k: usize,
-    keep: impl Fn(usize) -> bool,
-    group: impl Fn(usize) -> usize,
-    per_group: usize,
-) -> Vec<Hit> {
+/// Every row `keep` accepts, scored against `query`, best first (ties: lower row first).
+pub fn ranked(vectors: ArrayView2<f32>, query: ArrayView1<f32>, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
     let scores = vectors.dot(&query);
-    let mut order: Vec<usize> = (0..scores.len()).filter(|&row| keep(row)).collect();
-    order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut hits: Vec<Hit> = scores
+        .iter()
+        .enumerate()
+        .filter(|&(row, _)| keep(row))
+        .map(|(row, &score)| Hit { row, score })
+        .collect();
+    hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+    hits
+}
+
+/// The first `k` of `ranked` hits taking at most `per_group` from any one group (`group(row)`),
+/// so one document cannot fill every place.
+pub fn cap_per_group(ranked: Vec<Hit>, k: usize, group: impl Fn(usize) -> usize, per_group: usize) -> Vec<Hit> {
     let mut taken = std::collections::HashMap::new();
-    order
+    ranked
         .into_iter()
-        .filter(|&row| {
-            let count = taken.entry(group(row)).or_insert(0);
+        .filter(|hit| {
+            let count = taken.entry(group(hit.row)).or_insert(0);
             *count += 1;
             *count <= per_group
         })
         .take(k)
-        .map(|row| Hit {
-            row,
-            score: scores[row],
-        })
         .collect()
 }
 
@@ -109,7 +108,8 @@ mod tests {
         let vectors = array![[1.0f32, 0.0], [0.99, 0.1], [0.98, 0.2], [0.6, 0.8]];
         let query = array![1.0f32, 0.0];
         // Rows 0..3 are one group, row 3 another.
-        let hits = top_k_per_group(vectors.view(), query.view(), 3, |_| true, |r| usize::from(r == 3), 2);
+        let all = ranked(vectors.view(), query.view(), |_| true);
+        let hits = cap_per_group(all, 3, |r| usize::from(r == 3), 2);
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 1, 3]);
     }
 }

@@ -1,11 +1,16 @@
 //! Stage 4: passages and their vectors, kept on disk, searched by cosine similarity.
 //!
 //! An index is a directory (see [`store`]) holding a versioned manifest, the documents, the
-//! passages and one unit vector per passage. Vectors are unit length, so cosine similarity is
-//! a dot product.
+//! passages, one unit vector per passage and an HNSW search graph ([`graph`]). Vectors are unit
+//! length, so cosine similarity is a dot product. Small collections, and small filtered parts of
+//! large ones, are searched exactly ([`flat`]); the rest through the graph, re-ranked exactly.
 
 pub mod flat;
+pub mod graph;
+pub mod hnsw;
+pub mod quantize;
 pub mod store;
+pub mod synthetic;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +25,8 @@ use crate::hash::sha256_hex;
 use crate::progress::Progress;
 
 pub use flat::Hit;
+pub use graph::SearchGraph;
+pub use hnsw::HnswParams;
 pub use store::FORMAT_VERSION;
 
 /// Which model made the vectors; an index answers only queries embedded the same way.
@@ -89,7 +96,12 @@ pub struct Index {
     pub vectors: Array2<f32>,
     /// The same passages embedded with the model's clustering prompt, once themes were asked for.
     pub clustering_vectors: Option<Array2<f32>>,
+    /// The approximate-search graph over `vectors` (absent in indexes from before it existed).
+    pub graph: Option<SearchGraph>,
 }
+
+/// Below this many candidate passages a search scans them all: a few milliseconds, and exact.
+pub const EXACT_BELOW: usize = 20_000;
 
 /// Vectors of `passages` under `prompt`: rows of `previous` whose passage text hash matches are
 /// copied, the rest embedded. Returns the vectors and how many were embedded.
@@ -128,12 +140,55 @@ fn embed_reusing(
     Ok((vectors, missing.len()))
 }
 
-/// How many results a search returns.
-#[derive(Debug, Clone, Copy)]
+/// How many results a search returns, and how it finds them.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
     pub k: usize,
     /// At most this many passages from one document (`None`: no limit).
     pub per_doc: Option<usize>,
+    /// Search width in the graph (more: slower, closer to exact). Setting it uses the graph
+    /// whatever the collection's size.
+    pub ef: Option<usize>,
+    /// Score every passage instead of searching the graph.
+    pub exact: bool,
+}
+
+/// Which passages a search may return, by their document. Empty fields accept everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Document ids (or file names) to search in.
+    pub documents: Vec<String>,
+    /// Earliest date, as `YYYY`, `YYYY-MM` or `YYYY-MM-DD`; undated documents are left out.
+    pub since: Option<String>,
+    /// Latest date, same forms; `2025-11` includes all of November.
+    pub until: Option<String>,
+    /// Any of these tags (case-insensitive).
+    pub tags: Vec<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self == &Filter::default()
+    }
+
+    pub fn accepts(&self, doc: &DocumentRecord) -> bool {
+        let file_name = doc.path.file_name().map(|n| n.to_string_lossy());
+        let in_documents = self.documents.is_empty()
+            || self
+                .documents
+                .iter()
+                .any(|d| d == &doc.id || file_name.as_deref() == Some(d.as_str()));
+        let date = doc.meta.date.as_deref();
+        // Compare on the filter's precision: "2025-11-03" is within `until 2025-11`.
+        let after = |since: &String| date.is_some_and(|d| d >= since.as_str());
+        let before = |until: &String| date.is_some_and(|d| d.get(..until.len()).unwrap_or(d) <= until.as_str());
+        let tagged = self.tags.is_empty()
+            || self
+                .tags
+                .iter()
+                .any(|t| doc.meta.tags.iter().any(|own| own.eq_ignore_ascii_case(t)));
+        in_documents && self.since.as_ref().is_none_or(after) && self.until.as_ref().is_none_or(before) && tagged
+    }
 }
 
 /// What a build did: how many vectors it computed and how many it took from the previous index.
@@ -143,6 +198,8 @@ pub struct BuildStats {
     pub passages: usize,
     pub embedded: usize,
     pub reused: usize,
+    /// Passages inserted into the search graph (all of them when it was built afresh).
+    pub graph_added: usize,
 }
 
 impl Index {
@@ -198,27 +255,51 @@ impl Index {
             .iter()
             .map(|d| DocumentRecord::new(d, per_doc.get(d.id.as_str()).copied().unwrap_or(0)))
             .collect();
+        let (graph, graph_added) = match previous.and_then(|p| p.graph.clone().map(|g| (g, &p.passages))) {
+            Some((graph, old)) if *graph.params() == HnswParams::default() => {
+                graph.update(old, &passages, vectors.view(), progress)?
+            }
+            _ => (
+                SearchGraph::build(vectors.view(), HnswParams::default(), progress)?,
+                passages.len(),
+            ),
+        };
         let stats = BuildStats {
             documents: documents.len(),
             passages: passages.len(),
             embedded,
             reused: passages.len() - embedded,
+            graph_added,
         };
-        Ok((
-            Index {
-                model,
-                settings,
-                documents,
-                passages,
-                vectors,
-                clustering_vectors,
-            },
-            stats,
-        ))
+        let mut index = Index {
+            model,
+            settings,
+            documents,
+            passages,
+            vectors,
+            clustering_vectors,
+            graph: Some(graph),
+        };
+        // Dead nodes slow searches down; past half of the graph, start afresh.
+        if index.graph.as_ref().is_some_and(|g| g.live() * 2 < g.nodes()) {
+            index.compact(progress)?;
+        }
+        Ok((index, stats))
     }
 
-    /// The `k` passages most similar to the unit vector `query`, best first.
-    pub fn search(&self, query: ArrayView1<f32>, limits: &Limits) -> Result<Vec<Hit>> {
+    /// Builds a fresh search graph from the current passages only, dropping dead nodes.
+    pub fn compact(&mut self, progress: &dyn Progress) -> Result<()> {
+        self.graph = Some(SearchGraph::build(
+            self.vectors.view(),
+            HnswParams::default(),
+            progress,
+        )?);
+        Ok(())
+    }
+
+    /// The `k` passages most similar to the unit vector `query` among those `filter` accepts,
+    /// best first.
+    pub fn search(&self, query: ArrayView1<f32>, limits: &Limits, filter: &Filter) -> Result<Vec<Hit>> {
         if query.len() != self.model.dims {
             return Err(Error::InvalidArgument(format!(
                 "query vector has {} dimensions, the index has {}",
@@ -226,41 +307,80 @@ impl Index {
                 self.model.dims
             )));
         }
-        Ok(self.ranked(query, limits, |_| true))
+        self.ranked(query, limits, filter, |_| true)
     }
 
     /// The `k` passages nearest to passage `id`, itself excluded; with `other_docs`, only
     /// passages from other documents.
-    pub fn similar(&self, id: &str, limits: &Limits, other_docs: bool) -> Result<Vec<Hit>> {
+    pub fn similar(&self, id: &str, limits: &Limits, other_docs: bool, filter: &Filter) -> Result<Vec<Hit>> {
         let row = self
             .position(id)
             .ok_or_else(|| Error::UnknownPassage { id: id.to_string() })?;
         let doc = &self.passages[row].passage.doc_id;
         let query = self.vectors.index_axis(Axis(0), row);
-        Ok(self.ranked(query, limits, |i| {
+        self.ranked(query, limits, filter, |i| {
             i != row && !(other_docs && &self.passages[i].passage.doc_id == doc)
-        }))
+        })
     }
 
-    fn ranked(&self, query: ArrayView1<f32>, limits: &Limits, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
-        match limits.per_doc {
-            None => flat::top_k(self.vectors.view(), query, limits.k, keep),
-            Some(cap) => {
-                let doc_number: HashMap<&str, usize> = self
-                    .documents
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (d.id.as_str(), i))
-                    .collect();
-                let group = |row: usize| {
-                    doc_number
-                        .get(self.passages[row].passage.doc_id.as_str())
-                        .copied()
-                        .unwrap_or(usize::MAX)
-                };
-                flat::top_k_per_group(self.vectors.view(), query, limits.k, keep, group, cap)
+    /// The best `limits.k` rows that `keep` and `filter` accept: exact below [`EXACT_BELOW`]
+    /// candidates (or when asked), else through the graph with the filter applied inside it.
+    fn ranked(
+        &self,
+        query: ArrayView1<f32>,
+        limits: &Limits,
+        filter: &Filter,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Hit>> {
+        for id in &filter.documents {
+            let known = self
+                .documents
+                .iter()
+                .any(|d| &d.id == id || d.path.file_name().is_some_and(|n| n.to_string_lossy() == id.as_str()));
+            if !known {
+                return Err(Error::InvalidArgument(format!(
+                    "no document {id:?} in the index (document ids are shown by `themap search`)"
+                )));
             }
         }
+        // Documents as numbers, and which the filter accepts.
+        let doc_number: HashMap<&str, usize> = self
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();
+        let group = |row: usize| {
+            doc_number
+                .get(self.passages[row].passage.doc_id.as_str())
+                .copied()
+                .unwrap_or(usize::MAX)
+        };
+        let allowed = |row: usize| accepted.get(group(row)).copied().unwrap_or(false) && keep(row);
+        let candidates: usize = self
+            .documents
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, &a)| a)
+            .map(|(d, _)| d.passages)
+            .sum();
+        let use_graph = !limits.exact && (limits.ef.is_some() || candidates >= EXACT_BELOW);
+        let ranked = match (&self.graph, use_graph) {
+            (Some(graph), true) => {
+                let mut buffer = Vec::new();
+                let query = hnsw::query_slice(&query, &mut buffer);
+                let ef = limits.ef.unwrap_or(graph.params().ef_search);
+                // The per-document cap drops hits, so ask for enough to fill k after it.
+                let width = ef.max(limits.k * if limits.per_doc.is_some() { 4 } else { 1 });
+                graph.search(query, width, &allowed, self.vectors.view())
+            }
+            _ => flat::ranked(self.vectors.view(), query, allowed),
+        };
+        Ok(match limits.per_doc {
+            None => ranked.into_iter().take(limits.k).collect(),
+            Some(cap) => flat::cap_per_group(ranked, limits.k, group, cap),
+        })
     }
 
     /// Embeds every passage with the clustering prompt, which separates themes better than the

@@ -6,6 +6,7 @@
 //!   documents-<gen>.json   document records
 //!   passages-<gen>.jsonl   one passage per line, in vector order
 //!   vectors-<gen>.npy      f32 unit vectors, one row per passage (NumPy format)
+//!   graph-<gen>.bin        the HNSW search graph: links, 8-bit codes, node → passage row
 //! ```
 //!
 //! A save writes a new generation of data files, then replaces `manifest.json` by rename: the
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
+use super::{BuildSettings, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk layout. Bump it when a change makes old indexes unreadable.
@@ -37,6 +38,18 @@ struct Manifest {
     documents: usize,
     passages: usize,
     files: Files,
+    /// Added without a format bump: older indexes have no graph and are searched exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    graph: Option<GraphEntry>,
+}
+
+/// The search graph file and how the graph was built.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GraphEntry {
+    file: FileEntry,
+    params: HnswParams,
+    nodes: usize,
+    live: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +97,15 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
         None => None,
     };
 
+    let graph = match &index.graph {
+        Some(graph) => Some(GraphEntry {
+            file: write_file(dir, &format!("graph-{generation}.bin"), |w| graph.write_to(w))?,
+            params: *graph.params(),
+            nodes: graph.nodes(),
+            live: graph.live(),
+        }),
+        None => None,
+    };
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         generation,
@@ -98,6 +120,7 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
             vectors,
             clustering_vectors,
         },
+        graph,
     };
     write_file(dir, MANIFEST, |w| {
         serde_json::to_writer_pretty(&mut *w, &manifest).map_err(std::io::Error::other)?;
@@ -109,6 +132,16 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
 
 /// Reads the index in `dir`, checking its format version and the size of every file.
 pub fn load(dir: &Path) -> Result<Index> {
+    load_parts(dir, true)
+}
+
+/// Like [`load`] but leaves the search graph out (`graph: None`), so an index whose graph file
+/// is damaged can still be re-indexed and given a fresh graph.
+pub fn load_without_graph(dir: &Path) -> Result<Index> {
+    load_parts(dir, false)
+}
+
+fn load_parts(dir: &Path, with_graph: bool) -> Result<Index> {
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
         return Err(Error::IndexMissing { dir: dir.to_path_buf() });
@@ -157,7 +190,12 @@ pub fn load(dir: &Path) -> Result<Index> {
         Some(entry) => Some(read_vectors(&path_of(entry)?, passages.len(), manifest.model.dims)?),
         None => None,
     };
+    let graph = match manifest.graph.as_ref().filter(|_| with_graph) {
+        Some(entry) => Some(read_graph(dir, entry, passages.len())?),
+        None => None,
+    };
     Ok(Index {
+        graph,
         model: manifest.model,
         settings: manifest.settings,
         documents,
@@ -165,6 +203,32 @@ pub fn load(dir: &Path) -> Result<Index> {
         vectors,
         clustering_vectors,
     })
+}
+
+fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
+    let path = dir.join(&entry.file.name);
+    let damaged = |reason: String| Error::GraphCorrupt {
+        path: path.clone(),
+        reason,
+    };
+    let file = File::open(&path).map_err(|e| damaged(e.to_string()))?;
+    let bytes = file.metadata().map_err(Error::io(&path))?.len();
+    if bytes != entry.file.bytes {
+        return Err(damaged(format!(
+            "it is {bytes} bytes, the manifest expects {}",
+            entry.file.bytes
+        )));
+    }
+    let graph = SearchGraph::read_from(&mut BufReader::new(file), entry.params, passages)
+        .map_err(|e| damaged(e.to_string()))?;
+    if graph.nodes() != entry.nodes {
+        return Err(damaged(format!(
+            "{} nodes, the manifest says {}",
+            graph.nodes(),
+            entry.nodes
+        )));
+    }
+    Ok(graph)
 }
 
 fn write_vectors(dir: &Path, name: &str, vectors: &Array2<f32>) -> Result<FileEntry> {
@@ -228,6 +292,7 @@ fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
         [&f.documents, &f.passages, &f.vectors]
             .into_iter()
             .chain(&f.clustering_vectors)
+            .chain(m.graph.as_ref().map(|g| &g.file))
             .map(|e| e.name.clone())
             .collect()
     };
@@ -242,6 +307,8 @@ fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
             "documents-",
             "passages-",
             "vectors-",
+            "graph-",
+            ".graph-",
             ".documents-",
             ".passages-",
             ".vectors-",

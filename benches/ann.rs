@@ -1,0 +1,452 @@
+//! The vector-search harness: build time, queries per second (one thread and all threads),
+//! recall@10 against exact search, and memory, swept over ef. Writes the vectors, queries and
+//! exact answers as `.npy` so `scripts/ann_peers.py` runs hnswlib, faiss and usearch on the
+//! same data and prints one table (`scripts/bench-ann.sh` runs both).
+//!
+//! ```text
+//! cargo bench --bench ann -- --n 100000 --dims 768 [--queries 1000] [--seed 1] [--m 16]
+//!     [--ef-construction 200] [--also-ef-construction 100,64] [--efs 16,32,64,128,256] [--precision i8,f32]
+//!     [--hnsw-rs-search] [--vectors FILE.npy] [--out DIR]
+//! ```
+//!
+//! Under `cargo test --benches` it runs a small configuration and asserts recall, as a smoke test.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hnsw_rs::prelude::{DistDot, Hnsw};
+use ndarray::{s, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
+use themap::index::synthetic::Clustered;
+use themap::npy;
+use themap::progress::Silent;
+
+const K: usize = 10;
+
+struct Config {
+    n: usize,
+    dims: usize,
+    queries: usize,
+    seed: u64,
+    m: usize,
+    ef_construction: usize,
+    /// More themap rows (i8) built with these ef_construction values; peers use `ef_construction`.
+    also_ef_construction: Vec<usize>,
+    efs: Vec<usize>,
+    precisions: Vec<Precision>,
+    hnsw_rs_search: bool,
+    vectors: Option<PathBuf>,
+    out: Option<PathBuf>,
+}
+
+impl Config {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut config = Config {
+            n: 100_000,
+            dims: 768,
+            queries: 1000,
+            seed: 1,
+            m: 16,
+            ef_construction: 200,
+            also_ef_construction: Vec::new(),
+            efs: vec![16, 24, 32, 48, 64, 96, 128, 256],
+            precisions: vec![Precision::I8],
+            hnsw_rs_search: false,
+            vectors: None,
+            out: None,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            if flag == "--bench" {
+                continue;
+            }
+            if flag == "--hnsw-rs-search" {
+                config.hnsw_rs_search = true;
+                continue;
+            }
+            let value = it.next().ok_or(format!("{flag} needs a value"))?;
+            let number = || value.parse::<usize>().map_err(|e| format!("{flag} {value}: {e}"));
+            match flag.as_str() {
+                "--n" => config.n = number()?,
+                "--dims" => config.dims = number()?,
+                "--queries" => config.queries = number()?,
+                "--seed" => config.seed = number()? as u64,
+                "--m" => config.m = number()?,
+                "--ef-construction" => config.ef_construction = number()?,
+                "--efs" => config.efs = list(flag, value)?,
+                "--also-ef-construction" => config.also_ef_construction = list(flag, value)?,
+                "--precision" => {
+                    config.precisions = value
+                        .split(',')
+                        .map(|v| match v {
+                            "i8" => Ok(Precision::I8),
+                            "f32" => Ok(Precision::F32),
+                            _ => Err(format!("--precision {v}: i8 or f32")),
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "--vectors" => config.vectors = Some(value.into()),
+                "--out" => config.out = Some(value.into()),
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn list(flag: &str, value: &str) -> Result<Vec<usize>, String> {
+    value
+        .split(',')
+        .map(|v| v.parse().map_err(|e| format!("{flag} {v}: {e}")))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Row {
+    engine: String,
+    build_s: f64,
+    memory_mib: f64,
+    peak_rss_mib: f64,
+    sweep: Vec<Point>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Point {
+    ef: usize,
+    recall: f64,
+    qps_1: f64,
+    qps_all: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let mut config = match Config::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ann bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if smoke {
+        config.n = 3000;
+        config.dims = 64;
+        config.queries = 100;
+        config.efs = vec![64];
+        config.precisions = vec![Precision::I8, Precision::F32];
+    }
+    let rows = run(&config);
+    if smoke {
+        for row in &rows {
+            let recall = row.sweep[0].recall;
+            assert!(recall >= 0.95, "{}: recall@10 {recall} at ef 64", row.engine);
+        }
+    }
+}
+
+fn run(config: &Config) -> Vec<Row> {
+    let threads = rayon::current_num_threads();
+    let (base, queries) = data(config);
+    let (n, dims) = base.dim();
+    println!(
+        "{n} vectors × {dims}, {} queries, k = {K}, {threads} threads",
+        queries.nrows()
+    );
+
+    let started = Instant::now();
+    let truth = exact_top_k(base.view(), queries.view());
+    println!("exact ground truth in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(dir) = &config.out {
+        write_npy(dir, "base.npy", &base);
+        write_npy(dir, "queries.npy", &queries);
+        let truth_f32 = Array2::from_shape_fn((truth.len(), K), |(q, j)| truth[q][j] as f32);
+        write_npy(dir, "truth.npy", &truth_f32);
+    }
+
+    let mut rows = vec![exact_row(base.view(), queries.view())];
+    for &precision in &config.precisions {
+        rows.push(graph_row(
+            config,
+            precision,
+            config.ef_construction,
+            base.view(),
+            queries.view(),
+            &truth,
+        ));
+    }
+    for &ef_construction in &config.also_ef_construction {
+        rows.push(graph_row(
+            config,
+            Precision::I8,
+            ef_construction,
+            base.view(),
+            queries.view(),
+            &truth,
+        ));
+    }
+    if config.hnsw_rs_search {
+        rows.push(hnsw_rs_row(config, base.view(), queries.view(), &truth));
+    }
+    print_table(&rows, n, dims, config.m);
+    if let Some(dir) = &config.out {
+        let json = serde_json::json!({
+            "n": n, "dims": dims, "queries": queries.nrows(), "k": K, "threads": threads,
+            "m": config.m, "ef_construction": config.ef_construction,
+            "also_ef_construction": config.also_ef_construction, "rows": rows,
+        });
+        std::fs::write(dir.join("themap.json"), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    }
+    rows
+}
+
+fn data(config: &Config) -> (Array2<f32>, Array2<f32>) {
+    match &config.vectors {
+        // Real vectors: the last `queries` rows are the queries.
+        Some(path) => {
+            let mut file = std::io::BufReader::new(std::fs::File::open(path).expect("open --vectors"));
+            let all = npy::read_array(&mut file).expect("read --vectors");
+            let split = all.nrows().saturating_sub(config.queries);
+            (
+                all.slice(s![..split, ..]).to_owned(),
+                all.slice(s![split.., ..]).to_owned(),
+            )
+        }
+        None => Clustered::new(config.dims, config.seed).generate(config.n, config.queries),
+    }
+}
+
+fn write_npy(dir: &std::path::Path, name: &str, array: &Array2<f32>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+    npy::write_array(&mut file, array).unwrap();
+}
+
+/// Exact top-k ids per query, by blocked matrix products over all threads.
+fn exact_top_k(base: ArrayView2<f32>, queries: ArrayView2<f32>) -> Vec<Vec<u32>> {
+    const BLOCK: usize = 32_768;
+    let partial: Vec<Vec<Vec<(f32, u32)>>> = base
+        .axis_chunks_iter(Axis(0), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let scores = queries.dot(&block.t());
+            scores
+                .outer_iter()
+                .map(|row| {
+                    let mut best: Vec<(f32, u32)> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &s)| (s, (b * BLOCK + i) as u32))
+                        .collect();
+                    let k = K.min(best.len());
+                    best.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.0.total_cmp(&a.0));
+                    best.truncate(k);
+                    best
+                })
+                .collect()
+        })
+        .collect();
+    (0..queries.nrows())
+        .map(|q| {
+            let mut all: Vec<(f32, u32)> = partial.iter().flat_map(|block| block[q].iter().copied()).collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            all.into_iter().take(K).map(|(_, id)| id).collect()
+        })
+        .collect()
+}
+
+fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let hits: usize = found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| {
+            let t: HashSet<u32> = t.iter().copied().collect();
+            f.iter().filter(|id| t.contains(id)).count()
+        })
+        .sum();
+    hits as f64 / (truth.len() * K) as f64
+}
+
+/// Queries per second answering every query once, one at a time (`parallel`: over all threads).
+fn timed(queries: usize, parallel: bool, search: impl Fn(usize) -> Vec<u32> + Sync) -> (f64, Vec<Vec<u32>>) {
+    // Warm-up: fault the index in and settle the caches before timing.
+    if parallel {
+        (0..queries.min(200)).into_par_iter().for_each(|q| drop(search(q)));
+    } else {
+        (0..queries.min(100)).for_each(|q| drop(search(q)));
+    }
+    let started = Instant::now();
+    let found: Vec<Vec<u32>> = if parallel {
+        (0..queries).into_par_iter().map(&search).collect()
+    } else {
+        (0..queries).map(&search).collect()
+    };
+    (queries as f64 / started.elapsed().as_secs_f64(), found)
+}
+
+fn exact_row(base: ArrayView2<f32>, queries: ArrayView2<f32>) -> Row {
+    // A full scan is slow at scale: time a sample of queries.
+    let sample = queries.nrows().min(200);
+    let search = |q: usize| {
+        themap::index::flat::top_k(base, queries.row(q), K, |_| true)
+            .into_iter()
+            .map(|h| h.row as u32)
+            .collect()
+    };
+    let (qps_1, _) = timed(sample, false, search);
+    let (qps_all, _) = timed(sample, true, search);
+    Row {
+        engine: "exact scan (themap flat)".into(),
+        build_s: 0.0,
+        memory_mib: mib(4 * base.len()),
+        peak_rss_mib: peak_rss_mib(),
+        sweep: vec![Point {
+            ef: 0,
+            recall: 1.0,
+            qps_1,
+            qps_all,
+        }],
+    }
+}
+
+fn graph_row(
+    config: &Config,
+    precision: Precision,
+    ef_construction: usize,
+    base: ArrayView2<f32>,
+    queries: ArrayView2<f32>,
+    truth: &[Vec<u32>],
+) -> Row {
+    let params = HnswParams {
+        m: config.m,
+        ef_construction,
+        precision,
+        ..HnswParams::default()
+    };
+    let started = Instant::now();
+    let graph = HnswGraph::build(base, params, &Silent).expect("build");
+    let build_s = started.elapsed().as_secs_f64();
+    // The re-rank reads the f32 vectors, so they count as part of an i8 index.
+    let memory = graph.memory_bytes() + if graph.exact() { 0 } else { 4 * base.len() };
+    let mut sweep = Vec::new();
+    for &ef in &config.efs {
+        let search = |q: usize| {
+            let query = queries.row(q);
+            let query = query.as_slice().expect("contiguous");
+            let candidates = graph.search(query, ef.max(K), None);
+            if graph.exact() {
+                candidates.iter().take(K).map(|c| c.node).collect()
+            } else {
+                rerank(&candidates, K, |node| {
+                    themap::index::quantize::dot_f32(query, base.row(node as usize).as_slice().unwrap())
+                })
+                .into_iter()
+                .map(|(node, _)| node)
+                .collect()
+            }
+        };
+        let (qps_1, found) = timed(queries.nrows(), false, search);
+        let (qps_all, _) = timed(queries.nrows(), true, search);
+        sweep.push(Point {
+            ef,
+            recall: recall(&found, truth),
+            qps_1,
+            qps_all,
+        });
+    }
+    let walk = match precision {
+        Precision::I8 => "i8 walk + f32 re-rank",
+        Precision::F32 => "f32 walk",
+    };
+    Row {
+        engine: format!("themap HNSW ({walk}, ef_construction {ef_construction})"),
+        build_s,
+        memory_mib: mib(memory),
+        peak_rss_mib: peak_rss_mib(),
+        sweep,
+    }
+}
+
+/// hnsw_rs's own search on its own structure (patched crate, f32, anndists DistDot): the
+/// starting point, measured in the same run.
+fn hnsw_rs_row(config: &Config, base: ArrayView2<f32>, queries: ArrayView2<f32>, truth: &[Vec<u32>]) -> Row {
+    let started = Instant::now();
+    let hnsw: Hnsw<f32, DistDot> = Hnsw::new(config.m, base.nrows(), 16, config.ef_construction, DistDot);
+    let items: Vec<(&[f32], usize)> = base.outer_iter().map(|r| r.to_slice().unwrap()).zip(0..).collect();
+    hnsw.parallel_insert_slice(&items);
+    let build_s = started.elapsed().as_secs_f64();
+    let mut sweep = Vec::new();
+    for &ef in &config.efs {
+        let search = |q: usize| {
+            let query = queries.row(q);
+            hnsw.search(query.as_slice().unwrap(), K, ef.max(K))
+                .into_iter()
+                .map(|n| n.d_id as u32)
+                .collect()
+        };
+        let (qps_1, found) = timed(queries.nrows(), false, search);
+        let (qps_all, _) = timed(queries.nrows(), true, search);
+        sweep.push(Point {
+            ef,
+            recall: recall(&found, truth),
+            qps_1,
+            qps_all,
+        });
+    }
+    Row {
+        engine: "hnsw_rs search (patched, f32 DistDot)".into(),
+        build_s,
+        // Not measured: freed memory from the rows before stays in the allocator, so an RSS
+        // difference would mean little here.
+        memory_mib: 0.0,
+        peak_rss_mib: peak_rss_mib(),
+        sweep,
+    }
+}
+
+fn print_table(rows: &[Row], n: usize, dims: usize, m: usize) {
+    // Raw f32 vectors plus hnswlib-sized links (2M ids and a count per node at layer 0).
+    let reference = mib(4 * n * dims + 4 * n * (2 * m + 1));
+    println!("\n| engine | build s | index MiB (× raw+links) | ef | recall@10 | QPS 1 thread | QPS all threads |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        for (i, p) in row.sweep.iter().enumerate() {
+            let head = if i == 0 {
+                let memory = if row.memory_mib > 0.0 {
+                    format!("{:.0} ({:.2}×)", row.memory_mib, row.memory_mib / reference)
+                } else {
+                    "-".into()
+                };
+                format!("{} | {:.1} | {memory}", row.engine, row.build_s)
+            } else {
+                " | | ".to_string()
+            };
+            println!(
+                "| {head} | {} | {:.4} | {:.0} | {:.0} |",
+                p.ef, p.recall, p.qps_1, p.qps_all
+            );
+        }
+    }
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    status_kib("VmHWM:") / 1024.0
+}
