@@ -29,10 +29,11 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 /// Logs go to stderr; `THEMAP_LOG` (or `RUST_LOG`) overrides the level set by -v / -q.
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
+    // hnsw_rs logs every graph it creates at info level (through `log`); that is noise here.
     let default = match (quiet, verbose) {
         (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "themap=debug,info",
+        (false, 0) => "info,hnsw_rs=warn",
+        (false, 1) => "themap=debug,hnsw_rs=warn,info",
         (false, _) => "debug",
     };
     let filter = std::env::var("THEMAP_LOG")
