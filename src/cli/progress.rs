@@ -60,11 +60,7 @@ impl Progress for CliProgress {
             if let Some((_, started, _)) = &*self.state.lock().expect("progress lock") {
                 let seconds = started.elapsed().as_secs_f64().max(1e-9);
                 let (done, tokens) = (self.done.load(Ordering::Relaxed), self.tokens.load(Ordering::Relaxed));
-                bar.set_prefix(format!(
-                    "{:.1} passages/s · {:.0} tokens/s",
-                    done as f64 / seconds,
-                    tokens as f64 / seconds
-                ));
+                bar.set_prefix(rates(done, tokens, seconds));
             }
         }
     }
@@ -78,10 +74,19 @@ impl Progress for CliProgress {
             let done = self.done.load(Ordering::Relaxed);
             let tokens = self.tokens.load(Ordering::Relaxed);
             tracing::info!(
-                "{label}: {done} passages, {tokens} tokens in {seconds:.1} s ({:.1} passages/s, {:.0} tokens/s)",
-                done as f64 / seconds,
-                tokens as f64 / seconds
+                "{label}: {done} passages in {seconds:.1} s ({})",
+                rates(done, tokens, seconds)
             );
         }
+    }
+}
+
+/// "3.3 passages/s · 557 tokens/s"; the token rate only for work that counts tokens.
+fn rates(done: u64, tokens: u64, seconds: f64) -> String {
+    let passages = format!("{:.1} passages/s", done as f64 / seconds);
+    if tokens == 0 {
+        passages
+    } else {
+        format!("{passages} · {:.0} tokens/s, {tokens} tokens", tokens as f64 / seconds)
     }
 }

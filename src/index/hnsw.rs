@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// What the graph stores and walks on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// One byte per dimension; candidates re-ranked on the f32 vectors.
@@ -271,7 +271,7 @@ impl HnswGraph {
         w.write_all(&(self.dims as u64).to_le_bytes())?;
         w.write_all(&self.scale().to_le_bytes())?;
         match &self.store {
-            Store::I8 { codes, .. } => w.write_all(bytemuck_i8(codes)),
+            Store::I8 { codes, .. } => w.write_all(i8_as_bytes(codes)),
             Store::F32(values) => {
                 for chunk in values.chunks(1 << 14) {
                     let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -362,7 +362,7 @@ fn contiguous(vectors: ArrayView2<f32>) -> Vec<f32> {
     vectors.iter().copied().collect()
 }
 
-fn bytemuck_i8(codes: &[i8]) -> &[u8] {
+fn i8_as_bytes(codes: &[i8]) -> &[u8] {
     // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid for both.
     unsafe { std::slice::from_raw_parts(codes.as_ptr() as *const u8, codes.len()) }
 }
