@@ -11,7 +11,6 @@
 //!
 //! Under `cargo test --benches` it runs a small configuration and asserts recall, as a smoke test.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use hnsw_rs::prelude::{DistDot, Hnsw};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
+use themap::index::flat::recall;
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
 use themap::index::synthetic::Clustered;
 use themap::npy;
@@ -258,16 +258,25 @@ fn exact_top_k(base: ArrayView2<f32>, queries: ArrayView2<f32>) -> Vec<Vec<u32>>
         .collect()
 }
 
-fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
-    let hits: usize = found
-        .iter()
-        .zip(truth)
-        .map(|(f, t)| {
-            let t: HashSet<u32> = t.iter().copied().collect();
-            f.iter().filter(|id| t.contains(id)).count()
+/// Recall and queries per second (one thread, all threads) of `search(ef, query)` at each ef.
+fn sweep(
+    efs: &[usize],
+    queries: usize,
+    truth: &[Vec<u32>],
+    search: impl Fn(usize, usize) -> Vec<u32> + Sync,
+) -> Vec<Point> {
+    efs.iter()
+        .map(|&ef| {
+            let (qps_1, found) = timed(queries, false, |q| search(ef, q));
+            let (qps_all, _) = timed(queries, true, |q| search(ef, q));
+            Point {
+                ef,
+                recall: recall(&found, truth),
+                qps_1,
+                qps_all,
+            }
         })
-        .sum();
-    hits as f64 / (truth.len() * K) as f64
+        .collect()
 }
 
 /// Queries per second answering every query once, one at a time (`parallel`: over all threads).
@@ -331,32 +340,21 @@ fn graph_row(
     let build_s = started.elapsed().as_secs_f64();
     // The re-rank reads the f32 vectors, so they count as part of an i8 index.
     let memory = graph.memory_bytes() + if graph.exact() { 0 } else { 4 * base.len() };
-    let mut sweep = Vec::new();
-    for &ef in &config.efs {
-        let search = |q: usize| {
-            let query = queries.row(q);
-            let query = query.as_slice().expect("contiguous");
-            let candidates = graph.search(query, ef.max(K), None);
-            if graph.exact() {
-                candidates.iter().take(K).map(|c| c.node).collect()
-            } else {
-                rerank(&candidates, K, |node| {
-                    themap::index::quantize::dot_f32(query, base.row(node as usize).as_slice().unwrap())
-                })
-                .into_iter()
-                .map(|(node, _)| node)
-                .collect()
-            }
-        };
-        let (qps_1, found) = timed(queries.nrows(), false, search);
-        let (qps_all, _) = timed(queries.nrows(), true, search);
-        sweep.push(Point {
-            ef,
-            recall: recall(&found, truth),
-            qps_1,
-            qps_all,
-        });
-    }
+    let sweep = sweep(&config.efs, queries.nrows(), truth, |ef, q| {
+        let query = queries.row(q);
+        let query = query.as_slice().expect("contiguous");
+        let candidates = graph.search(query, ef.max(K), None);
+        if graph.exact() {
+            candidates.iter().take(K).map(|c| c.node).collect()
+        } else {
+            rerank(&candidates, K, |node| {
+                themap::index::quantize::dot_f32(query, base.row(node as usize).as_slice().unwrap())
+            })
+            .into_iter()
+            .map(|(node, _)| node)
+            .collect()
+        }
+    });
     let walk = match precision {
         Precision::I8 => "i8 walk + f32 re-rank",
         Precision::F32 => "f32 walk",
@@ -378,24 +376,12 @@ fn hnsw_rs_row(config: &Config, base: ArrayView2<f32>, queries: ArrayView2<f32>,
     let items: Vec<(&[f32], usize)> = base.outer_iter().map(|r| r.to_slice().unwrap()).zip(0..).collect();
     hnsw.parallel_insert_slice(&items);
     let build_s = started.elapsed().as_secs_f64();
-    let mut sweep = Vec::new();
-    for &ef in &config.efs {
-        let search = |q: usize| {
-            let query = queries.row(q);
-            hnsw.search(query.as_slice().unwrap(), K, ef.max(K))
-                .into_iter()
-                .map(|n| n.d_id as u32)
-                .collect()
-        };
-        let (qps_1, found) = timed(queries.nrows(), false, search);
-        let (qps_all, _) = timed(queries.nrows(), true, search);
-        sweep.push(Point {
-            ef,
-            recall: recall(&found, truth),
-            qps_1,
-            qps_all,
-        });
-    }
+    let sweep = sweep(&config.efs, queries.nrows(), truth, |ef, q| {
+        hnsw.search(queries.row(q).as_slice().unwrap(), K, ef.max(K))
+            .into_iter()
+            .map(|n| n.d_id as u32)
+            .collect()
+    });
     Row {
         engine: "hnsw_rs search (patched, f32 DistDot)".into(),
         build_s,

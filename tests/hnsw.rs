@@ -1,11 +1,9 @@
 //! The HNSW search graph against exact search (the oracle): recall, persistence, incremental
 //! insertion, filters, dead nodes, and parameter checks.
 
-use std::collections::HashSet;
-
 use hnsw_rs::frozen::FrozenHnsw;
 use ndarray::{s, Array2, ArrayView2};
-use themap::index::flat;
+use themap::index::flat::{self, recall};
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
 use themap::index::quantize::dot_f32;
 use themap::index::synthetic::Clustered;
@@ -41,18 +39,6 @@ fn exact_top_k(vectors: ArrayView2<f32>, query: ndarray::ArrayView1<f32>, keep: 
         .into_iter()
         .map(|h| h.row as u32)
         .collect()
-}
-
-fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
-    let hits: usize = found
-        .iter()
-        .zip(truth)
-        .map(|(f, t)| {
-            let t: HashSet<_> = t.iter().collect();
-            f.iter().filter(|x| t.contains(x)).count()
-        })
-        .sum();
-    hits as f64 / truth.iter().map(Vec::len).sum::<usize>() as f64
 }
 
 fn recall_of(graph: &HnswGraph, vectors: ArrayView2<f32>, queries: ArrayView2<f32>, ef: usize) -> f64 {

@@ -88,6 +88,17 @@ pub fn cap_per_group(ranked: Vec<Hit>, k: usize, group: impl Fn(usize) -> usize,
         .collect()
 }
 
+/// Recall of approximate answers against exact ones: the share of the exact ids (over all
+/// queries) that the approximate answer for the same query also holds.
+pub fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let hits: usize = found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count())
+        .sum();
+    hits as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

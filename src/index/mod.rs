@@ -62,6 +62,11 @@ impl DocumentRecord {
         }
     }
 
+    /// Whether `name` names this document: its id or its file name.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.id == name || self.path.file_name().is_some_and(|n| n.to_string_lossy() == name)
+    }
+
     /// The title to show: the document's own, else its id.
     pub fn display_title(&self) -> &str {
         self.meta.title.as_deref().unwrap_or(&self.id)
@@ -172,12 +177,7 @@ impl Filter {
     }
 
     pub fn accepts(&self, doc: &DocumentRecord) -> bool {
-        let file_name = doc.path.file_name().map(|n| n.to_string_lossy());
-        let in_documents = self.documents.is_empty()
-            || self
-                .documents
-                .iter()
-                .any(|d| d == &doc.id || file_name.as_deref() == Some(d.as_str()));
+        let in_documents = self.documents.is_empty() || self.documents.iter().any(|d| doc.is_named(d));
         let date = doc.meta.date.as_deref();
         // Compare on the filter's precision: "2025-11-03" is within `until 2025-11`.
         let after = |since: &String| date.is_some_and(|d| d >= since.as_str());
@@ -333,23 +333,14 @@ impl Index {
         keep: impl Fn(usize) -> bool,
     ) -> Result<Vec<Hit>> {
         for id in &filter.documents {
-            let known = self
-                .documents
-                .iter()
-                .any(|d| &d.id == id || d.path.file_name().is_some_and(|n| n.to_string_lossy() == id.as_str()));
-            if !known {
+            if !self.documents.iter().any(|d| d.is_named(id)) {
                 return Err(Error::InvalidArgument(format!(
                     "no document {id:?} in the index (document ids are shown by `themap search`)"
                 )));
             }
         }
         // Documents as numbers, and which the filter accepts.
-        let doc_number: HashMap<&str, usize> = self
-            .documents
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.as_str(), i))
-            .collect();
+        let doc_number = self.document_numbers();
         let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();
         let group = |row: usize| {
             doc_number
@@ -404,6 +395,15 @@ impl Index {
     /// Row of the passage with this id.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.passages.iter().position(|p| p.passage.id == id)
+    }
+
+    /// Each document's position in `documents`, by id.
+    pub fn document_numbers(&self) -> HashMap<&str, usize> {
+        self.documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect()
     }
 
     pub fn document(&self, id: &str) -> Option<&DocumentRecord> {

@@ -224,12 +224,7 @@ impl ThemeMap {
         )?;
 
         // Document × theme counts, in index document order.
-        let doc_row: BTreeMap<&str, usize> = index
-            .documents
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.as_str(), i))
-            .collect();
+        let doc_row = index.document_numbers();
         let mut counts = vec![vec![0usize; k]; index.documents.len()];
         for (p, &t) in index.passages.iter().zip(&clustering.labels) {
             if let Some(&d) = doc_row.get(p.passage.doc_id.as_str()) {
