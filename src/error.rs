@@ -77,6 +77,18 @@ pub enum Error {
 
     #[error("no passage with id {id} in the index")]
     UnknownPassage { id: String },
+
+    #[error("{path}, line {line}: {reason}")]
+    BadRecord { path: PathBuf, line: usize, reason: String },
+
+    #[error("cannot resume: {0}; start afresh with --restart")]
+    ResumeMismatch(String),
+
+    #[error("{path} already exists; pass --overwrite to replace it")]
+    OutputExists { path: PathBuf },
+
+    #[error("{0}")]
+    DeviceUnavailable(String),
 }
 
 /// The library's result type.

@@ -21,7 +21,13 @@ fn main() -> ExitCode {
 /// 2: the request itself is wrong (bad setting); 1: anything else that failed.
 fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<themap::Error>() {
-        Some(themap::Error::InvalidArgument(_) | themap::Error::InvalidDims { .. }) => 2,
+        Some(
+            themap::Error::InvalidArgument(_)
+            | themap::Error::InvalidDims { .. }
+            | themap::Error::OutputExists { .. }
+            | themap::Error::ResumeMismatch(_)
+            | themap::Error::DeviceUnavailable(_),
+        ) => 2,
         _ => 1,
     }
 }

@@ -1,11 +1,12 @@
-//! The NumPy `.npy` format for 2-D little-endian f32 arrays: vectors that Python reads directly.
+//! The NumPy `.npy` format for 2-D little-endian f32 (and, written only, f16) arrays: vectors
+//! that Python reads directly.
 
 use std::io::{Read, Write};
 
 /// Writes `rows × cols` f32 values (row-major) as `.npy` version 1.0.
 pub fn write_f32(out: &mut impl Write, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
     debug_assert_eq!(data.len(), rows * cols);
-    out.write_all(&header(rows, cols))?;
+    out.write_all(&header(Element::F32, rows, cols))?;
     let mut bytes = Vec::with_capacity(data.len().min(1 << 20) * 4);
     for chunk in data.chunks(1 << 20) {
         bytes.clear();
@@ -28,11 +29,48 @@ pub fn read_array(input: &mut impl Read) -> Result<ndarray::Array2<f32>, String>
     Ok(ndarray::Array2::from_shape_vec((rows, cols), data).expect("read_f32 checked the size"))
 }
 
-/// The header for a `rows × cols` f32 array, padded so data starts on a 64-byte boundary.
-pub fn header(rows: usize, cols: usize) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+/// The element types themap writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Element {
+    F32,
+    F16,
+}
+
+impl Element {
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+        }
+    }
+
+    /// Appends `values` in this type, little-endian.
+    pub fn encode(self, values: impl Iterator<Item = f32>, out: &mut Vec<u8>) {
+        match self {
+            Self::F32 => values.for_each(|v| out.extend(v.to_le_bytes())),
+            Self::F16 => values.for_each(|v| out.extend(half::f16::from_f32(v).to_le_bytes())),
+        }
+    }
+
+    fn descr(self) -> &'static str {
+        match self {
+            Self::F32 => "<f4",
+            Self::F16 => "<f2",
+        }
+    }
+}
+
+/// Length of every header [`header`] makes, whatever the shape: a file written before its row
+/// count is known can have its header rewritten in place.
+pub const HEADER_LEN: usize = 128;
+
+/// The header for a `rows × cols` array, padded to [`HEADER_LEN`] bytes (a 64-byte boundary).
+pub fn header(element: Element, rows: usize, cols: usize) -> Vec<u8> {
+    let descr = element.descr();
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 10 + dict.len() + 1;
-    dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    dict.push_str(&" ".repeat(HEADER_LEN - unpadded));
     dict.push('\n');
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((dict.len() as u16).to_le_bytes());
@@ -111,7 +149,8 @@ mod tests {
         let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
         let mut file = Vec::new();
         write_f32(&mut file, &data, 3, 4).unwrap();
-        assert_eq!(header(3, 4).len() % 64, 0);
+        assert_eq!(header(Element::F32, 3, 4).len(), HEADER_LEN);
+        assert_eq!(header(Element::F16, usize::MAX, usize::MAX).len(), HEADER_LEN);
         assert_eq!(read_f32(&mut file.as_slice()).unwrap(), (data, 3, 4));
     }
 

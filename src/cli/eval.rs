@@ -10,7 +10,7 @@ use serde::Serialize;
 use themap::cluster::{self, quality, ClusterParams};
 use themap::embed::{Embedder, Prompt};
 
-use super::{load_model, progress::CliProgress};
+use super::{load_model, progress::CliProgress, Compute};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -44,6 +44,9 @@ pub struct EvalArgs {
     /// Model directory. Default as for `themap index`.
     #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
     model: Option<PathBuf>,
+
+    #[command(flatten)]
+    compute: Compute,
 
     /// Print the scores as JSON.
     #[arg(long)]
@@ -82,7 +85,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
             cluster::normalize_rows(vectors)
         }
         None => {
-            let model = load_model(args.model.as_deref(), None)?;
+            let model = load_model(args.model.as_deref(), None, &args.compute)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             model.embed(&refs, args.prompt, &CliProgress::new(quiet))?
         }

@@ -1,5 +1,6 @@
 //! Command-line interface: argument structs (clap derive) and one function per command.
 
+mod embed;
 mod eval;
 mod output;
 mod progress;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
-use themap::embed::{EmbedOptions, Embedder, EmbeddingModel, Prompt};
+use themap::embed::{BatchLimits, DeviceChoice, Dtype, EmbedOptions, Embedder, EmbeddingModel, Prompt};
 use themap::index::{store, BuildSettings, Filter, Index, Limits, ModelInfo};
 
 use progress::CliProgress;
@@ -42,6 +43,11 @@ enum Command {
     /// Re-running reuses the vectors of passages whose text has not changed, so adding a file
     /// embeds only its passages. The previous index stays intact until the new one is complete.
     Index(IndexArgs),
+    /// Embed texts into a .npy file, streaming: any input size in bounded memory, resumable.
+    ///
+    /// Interrupted (Ctrl-C, a lost machine), the same command run again continues where it
+    /// stopped and writes the same file an uninterrupted run would have.
+    Embed(embed::EmbedArgs),
     /// Show how documents are cleaned and split into passages, without embedding anything.
     Passages(PassagesArgs),
     /// Find the passages closest in meaning to a query, in any language.
@@ -68,6 +74,61 @@ struct Locations {
     /// Default: ~/.cache/themap/models/embeddinggemma-300m, filled by scripts/fetch-model.sh.
     #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
     model: Option<PathBuf>,
+}
+
+/// Where and how the model runs.
+#[derive(Debug, Args)]
+struct Compute {
+    /// Device to run the model on: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE", env = "THEMAP_DEVICE")]
+    device: DeviceChoice,
+
+    /// Number format of the model: f32 (the CPU default), bf16 (the GPU default) or f16 (GPU only).
+    #[arg(long, value_enum, value_name = "TYPE")]
+    dtype: Option<Dtype>,
+
+    /// Most tokens in one forward pass, padding included; larger batches suit a GPU.
+    /// Default: 4096 on the CPU, 65536 on a GPU.
+    #[arg(long, value_name = "N")]
+    batch_tokens: Option<usize>,
+
+    /// Most texts in one forward pass. Default: 64 on the CPU, 1024 on a GPU.
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+}
+
+impl Compute {
+    /// The CPU with default settings: for a query or two, where a GPU would not pay.
+    fn cpu() -> Self {
+        Self {
+            device: DeviceChoice::Cpu,
+            dtype: None,
+            batch_tokens: None,
+            batch_size: None,
+        }
+    }
+
+    fn device_kind(&self) -> &'static str {
+        match self.device {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda(_) => "cuda",
+        }
+    }
+
+    fn batch(&self) -> BatchLimits {
+        let default = match self.device {
+            DeviceChoice::Cpu => BatchLimits::default(),
+            // A GPU is only busy with large batches; its memory holds them easily at 300M parameters.
+            DeviceChoice::Cuda(_) => BatchLimits {
+                max_texts: 1024,
+                max_tokens: 65_536,
+            },
+        };
+        BatchLimits {
+            max_texts: self.batch_size.unwrap_or(default.max_texts),
+            max_tokens: self.batch_tokens.unwrap_or(default.max_tokens),
+        }
+    }
 }
 
 /// How documents are read and split.
@@ -97,6 +158,9 @@ struct IndexArgs {
     /// Vector size: 768, or 512/256/128 (Matryoshka truncation: smaller index, slightly less accurate).
     #[arg(long, value_name = "N")]
     dims: Option<usize>,
+
+    #[command(flatten)]
+    compute: Compute,
 
     /// Embed every passage again instead of reusing vectors of unchanged passages.
     #[arg(long)]
@@ -244,6 +308,7 @@ struct SimilarArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Index(args) => index(args, cli.quiet),
+        Command::Embed(args) => embed::embed(args, cli.quiet),
         Command::Passages(args) => passages(args),
         Command::Search(args) => search(args),
         Command::Similar(args) => similar(args),
@@ -274,7 +339,7 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
             anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
         }
     };
-    let model = load_model(args.at.model.as_deref(), args.dims)?;
+    let model = load_model(args.at.model.as_deref(), args.dims, &args.compute)?;
     let split = split_options(&args.reading, &model);
     let corpus = read_corpus(&sources, &args.reading, &split, &model)?;
 
@@ -301,7 +366,7 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
 }
 
 fn passages(args: PassagesArgs) -> Result<()> {
-    let model = load_model(args.model.as_deref(), None)?;
+    let model = load_model(args.model.as_deref(), None, &Compute::cpu())?;
     let corpus = read_corpus(
         &args.paths,
         &args.reading,
@@ -313,18 +378,7 @@ fn passages(args: PassagesArgs) -> Result<()> {
 
 /// Reads and splits `sources`, warning about every file passed over.
 fn read_corpus(sources: &[PathBuf], reading: &Reading, split: &SplitOptions, model: &EmbeddingModel) -> Result<Corpus> {
-    let encoding = reading
-        .encoding
-        .as_deref()
-        .map(|label| {
-            encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-                themap::Error::InvalidArgument(format!("unknown encoding {label:?} (try utf-8, gb18030, gbk, big5)"))
-            })
-        })
-        .transpose()?;
-    let corpus = corpus::load(sources, ReadOptions { encoding }, split, &|text| {
-        model.count_tokens(text)
-    })?;
+    let corpus = corpus::load(sources, read_options(reading)?, split, &|text| model.count_tokens(text))?;
     for skipped in &corpus.skipped {
         tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
@@ -338,6 +392,19 @@ fn read_corpus(sources: &[PathBuf], reading: &Reading, split: &SplitOptions, mod
     Ok(corpus)
 }
 
+fn read_options(reading: &Reading) -> Result<ReadOptions> {
+    let encoding = reading
+        .encoding
+        .as_deref()
+        .map(|label| {
+            encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                themap::Error::InvalidArgument(format!("unknown encoding {label:?} (try utf-8, gb18030, gbk, big5)"))
+            })
+        })
+        .transpose()?;
+    Ok(ReadOptions { encoding })
+}
+
 /// The passage budget, kept below the model's input limit (which also holds the prompt).
 fn split_options(reading: &Reading, model: &EmbeddingModel) -> SplitOptions {
     SplitOptions::with_max_tokens(reading.max_tokens.min(model.max_tokens() - 32))
@@ -345,7 +412,7 @@ fn split_options(reading: &Reading, model: &EmbeddingModel) -> SplitOptions {
 
 fn search(args: SearchArgs) -> Result<()> {
     let index = store::load(&args.at.index)?;
-    let model = load_model(args.at.model.as_deref(), Some(index.model.dims))?;
+    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::cpu())?;
     store::check_model(&index, &model_info(&model), &args.at.index)?;
     let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
     let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
@@ -358,13 +425,15 @@ fn similar(args: SimilarArgs) -> Result<()> {
     output::hits(&index, &hits, &args.id, args.json)
 }
 
-fn load_model(dir: Option<&Path>, dims: Option<usize>) -> Result<EmbeddingModel> {
+fn load_model(dir: Option<&Path>, dims: Option<usize>, compute: &Compute) -> Result<EmbeddingModel> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_model_dir);
     Ok(EmbeddingModel::load(
         &dir,
         &EmbedOptions {
             dims,
-            ..EmbedOptions::default()
+            batch: compute.batch(),
+            device: compute.device,
+            dtype: compute.dtype,
         },
     )?)
 }

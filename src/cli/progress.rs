@@ -13,24 +13,21 @@ pub struct CliProgress {
     state: Mutex<Option<(String, Instant, u64)>>,
     tokens: AtomicU64,
     done: AtomicU64,
+    /// Without a bar, when the last log line went out: long runs log every [`LOG_EVERY`].
+    last_log: Mutex<Instant>,
 }
+
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl CliProgress {
     pub fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::hidden();
-            bar.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} passages · {prefix} · ETA {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar
-        });
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| ProgressBar::hidden());
         Self {
             bar,
             state: Mutex::new(None),
             tokens: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            last_log: Mutex::new(Instant::now()),
         }
     }
 }
@@ -40,14 +37,27 @@ impl Progress for CliProgress {
         *self.state.lock().expect("progress lock") = Some((label.to_string(), Instant::now(), total));
         self.tokens.store(0, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
+        *self.last_log.lock().expect("progress lock") = Instant::now();
         match &self.bar {
             Some(bar) => {
+                // A total of 0 means unknown (a stream): count without a bar or ETA.
+                let template = if total == 0 {
+                    "{msg:>10} {spinner} {pos} passages · {prefix}"
+                } else {
+                    "{msg:>10} [{bar:30}] {pos}/{len} passages · {prefix} · ETA {eta}"
+                };
+                bar.set_style(
+                    ProgressStyle::with_template(template)
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 bar.set_length(total);
                 bar.set_position(0);
                 bar.set_message(label.to_string());
                 bar.reset_eta();
             }
+            None if total == 0 => tracing::info!("{label}…"),
             None => tracing::info!("{label}: {total} passages"),
         }
     }
@@ -55,12 +65,24 @@ impl Progress for CliProgress {
     fn advance(&self, units: u64, tokens: u64) {
         self.tokens.fetch_add(tokens, Ordering::Relaxed);
         self.done.fetch_add(units, Ordering::Relaxed);
-        if let Some(bar) = &self.bar {
-            bar.inc(units);
-            if let Some((_, started, _)) = &*self.state.lock().expect("progress lock") {
-                let seconds = started.elapsed().as_secs_f64().max(1e-9);
-                let (done, tokens) = (self.done.load(Ordering::Relaxed), self.tokens.load(Ordering::Relaxed));
+        let state = self.state.lock().expect("progress lock");
+        let Some((label, started, total)) = &*state else {
+            return;
+        };
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        let (done, tokens) = (self.done.load(Ordering::Relaxed), self.tokens.load(Ordering::Relaxed));
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(units);
                 bar.set_prefix(rates(done, tokens, seconds));
+            }
+            None => {
+                let mut last = self.last_log.lock().expect("progress lock");
+                if last.elapsed() >= LOG_EVERY {
+                    *last = Instant::now();
+                    let of = if *total > 0 { format!("/{total}") } else { String::new() };
+                    tracing::info!("{label}: {done}{of} passages ({})", rates(done, tokens, seconds));
+                }
             }
         }
     }

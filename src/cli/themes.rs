@@ -8,13 +8,16 @@ use clap::Args;
 use themap::index::store;
 use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors};
 
-use super::{load_model, model_info, progress::CliProgress, Locations};
+use super::{load_model, model_info, progress::CliProgress, Compute, Locations};
 
 /// How themes are found; shared by `themes` and `report`.
 #[derive(Debug, Args)]
 pub struct ThemeArgs {
     #[command(flatten)]
     at: Locations,
+
+    #[command(flatten)]
+    compute: Compute,
 
     /// Number of themes, named themes included. Default: chosen by silhouette (2 to 30).
     #[arg(long, value_name = "N")]
@@ -66,7 +69,7 @@ pub struct ReportArgs {
 
 fn build(args: &ThemeArgs, quiet: bool) -> Result<ThemeMap> {
     let mut index = store::load(&args.at.index)?;
-    let model = load_model(args.at.model.as_deref(), Some(index.model.dims))?;
+    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &args.compute)?;
     store::check_model(&index, &model_info(&model), &args.at.index)?;
     if args.vectors == ThemeVectors::Clustering && index.ensure_clustering_vectors(&model, &CliProgress::new(quiet))? {
         // Kept with the index, so later runs (and re-indexing) reuse them.

@@ -5,6 +5,7 @@
 
 pub mod clean;
 pub mod read;
+pub mod records;
 pub mod split;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use read::{ReadOptions, Skipped};
+pub use records::{read_records, Record, RecordFormat};
 pub use split::SplitOptions;
 
 use crate::error::{Error, Result};
@@ -188,6 +190,58 @@ pub struct Corpus {
     pub skipped: Vec<Skipped>,
 }
 
+/// Cleans and splits one document (filling in metadata found in the page).
+fn passages_of(doc: &mut Document, split: &SplitOptions, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Passage> {
+    let cleaned = clean::clean(&doc.text, doc.body_start);
+    doc.meta.merge(cleaned.found);
+    split::split(doc, &cleaned.paragraphs, split, count_tokens)
+}
+
+/// Keeps document ids unique: two inputs named alike (a.txt and a.md, or the same file twice)
+/// must not share one, so later ones get `~2`, `~3`, ...
+#[derive(Default)]
+struct UniqueIds(std::collections::HashSet<String>);
+
+impl UniqueIds {
+    fn assign(&mut self, doc: &mut Document) {
+        let base = doc.id.clone();
+        let mut n = 2;
+        while !self.0.insert(doc.id.clone()) {
+            doc.id = format!("{base}~{n}");
+            n += 1;
+        }
+    }
+}
+
+/// The passages of the documents under `paths` as records to embed, read a file at a time so
+/// memory stays bounded by the largest file. Files that cannot be read are logged and passed over.
+pub fn stream_passages<'a>(
+    paths: &[PathBuf],
+    read: ReadOptions,
+    split: &'a SplitOptions,
+    count_tokens: &'a (dyn Fn(&str) -> usize + Sync),
+) -> Result<impl Iterator<Item = Result<Record>> + Send + 'a> {
+    split.check()?;
+    let files = read::list_files(paths)?;
+    let mut ids = UniqueIds::default();
+    Ok(files.into_iter().flat_map(move |(file, id)| {
+        let documents = read::read_file(&file, &id, read).unwrap_or_else(|reason| {
+            tracing::warn!("skipped {}: {reason}", file.display());
+            Vec::new()
+        });
+        let mut records = Vec::new();
+        for mut doc in documents {
+            ids.assign(&mut doc);
+            records.extend(
+                passages_of(&mut doc, split, count_tokens)
+                    .into_iter()
+                    .map(|p| Ok(Record { id: p.id, text: p.text })),
+            );
+        }
+        records
+    }))
+}
+
 /// Reads `paths`, cleans and splits every document. `count_tokens` measures text against the
 /// passage budget (the model's tokenizer in practice).
 pub fn load(
@@ -198,21 +252,13 @@ pub fn load(
 ) -> Result<Corpus> {
     split.check()?;
     let (mut documents, skipped) = read::read_paths(paths, read)?;
-    let mut seen = std::collections::HashSet::new();
+    let mut ids = UniqueIds::default();
     for doc in &mut documents {
-        // Two inputs named alike (a.txt and a.md, or the same file twice) must not share an id.
-        let base = doc.id.clone();
-        let mut n = 2;
-        while !seen.insert(doc.id.clone()) {
-            doc.id = format!("{base}~{n}");
-            n += 1;
-        }
+        ids.assign(doc);
     }
     let mut passages = Vec::new();
     for doc in &mut documents {
-        let cleaned = clean::clean(&doc.text, doc.body_start);
-        doc.meta.merge(cleaned.found);
-        passages.extend(split::split(doc, &cleaned.paragraphs, split, count_tokens));
+        passages.extend(passages_of(doc, split, count_tokens));
     }
     if passages.is_empty() {
         // Say why: when every file was skipped, the reasons are the answer.

@@ -30,6 +30,19 @@ const TEXT_EXTENSIONS: [&str; 4] = ["txt", "md", "markdown", "jsonl"];
 pub fn read_paths(paths: &[PathBuf], options: ReadOptions) -> Result<(Vec<Document>, Vec<Skipped>)> {
     let mut documents = Vec::new();
     let mut skipped = Vec::new();
+    for (file, id) in list_files(paths)? {
+        match read_file(&file, &id, options) {
+            Ok(mut docs) => documents.append(&mut docs),
+            Err(reason) => skipped.push(Skipped { path: file, reason }),
+        }
+    }
+    Ok((documents, skipped))
+}
+
+/// The files under `paths` with their document ids: the path below the folder given, without
+/// extension, or the file name for a file given directly. A path that does not exist is an error.
+pub fn list_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
     for root in paths {
         let meta = std::fs::metadata(root).map_err(Error::io(root))?;
         let files = if meta.is_dir() {
@@ -46,13 +59,10 @@ pub fn read_paths(paths: &[PathBuf], options: ReadOptions) -> Result<(Vec<Docume
                 Path::new(file.file_name().unwrap_or_default())
             };
             let id = id_base.with_extension("").to_string_lossy().replace('\\', "/");
-            match read_file(&file, &id, options) {
-                Ok(mut docs) => documents.append(&mut docs),
-                Err(reason) => skipped.push(Skipped { path: file, reason }),
-            }
+            out.push((file, id));
         }
     }
-    Ok((documents, skipped))
+    Ok(out)
 }
 
 /// Collects text files below `dir` in a stable (sorted) order, skipping hidden entries.
@@ -78,7 +88,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Reads one file into documents (one, or one per line for JSONL). `Err` is the reason to skip it.
-fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
+pub fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let (text, encoding) = decode(&bytes, options.encoding)?;
     if text.trim().is_empty() {

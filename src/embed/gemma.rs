@@ -158,8 +158,13 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(xs)?.apply(&self.activation)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(xs)?)?)
+        let gate = self.gate_proj.forward(xs)?;
+        let up = self.up_proj.forward(xs)?;
+        let hidden = match self.activation {
+            Activation::GeluPytorchTanh => super::kernels::gelu_tanh_mul(&gate, &up)?,
+            _ => (gate.apply(&self.activation)? * up)?,
+        };
+        self.down_proj.forward(&hidden)
     }
 }
 

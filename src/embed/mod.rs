@@ -2,9 +2,14 @@
 //!
 //! Candle types stay inside this module; callers get `ndarray::Array2<f32>` rows that are
 //! L2-normalised, so cosine similarity is a dot product everywhere downstream.
+//! [`stream`] is the batching engine, [`output`] the resumable `.npy` writer of `themap embed`.
 
+mod device;
 mod gemma;
+mod kernels;
 mod model_dir;
+pub mod output;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +19,9 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+pub use device::{DeviceChoice, Dtype};
 pub use model_dir::{ModelDir, Pooling};
+pub use stream::{embed_stream, BatchLimits, EmbedStats, StreamOptions};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -47,29 +54,20 @@ impl Prompt {
 }
 
 /// Turns texts into unit-length vectors. The seam between the model and everything else.
-pub trait Embedder {
-    /// Length of the vectors `embed` returns.
+pub trait Embedder: Sync {
+    /// Length of the vectors.
     fn dim(&self) -> usize;
-    /// One row per text, in input order, L2-normalised.
-    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>>;
-}
+    /// Token ids for `texts` under `prompt`: prompt + text, with special tokens, cut to the
+    /// model's maximum length.
+    fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>>;
+    /// One forward pass over tokenized rows: one unit row of `dim()` per row, in row order.
+    fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>>;
+    /// How rows are grouped into forward passes.
+    fn batch_limits(&self) -> BatchLimits;
 
-/// How texts are grouped into forward passes.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    /// Most texts in one forward pass.
-    pub max_texts: usize,
-    /// Most tokens in one forward pass, counting padding.
-    pub max_tokens: usize,
-}
-
-impl Default for BatchLimits {
-    fn default() -> Self {
-        // Past a few thousand tokens a CPU batch gains nothing and attention memory grows.
-        Self {
-            max_texts: 32,
-            max_tokens: 4096,
-        }
+    /// One unit row per text, in input order.
+    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>> {
+        stream::embed_texts(self, texts, prompt, progress)
     }
 }
 
@@ -79,6 +77,9 @@ pub struct EmbedOptions {
     /// Keep only the first `dims` components (Matryoshka), renormalised. `None`: the full size.
     pub dims: Option<usize>,
     pub batch: BatchLimits,
+    pub device: DeviceChoice,
+    /// `None`: the device's best ([`DeviceChoice::default_dtype`]).
+    pub dtype: Option<Dtype>,
 }
 
 /// The truncated sizes Matryoshka-trained models such as EmbeddingGemma support.
@@ -91,13 +92,14 @@ pub struct EmbeddingModel {
     encoder: GemmaEncoder,
     dense: Vec<Linear>,
     device: Device,
+    dtype: Dtype,
     dims: usize,
     batch: BatchLimits,
     checksum: String,
 }
 
 impl EmbeddingModel {
-    /// Loads the model in `dir` onto the CPU.
+    /// Loads the model in `dir` onto the device `options` names.
     pub fn load(dir: &Path, options: &EmbedOptions) -> Result<Self> {
         let model = ModelDir::open(dir)?;
         let full = model.dim();
@@ -114,8 +116,9 @@ impl EmbeddingModel {
             path: model.tokenizer.clone(),
             source,
         })?;
-        let device = Device::Cpu;
-        let dtype = DType::F32;
+        let dtype = options.dtype.unwrap_or(options.device.default_dtype());
+        dtype.check(options.device)?;
+        let device = options.device.open()?;
         let weights_error = |path: &PathBuf| {
             let path = path.clone();
             move |e: candle_core::Error| Error::ModelInvalid {
@@ -125,14 +128,15 @@ impl EmbeddingModel {
         };
         // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
         // fetch script replaces model directories by rename, never in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], dtype, &device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], dtype.candle(), &device) }
             .map_err(weights_error(&model.weights))?;
         let encoder = GemmaEncoder::load(&model.encoder, vb).map_err(weights_error(&model.weights))?;
         let dense = model
             .dense
             .iter()
             .map(|d| {
-                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], dtype, &device) }
+                // The projections after pooling are small: f32 whatever the encoder runs in.
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], DType::F32, &device) }
                     .map_err(weights_error(&d.weights))?;
                 let layer = if d.bias {
                     candle_nn::linear(d.in_features, d.out_features, vb.pp("linear"))
@@ -143,13 +147,14 @@ impl EmbeddingModel {
             })
             .collect::<Result<Vec<_>>>()?;
         let checksum = weights_checksum(&model)?;
-        tracing::info!(model = %model.dir.display(), dims, device = ?device, "embedding model loaded");
+        tracing::info!(model = %model.dir.display(), dims, device = %options.device, dtype = dtype.name(), "embedding model loaded");
         Ok(Self {
             model,
             tokenizer,
             encoder,
             dense,
             device,
+            dtype,
             dims,
             batch: options.batch,
             checksum,
@@ -159,6 +164,11 @@ impl EmbeddingModel {
     /// The model directory's name, e.g. `embeddinggemma-300m`.
     pub fn name(&self) -> String {
         self.model.name()
+    }
+
+    /// The number format the encoder computes in.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
     }
 
     /// sha256 of the model weights, so an index can tell which model built it.
@@ -182,27 +192,6 @@ impl EmbeddingModel {
         }
     }
 
-    /// Token ids as the model sees them: prompt + text, with special tokens, cut to the
-    /// model's maximum length (the final special token is kept).
-    pub fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
-        let prefix = self.prompt_text(prompt)?;
-        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
-        let max = self.model.max_seq_len;
-        Ok(encodings
-            .into_iter()
-            .map(|e| {
-                let mut ids = e.get_ids().to_vec();
-                if ids.len() > max {
-                    let last = ids[ids.len() - 1];
-                    ids.truncate(max - 1);
-                    ids.push(last);
-                }
-                ids
-            })
-            .collect())
-    }
-
     /// Number of tokens of `text` without prompt or special tokens: what the passage splitter budgets.
     pub fn count_tokens(&self, text: &str) -> usize {
         self.tokenizer
@@ -217,7 +206,7 @@ impl EmbeddingModel {
     }
 
     /// Runs one forward pass over already-tokenized rows: returns (rows, full dim) unit vectors.
-    fn embed_batch(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
+    fn forward(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
         let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
         let pad = self.model.encoder.pad_token_id;
@@ -246,44 +235,34 @@ impl Embedder for EmbeddingModel {
         self.dims
     }
 
-    fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>> {
-        let tokens = self.tokenize(texts, prompt)?;
-        let mut out = Array2::<f32>::zeros((texts.len(), self.model.dim()));
-        progress.start("embedding", texts.len() as u64);
-        for batch in plan_batches(&tokens, self.batch) {
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| tokens[i].as_slice()).collect();
-            let vectors = self.embed_batch(&rows)?;
-            for (row, &i) in vectors.outer_iter().zip(&batch) {
-                out.row_mut(i).assign(&row);
-            }
-            progress.advance(batch.len() as u64, rows.iter().map(|r| r.len() as u64).sum());
-        }
-        progress.finish();
-        Ok(truncate_dims(out, self.dims))
+    /// Token ids as the model sees them: prompt + text, with special tokens, cut to the
+    /// model's maximum length (the final special token is kept).
+    fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
+        let prefix = self.prompt_text(prompt)?;
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
+        let max = self.model.max_seq_len;
+        Ok(encodings
+            .into_iter()
+            .map(|e| {
+                let mut ids = e.get_ids().to_vec();
+                if ids.len() > max {
+                    let last = ids[ids.len() - 1];
+                    ids.truncate(max - 1);
+                    ids.push(last);
+                }
+                ids
+            })
+            .collect())
     }
-}
 
-/// Groups row indices into forward passes: rows sorted by length so padding stays small,
-/// each batch within `limits` (a row longer than the token budget goes alone).
-pub fn plan_batches(tokens: &[Vec<u32>], limits: BatchLimits) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
-    let mut batches = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for i in order {
-        // Sorted longest first, so the batch's first row sets its padded length.
-        let longest = current.first().map_or(tokens[i].len(), |&f| tokens[f].len());
-        if !current.is_empty()
-            && (current.len() == limits.max_texts || longest * (current.len() + 1) > limits.max_tokens)
-        {
-            batches.push(std::mem::take(&mut current));
-        }
-        current.push(i);
+    fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
+        Ok(truncate_dims(self.forward(rows)?, self.dims))
     }
-    if !current.is_empty() {
-        batches.push(current);
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.batch
     }
-    batches
 }
 
 /// Keeps the first `dims` columns and rescales each row to unit length (Matryoshka truncation).
@@ -313,25 +292,6 @@ fn weights_checksum(model: &ModelDir) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_respect_limits_and_cover_every_row_once() {
-        let lengths = [5usize, 300, 12, 40, 41, 7, 2000, 3];
-        let tokens: Vec<Vec<u32>> = lengths.iter().map(|&n| vec![1; n]).collect();
-        let limits = BatchLimits {
-            max_texts: 3,
-            max_tokens: 100,
-        };
-        let batches = plan_batches(&tokens, limits);
-        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
-        seen.sort();
-        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-        for batch in &batches {
-            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
-            assert!(batch.len() <= 3);
-            assert!(batch.len() == 1 || longest * batch.len() <= 100, "{batch:?}");
-        }
-    }
 
     #[test]
     fn matryoshka_truncation_renormalises() {

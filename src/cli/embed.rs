@@ -1,0 +1,276 @@
+//! `themap embed`: texts in, vectors out, as a resumable stream.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use themap::corpus::{self, read_records, Record, RecordFormat};
+use themap::embed::output::{OutputSettings, VectorWriter, Written};
+use themap::embed::{embed_stream, EmbedStats, Embedder, Prompt, StreamOptions};
+use themap::npy::Element;
+use themap::Progress;
+
+use super::progress::CliProgress;
+use super::{load_model, read_options, split_options, Compute, Reading};
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// What to embed. `.jsonl` files (`{"id": ..., "text": ...}` per line) and `.tsv` files
+    /// (`id<TAB>text`) are embedded a line at a time, as they are; `-` reads JSONL from standard
+    /// input. Folders and other files are read as documents and split into passages, as
+    /// `themap index` does (ids `<document>#<n>`).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// Output file; the ids go beside it, one per line, as `<name>.ids.txt`.
+    #[arg(short, long, value_name = "FILE.npy")]
+    out: PathBuf,
+
+    /// Number type of the output file.
+    #[arg(long, value_enum, default_value = "f32", value_name = "TYPE")]
+    out_type: Element,
+
+    /// Instruction prefix: `document` for passages to search, `query` for queries,
+    /// `clustering` for texts to group, `none` for none.
+    #[arg(long, value_enum, default_value = "document")]
+    prompt: Prompt,
+
+    /// Vector size: 768, or 512/256/128 (Matryoshka truncation).
+    #[arg(long, value_name = "N")]
+    dims: Option<usize>,
+
+    /// Read `.jsonl` inputs as documents with metadata and split them into passages, instead of
+    /// embedding each line as it is.
+    #[arg(long)]
+    split: bool,
+
+    /// Format of records read from standard input or from a file without a .jsonl/.tsv name.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<RecordFormat>,
+
+    /// Texts read, tokenized and sorted by length together; batches are cut from each window.
+    #[arg(long, default_value_t = themap::embed::stream::DEFAULT_WINDOW, value_name = "N")]
+    window: usize,
+
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Throw away an interrupted run's output instead of resuming it.
+    #[arg(long)]
+    restart: bool,
+
+    /// Print throughput figures at the end (passages/s, tokens/s, batch fill).
+    #[arg(long)]
+    stats: bool,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+
+    /// Model directory. Default as for `themap index`.
+    #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
+    model: Option<PathBuf>,
+
+    #[command(flatten)]
+    compute: Compute,
+
+    #[command(flatten)]
+    reading: Reading,
+}
+
+/// How the inputs are read.
+enum Source {
+    Records(RecordFormat),
+    Documents,
+}
+
+pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
+    let source = source(&args)?;
+    let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
+    let split = matches!(source, Source::Documents).then(|| split_options(&args.reading, &model));
+    let settings = OutputSettings {
+        model: model.checksum().to_string(),
+        dims: model.dim(),
+        prompt: args.prompt,
+        device: args.compute.device_kind().into(),
+        dtype: model.dtype(),
+        element: args.out_type,
+        window: args.window,
+        max_tokens: split.as_ref().map(|s| s.max_tokens),
+    };
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut writer = VectorWriter::open(&args.out, settings, args.overwrite, args.restart)?;
+    let resume = writer.resume();
+    if let Some(resume) = resume {
+        tracing::info!(
+            "resuming {}: {} texts already embedded",
+            args.out.display(),
+            resume.records
+        );
+    }
+
+    let count_tokens = |text: &str| model.count_tokens(text);
+    let records: Box<dyn Iterator<Item = themap::Result<Record>> + Send> = match (&source, &split) {
+        (Source::Records(format), _) => records(&args.inputs, *format)?,
+        (Source::Documents, Some(split)) => Box::new(corpus::stream_passages(
+            &args.inputs,
+            read_options(&args.reading)?,
+            split,
+            &count_tokens,
+        )?),
+        (Source::Documents, None) => unreachable!("documents are always split"),
+    };
+    let total = match source {
+        Source::Records(_) => count_lines(&args.inputs).map(|n| n.saturating_sub(writer.rows())),
+        Source::Documents => None,
+    };
+
+    let progress = CliProgress::new(quiet);
+    progress.start("embedding", total.unwrap_or(0));
+    let options = StreamOptions {
+        prompt: args.prompt,
+        window: args.window,
+        resume,
+    };
+    let stats = embed_stream(&model, records, &options, &mut writer, &progress)?;
+    progress.finish();
+    if writer.rows() == 0 {
+        bail!("no texts in {}: nothing written", describe(&args.inputs));
+    }
+    let written = writer.finish()?;
+    summary(&written, &stats, resume.map_or(0, |r| r.records), &args)
+}
+
+/// Records files, or documents to split: decided by the inputs' names unless told.
+fn source(args: &EmbedArgs) -> Result<Source> {
+    let format_of = |path: &Path| {
+        if path == Path::new("-") {
+            Some(args.format.unwrap_or(RecordFormat::Jsonl))
+        } else if path.is_dir() || args.split {
+            None
+        } else {
+            RecordFormat::from_path(path).or(args.format)
+        }
+    };
+    let formats: Vec<Option<RecordFormat>> = args.inputs.iter().map(|p| format_of(p)).collect();
+    if formats.iter().all(Option::is_none) {
+        return Ok(Source::Documents);
+    }
+    let first = formats[0];
+    if formats.iter().any(|f| *f != first) {
+        bail!(
+            "give either records files (.jsonl, .tsv, or - for standard input) or documents \
+             (folders, .txt, .md), and records of one format; run `themap embed` once for each"
+        );
+    }
+    Ok(Source::Records(first.expect("all the same and not all none")))
+}
+
+fn records(
+    inputs: &[PathBuf],
+    format: RecordFormat,
+) -> Result<Box<dyn Iterator<Item = themap::Result<Record>> + Send>> {
+    let mut streams: Vec<Box<dyn Iterator<Item = themap::Result<Record>> + Send>> = Vec::new();
+    for input in inputs {
+        if input == Path::new("-") {
+            if std::io::stdin().is_terminal() {
+                bail!("`-` reads records from standard input, but it is a terminal: pipe a file in");
+            }
+            let stdin = BufReader::new(std::io::stdin());
+            streams.push(Box::new(read_records(stdin, "standard input".into(), format)));
+        } else {
+            let file = std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+            streams.push(Box::new(read_records(BufReader::new(file), input.clone(), format)));
+        }
+    }
+    Ok(Box::new(streams.into_iter().flatten()))
+}
+
+/// Non-empty lines of the input files, for the progress bar; `None` for standard input.
+fn count_lines(inputs: &[PathBuf]) -> Option<u64> {
+    let mut total = 0;
+    for input in inputs {
+        if input == Path::new("-") {
+            return None;
+        }
+        let reader = BufReader::new(std::fs::File::open(input).ok()?);
+        total += reader
+            .split(b'\n')
+            .filter(|l| l.as_ref().is_ok_and(|l| !l.trim_ascii().is_empty()))
+            .count() as u64;
+    }
+    Some(total)
+}
+
+fn describe(inputs: &[PathBuf]) -> String {
+    inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, args: &EmbedArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            #[serde(flatten)]
+            written: &'a Written,
+            resumed_after: u64,
+            device: String,
+            #[serde(flatten)]
+            stats: &'a EmbedStats,
+            passages_per_second: f64,
+            tokens_per_second: f64,
+        }
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Summary {
+                written,
+                resumed_after,
+                device: args.compute.device.to_string(),
+                stats,
+                passages_per_second: stats.passages_per_second(),
+                tokens_per_second: stats.tokens_per_second(),
+            },
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Wrote {} vectors ({} × {:?}) to {}, ids to {}",
+        written.rows,
+        written.dims,
+        written.element,
+        written.vectors.display(),
+        written.ids.display()
+    )?;
+    if resumed_after > 0 {
+        writeln!(
+            out,
+            "Resumed after {resumed_after}; this run embedded {}",
+            stats.passages
+        )?;
+    }
+    if args.stats {
+        writeln!(out, "passages      {:>12}", stats.passages)?;
+        writeln!(out, "tokens        {:>12}", stats.tokens)?;
+        writeln!(out, "batches       {:>12}", stats.batches)?;
+        writeln!(
+            out,
+            "batch fill    {:>11.1}%  (real tokens / computed tokens)",
+            100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64
+        )?;
+        writeln!(out, "seconds       {:>12.2}", stats.seconds)?;
+        writeln!(out, "passages/s    {:>12.2}", stats.passages_per_second())?;
+        writeln!(out, "tokens/s      {:>12.1}", stats.tokens_per_second())?;
+    }
+    Ok(())
+}

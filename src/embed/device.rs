@@ -1,0 +1,130 @@
+//! Where the model runs (`--device cpu|cuda[:N]`) and in which number format.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+
+/// A device as the user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device {text:?}: use cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// Opens the device: a clear error where this build or machine has no such device.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(_) if !candle_core::utils::cuda_is_available() => Err(Error::DeviceUnavailable(format!(
+                "--device {self}: this themap was built without CUDA support; rebuild it with \
+                 `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
+            ))),
+            Self::Cuda(n) => Device::new_cuda(n).map_err(|e| {
+                Error::DeviceUnavailable(format!(
+                    "--device {self}: cannot open CUDA device {n} ({e}); check `nvidia-smi`, or use --device cpu"
+                ))
+            }),
+        }
+    }
+
+    /// The number format a device runs best in: bf16 on a GPU, f32 on the CPU.
+    pub fn default_dtype(self) -> Dtype {
+        match self {
+            Self::Cpu => Dtype::F32,
+            Self::Cuda(_) => Dtype::Bf16,
+        }
+    }
+}
+
+/// The number format of the model's weights and activations. Norms, pooling and the final
+/// projections always run in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    /// bfloat16: the GPU default; EmbeddingGemma was trained in it.
+    Bf16,
+    /// float16: Gemma's activations can exceed its range; prefer bf16.
+    F16,
+}
+
+impl Dtype {
+    pub fn candle(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::Bf16 => DType::BF16,
+            Self::F16 => DType::F16,
+        }
+    }
+
+    /// Checks that `device` can compute in this format.
+    pub fn check(self, device: DeviceChoice) -> Result<()> {
+        // candle's CPU matrix multiply has no bf16 kernel, and f16 on the CPU is slower than f32.
+        if device == DeviceChoice::Cpu && self != Self::F32 {
+            return Err(Error::InvalidArgument(format!(
+                "--dtype {} runs only on a GPU (--device cuda); the CPU computes in f32",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_cuda_is_a_clear_error_without_it() {
+        assert_eq!("cpu".parse::<DeviceChoice>(), Ok(DeviceChoice::Cpu));
+        assert_eq!("CUDA".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:3".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda(3)));
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
+        if !candle_core::utils::cuda_is_available() {
+            let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+        assert!(Dtype::Bf16.check(DeviceChoice::Cpu).is_err());
+        assert!(Dtype::Bf16.check(DeviceChoice::Cuda(0)).is_ok());
+    }
+}

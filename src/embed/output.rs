@@ -1,0 +1,283 @@
+//! `themap embed`'s output: vectors as `.npy` (f32 or f16) and their ids one per line, written so
+//! that an interrupted run resumes where it stopped.
+//!
+//! While a run goes on, everything lives in `<out>.partial/`: `vectors.npy` (its header's row
+//! count is fixed at the end), `ids.txt` and `state.json`. After each window both data files are
+//! flushed to disk, and only then does `state.json` (replaced atomically) record how far they go;
+//! anything past that point was not finished and is cut off on resume. At the end the files are
+//! renamed to `<out>` and `<out stem>.ids.txt`, and the folder is removed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use super::stream::{digest, Resume, VectorSink};
+use super::{Dtype, Prompt};
+use crate::corpus::Record;
+use crate::error::{Error, Result};
+use crate::hash::{from_hex, hex};
+use crate::npy::{self, Element};
+
+/// Everything that decides the output's bytes: a run resumes only with the same settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSettings {
+    /// sha256 of the model weights.
+    pub model: String,
+    pub dims: usize,
+    pub prompt: Prompt,
+    /// The device kind (`cpu` or `cuda`) and number format the model computed in.
+    pub device: String,
+    pub dtype: Dtype,
+    pub element: Element,
+    /// Texts per window: windows decide the batches, and so the last bits of the vectors.
+    pub window: usize,
+    /// The passage budget, where documents are split (files and folders as input).
+    pub max_tokens: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    settings: OutputSettings,
+    /// Rows written and flushed: the vectors file holds at least this many, the ids file at
+    /// least `ids_bytes` bytes.
+    records: u64,
+    ids_bytes: u64,
+    /// [`digest`] of the records written, hex.
+    digest: String,
+}
+
+const STATE_VERSION: u32 = 1;
+
+/// Where the finished files are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Written {
+    pub vectors: PathBuf,
+    pub ids: PathBuf,
+    pub rows: u64,
+    pub dims: usize,
+    pub element: Element,
+}
+
+/// Writes vectors and ids a window at a time; see the module documentation.
+pub struct VectorWriter {
+    out: PathBuf,
+    ids_out: PathBuf,
+    partial: PathBuf,
+    vectors: File,
+    ids: File,
+    state: State,
+    digest: [u8; 32],
+    buffer: Vec<u8>,
+}
+
+impl VectorWriter {
+    /// Opens `out` for writing. A partial run with the same settings is resumed ([`Self::resume`]
+    /// says from where) unless `restart`; a finished `out` is replaced only with `overwrite`.
+    pub fn open(out: &Path, settings: OutputSettings, overwrite: bool, restart: bool) -> Result<Self> {
+        let partial = partial_dir(out);
+        let ids_out = ids_path(out);
+        if out.exists() && !overwrite && !partial.exists() {
+            return Err(Error::OutputExists {
+                path: out.to_path_buf(),
+            });
+        }
+        if partial.exists() && !restart {
+            return Self::reopen(out, ids_out, partial, settings);
+        }
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(Error::io(&partial))?;
+        }
+        std::fs::create_dir_all(&partial).map_err(Error::io(&partial))?;
+        let vectors_path = partial.join("vectors.npy");
+        let mut vectors = File::create(&vectors_path).map_err(Error::io(&vectors_path))?;
+        vectors
+            .write_all(&npy::header(settings.element, 0, settings.dims))
+            .map_err(Error::io(&vectors_path))?;
+        let ids_path = partial.join("ids.txt");
+        let ids = File::create(&ids_path).map_err(Error::io(&ids_path))?;
+        let writer = Self {
+            out: out.to_path_buf(),
+            ids_out,
+            partial,
+            vectors,
+            ids,
+            state: State {
+                version: STATE_VERSION,
+                settings,
+                records: 0,
+                ids_bytes: 0,
+                digest: hex(&[0; 32]),
+            },
+            digest: [0; 32],
+            buffer: Vec::new(),
+        };
+        writer.save_state()?;
+        Ok(writer)
+    }
+
+    fn reopen(out: &Path, ids_out: PathBuf, partial: PathBuf, settings: OutputSettings) -> Result<Self> {
+        let state_path = partial.join("state.json");
+        let damaged = |reason: String| {
+            Error::ResumeMismatch(format!(
+                "the unfinished output in {} is damaged ({reason})",
+                partial.display()
+            ))
+        };
+        let text = std::fs::read_to_string(&state_path).map_err(|e| damaged(e.to_string()))?;
+        let state: State = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+        if state.version != STATE_VERSION {
+            return Err(damaged(format!("state version {}", state.version)));
+        }
+        if state.settings != settings {
+            return Err(Error::ResumeMismatch(format!(
+                "{} was started with other settings ({}), not ({})",
+                out.display(),
+                describe(&state.settings),
+                describe(&settings)
+            )));
+        }
+        let digest = from_hex(&state.digest).ok_or_else(|| damaged("bad digest".into()))?;
+        let row_bytes = (settings.dims * settings.element.size()) as u64;
+        let open = |name: &str, keep: u64| -> Result<File> {
+            let path = partial.join(name);
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| damaged(format!("{name}: {e}")))?;
+            let len = file.metadata().map_err(Error::io(&path))?.len();
+            if len < keep {
+                return Err(damaged(format!("{name} is shorter than its recorded length")));
+            }
+            // Cut off what the interrupted run wrote after its last recorded window.
+            file.set_len(keep).map_err(Error::io(&path))?;
+            file.seek(SeekFrom::End(0)).map_err(Error::io(&path))?;
+            Ok(file)
+        };
+        let vectors = open("vectors.npy", npy::HEADER_LEN as u64 + state.records * row_bytes)?;
+        let ids = open("ids.txt", state.ids_bytes)?;
+        Ok(Self {
+            out: out.to_path_buf(),
+            ids_out,
+            partial,
+            vectors,
+            ids,
+            state,
+            digest,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Where an interrupted run stopped, if this one resumes it.
+    pub fn resume(&self) -> Option<Resume> {
+        (self.state.records > 0).then_some(Resume {
+            records: self.state.records,
+            digest: self.digest,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.state.records
+    }
+
+    /// Completes the files: the header gets its row count, and both files move to their names.
+    pub fn finish(mut self) -> Result<Written> {
+        let vectors_path = self.partial.join("vectors.npy");
+        let (element, dims) = (self.state.settings.element, self.state.settings.dims);
+        let header = npy::header(element, self.state.records as usize, dims);
+        (|| {
+            self.vectors.seek(SeekFrom::Start(0))?;
+            self.vectors.write_all(&header)?;
+            self.vectors.sync_all()
+        })()
+        .map_err(Error::io(&vectors_path))?;
+        let ids_path = self.partial.join("ids.txt");
+        std::fs::rename(&ids_path, &self.ids_out).map_err(Error::io(&self.ids_out))?;
+        std::fs::rename(&vectors_path, &self.out).map_err(Error::io(&self.out))?;
+        std::fs::remove_dir_all(&self.partial).map_err(Error::io(&self.partial))?;
+        Ok(Written {
+            vectors: self.out,
+            ids: self.ids_out,
+            rows: self.state.records,
+            dims,
+            element,
+        })
+    }
+
+    fn save_state(&self) -> Result<()> {
+        let path = self.partial.join("state.json");
+        crate::fsutil::write_atomic(&path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &self.state)?;
+            Ok(())
+        })
+    }
+}
+
+impl VectorSink for VectorWriter {
+    fn write(&mut self, records: &[Record], vectors: ArrayView2<f32>) -> Result<()> {
+        let vectors_path = self.partial.join("vectors.npy");
+        self.buffer.clear();
+        self.state
+            .settings
+            .element
+            .encode(vectors.iter().copied(), &mut self.buffer);
+        (|| {
+            self.vectors.write_all(&self.buffer)?;
+            self.vectors.sync_data()
+        })()
+        .map_err(Error::io(&vectors_path))?;
+        let ids_path = self.partial.join("ids.txt");
+        self.buffer.clear();
+        for record in records {
+            self.buffer.extend(record.id.as_bytes());
+            self.buffer.push(b'\n');
+        }
+        (|| {
+            self.ids.write_all(&self.buffer)?;
+            self.ids.sync_data()
+        })()
+        .map_err(Error::io(&ids_path))?;
+        self.digest = digest(self.digest, records);
+        self.state.records += records.len() as u64;
+        self.state.ids_bytes += self.buffer.len() as u64;
+        self.state.digest = hex(&self.digest);
+        self.save_state()
+    }
+}
+
+/// `vectors.npy` → `vectors.ids.txt`.
+pub fn ids_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.ids.txt"))
+}
+
+/// `vectors.npy` → `vectors.npy.partial/`.
+pub fn partial_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{name}.partial"))
+}
+
+fn describe(s: &OutputSettings) -> String {
+    format!(
+        "{} dims, {:?} prompt, {} {}, {:?} output, window {}, passages of {:?} tokens, model {}",
+        s.dims,
+        s.prompt,
+        s.device,
+        s.dtype.name(),
+        s.element,
+        s.window,
+        s.max_tokens,
+        &s.model[..s.model.len().min(12)]
+    )
+}
