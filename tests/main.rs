@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod common;
+mod embed_cli;
 mod embed_golden;
 mod hnsw;
 mod report;

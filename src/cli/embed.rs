@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use themap::corpus::{self, read_records, Record, RecordFormat};
 use themap::embed::output::{OutputSettings, VectorWriter, Written};
-use themap::embed::{embed_stream, EmbedStats, Embedder, Prompt, StreamOptions};
+use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, Prompt, StreamOptions};
 use themap::npy::Element;
 use themap::Progress;
 
@@ -143,7 +143,7 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         bail!("no texts in {}: nothing written", describe(&args.inputs));
     }
     let written = writer.finish()?;
-    summary(&written, &stats, resume.map_or(0, |r| r.records), &args)
+    summary(&written, &stats, resume.map_or(0, |r| r.records), model.dtype(), &args)
 }
 
 /// Records files, or documents to split: decided by the inputs' names unless told.
@@ -215,7 +215,7 @@ fn describe(inputs: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, args: &EmbedArgs) -> Result<()> {
+fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, dtype: Dtype, args: &EmbedArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
         #[derive(Serialize)]
@@ -224,6 +224,7 @@ fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, args: &Emb
             written: &'a Written,
             resumed_after: u64,
             device: String,
+            dtype: Dtype,
             #[serde(flatten)]
             stats: &'a EmbedStats,
             passages_per_second: f64,
@@ -235,6 +236,7 @@ fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, args: &Emb
                 written,
                 resumed_after,
                 device: args.compute.device.to_string(),
+                dtype,
                 stats,
                 passages_per_second: stats.passages_per_second(),
                 tokens_per_second: stats.tokens_per_second(),

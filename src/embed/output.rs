@@ -281,3 +281,123 @@ fn describe(s: &OutputSettings) -> String {
         &s.model[..s.model.len().min(12)]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::stream::{embed_stream, BatchLimits, StreamOptions};
+    use crate::embed::Embedder;
+    use ndarray::Array2;
+
+    /// Vectors that depend on every token, so a misplaced row shows.
+    struct Fake;
+
+    impl Embedder for Fake {
+        fn dim(&self) -> usize {
+            4
+        }
+        fn tokenize(&self, texts: &[&str], _: Prompt) -> Result<Vec<Vec<u32>>> {
+            Ok(texts.iter().map(|t| t.chars().map(|c| c as u32).collect()).collect())
+        }
+        fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
+            let mut out = Array2::zeros((rows.len(), 4));
+            for (i, row) in rows.iter().enumerate() {
+                for (j, &t) in row.iter().enumerate() {
+                    out[[i, j % 4]] += (t % 97) as f32 + j as f32;
+                }
+            }
+            Ok(out)
+        }
+        fn batch_limits(&self) -> BatchLimits {
+            BatchLimits {
+                max_texts: 3,
+                max_tokens: 40,
+            }
+        }
+    }
+
+    fn settings() -> OutputSettings {
+        OutputSettings {
+            model: "fake".into(),
+            dims: 4,
+            prompt: Prompt::Document,
+            device: "cpu".into(),
+            dtype: Dtype::F32,
+            element: Element::F32,
+            window: 5,
+            max_tokens: None,
+        }
+    }
+
+    fn records(n: usize, fail_at: Option<usize>) -> impl Iterator<Item = Result<Record>> + Send {
+        (0..n).map(move |i| {
+            if Some(i) == fail_at {
+                return Err(Error::InvalidArgument("simulated crash".into()));
+            }
+            Ok(Record {
+                id: format!("id{i}"),
+                text: "x".repeat(1 + i * 7 % 13),
+            })
+        })
+    }
+
+    fn run(out: &Path, n: usize, fail_at: Option<usize>, restart: bool) -> Result<Option<Written>> {
+        let mut writer = VectorWriter::open(out, settings(), false, restart)?;
+        let options = StreamOptions {
+            window: 5,
+            resume: writer.resume(),
+            ..StreamOptions::new(Prompt::Document)
+        };
+        embed_stream(&Fake, records(n, fail_at), &options, &mut writer, &crate::Silent)?;
+        writer.finish().map(Some)
+    }
+
+    #[test]
+    fn an_interrupted_run_resumes_to_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.npy");
+        run(&whole, 23, None, false).unwrap();
+
+        let resumed = dir.path().join("resumed.npy");
+        assert!(run(&resumed, 23, Some(12), false).is_err());
+        assert!(!resumed.exists());
+        // A crash between writing a window and recording it leaves bytes the state does not cover.
+        let partial = partial_dir(&resumed).join("vectors.npy");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&partial)
+            .unwrap()
+            .write_all(&[7; 10])
+            .unwrap();
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(partial_dir(&resumed).join("state.json")).unwrap()).unwrap();
+        assert_eq!(state["records"], 10, "two full windows before the failure");
+
+        let written = run(&resumed, 23, None, false).unwrap().unwrap();
+        assert_eq!(written.rows, 23);
+        assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&whole).unwrap());
+        assert_eq!(
+            std::fs::read(ids_path(&resumed)).unwrap(),
+            std::fs::read(ids_path(&whole)).unwrap()
+        );
+    }
+
+    #[test]
+    fn resuming_refuses_other_input_or_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("v.npy");
+        assert!(run(&out, 23, Some(12), false).is_err());
+        // Fewer records than were embedded: the input changed.
+        let err = run(&out, 7, None, false).unwrap_err();
+        assert!(matches!(err, Error::ResumeMismatch(_)), "{err}");
+        let other = OutputSettings {
+            element: Element::F16,
+            ..settings()
+        };
+        let err = VectorWriter::open(&out, other, false, false).err().unwrap();
+        assert!(err.to_string().contains("other settings"), "{err}");
+        // --restart starts over.
+        assert_eq!(run(&out, 23, None, true).unwrap().unwrap().rows, 23);
+        assert!(matches!(run(&out, 23, None, false), Err(Error::OutputExists { .. })));
+    }
+}

@@ -1,0 +1,167 @@
+//! `themap embed` end to end: streaming output, resuming after a kill, and its errors.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::common::model_dir;
+
+fn themap() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_themap"));
+    command.env("THEMAP_MODEL", model_dir()).env_remove("THEMAP_DEVICE");
+    command
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = themap().args(args).output().expect("themap runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Short texts of varied length, so windows sort and batch differently.
+fn write_records(path: &Path, n: usize) {
+    let topics = [
+        "美国加征关税，贸易战升级。",
+        "美元霸权与全球储备货币。",
+        "AI 泡沫和半导体投资热潮。",
+    ];
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let text = topics[i % 3].repeat(1 + i % 4);
+            serde_json::json!({"id": format!("r{i}"), "text": format!("{i}: {text}")}).to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_file() {
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    write_records(&input, 96);
+    let whole = tmp.path().join("whole.npy");
+    let (code, _, err) = run(&["embed", s(&input), "-o", s(&whole), "--window", "4", "-q"]);
+    assert_eq!(code, 0, "{err}");
+
+    // Interrupt a second run once it has finished a few windows.
+    let resumed = tmp.path().join("resumed.npy");
+    let state = tmp.path().join("resumed.npy.partial/state.json");
+    let mut child = themap()
+        .args(["embed", s(&input), "-o", s(&resumed), "--window", "4", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let done = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["records"].as_u64())
+            .unwrap_or(0);
+        if done >= 8 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !resumed.exists(),
+        "an interrupted run must not leave a finished-looking file"
+    );
+
+    let (code, out, err) = run(&["embed", s(&input), "-o", s(&resumed), "--window", "4", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let after = summary["resumed_after"].as_u64().unwrap();
+    assert!(after >= 8 && after < 96 && after % 4 == 0, "{summary}");
+    assert_eq!(summary["rows"], 96);
+    assert_eq!(summary["passages"].as_u64().unwrap(), 96 - after);
+    assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&whole).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("resumed.ids.txt")).unwrap(),
+        std::fs::read_to_string(tmp.path().join("whole.ids.txt")).unwrap()
+    );
+    assert!(!tmp.path().join("resumed.npy.partial").exists());
+}
+
+#[test]
+fn documents_are_split_like_index_and_f16_is_written() {
+    let tmp = TempDir::new().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/004_cf369c94da936a8a.txt");
+    let out = tmp.path().join("v.npy");
+    let (code, stdout, err) = run(&["embed", s(&data), "-o", s(&out), "--out-type", "f16", "--stats"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("tokens/s"), "{stdout}");
+    let ids = std::fs::read_to_string(tmp.path().join("v.ids.txt")).unwrap();
+    let (_, passages, _) = run(&["passages", s(&data), "--json"]);
+    let expected: Vec<String> = passages
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.lines().collect::<Vec<_>>(), expected);
+    let bytes = std::fs::read(&out).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..128]);
+    assert!(header.contains(&format!(
+        "'descr': '<f2', 'fortran_order': False, 'shape': ({}, 768)",
+        expected.len()
+    )));
+    assert_eq!(bytes.len(), 128 + expected.len() * 768 * 2);
+}
+
+#[test]
+fn embed_errors_are_clear_and_lose_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in.tsv");
+    std::fs::write(&input, "a\t关税\nb\t美元\n").unwrap();
+    let out = tmp.path().join("v.npy");
+    assert_eq!(run(&["embed", s(&input), "-o", s(&out), "-q"]).0, 0);
+    let before = std::fs::read(&out).unwrap();
+
+    let (code, _, err) = run(&["embed", s(&input), "-o", s(&out)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists") && err.contains("--overwrite"), "{err}");
+
+    let (code, _, err) = run(&["embed", s(&input), "-o", s(&out), "--device", "cuda", "--overwrite"]);
+    if !cfg!(feature = "cuda") {
+        assert_eq!(code, 2);
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, "a\tok\nno tab on this line\n").unwrap();
+    let (code, _, err) = run(&["embed", s(&bad), "-o", s(&out), "--overwrite"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.tsv, line 2") && err.contains("no tab"), "{err}");
+
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let (code, _, err) = run(&["embed", s(&empty), "-o", s(&out), "--overwrite", "--restart"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no texts"), "{err}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        before,
+        "failed runs must leave the old output alone"
+    );
+}
