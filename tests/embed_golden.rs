@@ -70,3 +70,37 @@ fn vectors_match_reference_single_and_batched() {
         1.0 - min_batched
     );
 }
+
+/// In bf16 on a GPU the vectors stay within cosine 0.999 of the reference. Skips where this
+/// build or machine has no CUDA device (CI never has one).
+#[test]
+fn bf16_on_a_gpu_stays_close_to_reference() {
+    use themap::embed::{DeviceChoice, EmbedOptions, EmbeddingModel};
+    let options = EmbedOptions {
+        device: DeviceChoice::Cuda(0),
+        ..EmbedOptions::default()
+    };
+    let gpu = match EmbeddingModel::load(&crate::common::model_dir(), &options) {
+        Ok(model) => model,
+        Err(themap::Error::DeviceUnavailable(why)) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let golden = golden();
+    let texts: Vec<&str> = golden.texts.values().map(String::as_str).collect();
+    let mut worst = f64::MAX;
+    for (variant, prompt) in VARIANTS {
+        let vectors = gpu.embed(&texts, prompt, &Silent).unwrap();
+        for (i, name) in golden.texts.keys().enumerate() {
+            let cos = cosine(vectors.row(i).as_slice().unwrap(), &golden.vectors[variant][name]);
+            assert!(cos >= 0.999, "{variant}/{name}: bf16 cosine {cos:.6}");
+            worst = worst.min(cos);
+        }
+    }
+    eprintln!(
+        "bf16 on the GPU: largest 1 - cosine to the reference {:.1e}",
+        1.0 - worst
+    );
+}

@@ -6,7 +6,7 @@
 
 mod device;
 mod gemma;
-mod kernels;
+pub mod kernels;
 mod model_dir;
 pub mod output;
 pub mod stream;
