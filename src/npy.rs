@@ -10,7 +10,7 @@ pub fn write_f32(out: &mut impl Write, data: &[f32], rows: usize, cols: usize) -
     let mut bytes = Vec::with_capacity(data.len().min(1 << 20) * 4);
     for chunk in data.chunks(1 << 20) {
         bytes.clear();
-        bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        Element::F32.encode(chunk.iter().copied(), &mut bytes);
         out.write_all(&bytes)?;
     }
     Ok(())

@@ -90,7 +90,7 @@ enum Source {
 pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     let source = source(&args)?;
     let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
-    let split = matches!(source, Source::Documents).then(|| split_options(&args.reading, &model));
+    let split = split_options(&args.reading, &model);
     let settings = OutputSettings {
         model: model.checksum().to_string(),
         dims: model.dim(),
@@ -99,7 +99,7 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         dtype: model.dtype(),
         element: args.out_type,
         window: args.window,
-        max_tokens: split.as_ref().map(|s| s.max_tokens),
+        max_tokens: matches!(source, Source::Documents).then_some(split.max_tokens),
     };
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -115,19 +115,21 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     }
 
     let count_tokens = |text: &str| model.count_tokens(text);
-    let records: Box<dyn Iterator<Item = themap::Result<Record>> + Send> = match (&source, &split) {
-        (Source::Records(format), _) => records(&args.inputs, *format)?,
-        (Source::Documents, Some(split)) => Box::new(corpus::stream_passages(
-            &args.inputs,
-            read_options(&args.reading)?,
-            split,
-            &count_tokens,
-        )?),
-        (Source::Documents, None) => unreachable!("documents are always split"),
-    };
-    let total = match source {
-        Source::Records(_) => count_lines(&args.inputs).map(|n| n.saturating_sub(writer.rows())),
-        Source::Documents => None,
+    // The total is known for records files (their lines), not for documents until split.
+    let (records, total): (Box<dyn Iterator<Item = themap::Result<Record>> + Send>, _) = match source {
+        Source::Records(format) => (
+            records(&args.inputs, format)?,
+            count_lines(&args.inputs).map(|n| n.saturating_sub(writer.rows())),
+        ),
+        Source::Documents => (
+            Box::new(corpus::stream_passages(
+                &args.inputs,
+                read_options(&args.reading)?,
+                &split,
+                &count_tokens,
+            )?),
+            None,
+        ),
     };
 
     let progress = CliProgress::new(quiet);

@@ -76,8 +76,9 @@ struct Locations {
     model: Option<PathBuf>,
 }
 
-/// Where and how the model runs.
-#[derive(Debug, Args)]
+/// Where and how the model runs. The default is the CPU with default batches: for a query or
+/// two, where a GPU would not pay.
+#[derive(Debug, Default, Args)]
 struct Compute {
     /// Device to run the model on: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu", value_name = "DEVICE", env = "THEMAP_DEVICE")]
@@ -98,16 +99,6 @@ struct Compute {
 }
 
 impl Compute {
-    /// The CPU with default settings: for a query or two, where a GPU would not pay.
-    fn cpu() -> Self {
-        Self {
-            device: DeviceChoice::Cpu,
-            dtype: None,
-            batch_tokens: None,
-            batch_size: None,
-        }
-    }
-
     fn device_kind(&self) -> &'static str {
         match self.device {
             DeviceChoice::Cpu => "cpu",
@@ -366,7 +357,7 @@ fn index(args: IndexArgs, quiet: bool) -> Result<()> {
 }
 
 fn passages(args: PassagesArgs) -> Result<()> {
-    let model = load_model(args.model.as_deref(), None, &Compute::cpu())?;
+    let model = load_model(args.model.as_deref(), None, &Compute::default())?;
     let corpus = read_corpus(
         &args.paths,
         &args.reading,
@@ -412,7 +403,7 @@ fn split_options(reading: &Reading, model: &EmbeddingModel) -> SplitOptions {
 
 fn search(args: SearchArgs) -> Result<()> {
     let index = store::load(&args.at.index)?;
-    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::cpu())?;
+    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
     store::check_model(&index, &model_info(&model), &args.at.index)?;
     let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
     let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;

@@ -52,6 +52,11 @@ struct State {
 
 const STATE_VERSION: u32 = 1;
 
+/// File names inside `<out>.partial/`.
+const VECTORS: &str = "vectors.npy";
+const IDS: &str = "ids.txt";
+const STATE: &str = "state.json";
+
 /// Where the finished files are.
 #[derive(Debug, Clone, Serialize)]
 pub struct Written {
@@ -92,12 +97,12 @@ impl VectorWriter {
             std::fs::remove_dir_all(&partial).map_err(Error::io(&partial))?;
         }
         std::fs::create_dir_all(&partial).map_err(Error::io(&partial))?;
-        let vectors_path = partial.join("vectors.npy");
+        let vectors_path = partial.join(VECTORS);
         let mut vectors = File::create(&vectors_path).map_err(Error::io(&vectors_path))?;
         vectors
             .write_all(&npy::header(settings.element, 0, settings.dims))
             .map_err(Error::io(&vectors_path))?;
-        let ids_path = partial.join("ids.txt");
+        let ids_path = partial.join(IDS);
         let ids = File::create(&ids_path).map_err(Error::io(&ids_path))?;
         let writer = Self {
             out: out.to_path_buf(),
@@ -120,7 +125,7 @@ impl VectorWriter {
     }
 
     fn reopen(out: &Path, ids_out: PathBuf, partial: PathBuf, settings: OutputSettings) -> Result<Self> {
-        let state_path = partial.join("state.json");
+        let state_path = partial.join(STATE);
         let damaged = |reason: String| {
             Error::ResumeMismatch(format!(
                 "the unfinished output in {} is damaged ({reason})",
@@ -158,8 +163,8 @@ impl VectorWriter {
             file.seek(SeekFrom::End(0)).map_err(Error::io(&path))?;
             Ok(file)
         };
-        let vectors = open("vectors.npy", npy::HEADER_LEN as u64 + state.records * row_bytes)?;
-        let ids = open("ids.txt", state.ids_bytes)?;
+        let vectors = open(VECTORS, npy::HEADER_LEN as u64 + state.records * row_bytes)?;
+        let ids = open(IDS, state.ids_bytes)?;
         Ok(Self {
             out: out.to_path_buf(),
             ids_out,
@@ -187,7 +192,7 @@ impl VectorWriter {
 
     /// Completes the files: the header gets its row count, and both files move to their names.
     pub fn finish(mut self) -> Result<Written> {
-        let vectors_path = self.partial.join("vectors.npy");
+        let vectors_path = self.partial.join(VECTORS);
         let (element, dims) = (self.state.settings.element, self.state.settings.dims);
         let header = npy::header(element, self.state.records as usize, dims);
         (|| {
@@ -196,7 +201,7 @@ impl VectorWriter {
             self.vectors.sync_all()
         })()
         .map_err(Error::io(&vectors_path))?;
-        let ids_path = self.partial.join("ids.txt");
+        let ids_path = self.partial.join(IDS);
         std::fs::rename(&ids_path, &self.ids_out).map_err(Error::io(&self.ids_out))?;
         std::fs::rename(&vectors_path, &self.out).map_err(Error::io(&self.out))?;
         std::fs::remove_dir_all(&self.partial).map_err(Error::io(&self.partial))?;
@@ -210,7 +215,7 @@ impl VectorWriter {
     }
 
     fn save_state(&self) -> Result<()> {
-        let path = self.partial.join("state.json");
+        let path = self.partial.join(STATE);
         crate::fsutil::write_atomic(&path, |w| {
             serde_json::to_writer_pretty(&mut *w, &self.state)?;
             Ok(())
@@ -220,34 +225,31 @@ impl VectorWriter {
 
 impl VectorSink for VectorWriter {
     fn write(&mut self, records: &[Record], vectors: ArrayView2<f32>) -> Result<()> {
-        let vectors_path = self.partial.join("vectors.npy");
         self.buffer.clear();
         self.state
             .settings
             .element
             .encode(vectors.iter().copied(), &mut self.buffer);
-        (|| {
-            self.vectors.write_all(&self.buffer)?;
-            self.vectors.sync_data()
-        })()
-        .map_err(Error::io(&vectors_path))?;
-        let ids_path = self.partial.join("ids.txt");
+        append(&mut self.vectors, &self.buffer, &self.partial.join(VECTORS))?;
         self.buffer.clear();
         for record in records {
             self.buffer.extend(record.id.as_bytes());
             self.buffer.push(b'\n');
         }
-        (|| {
-            self.ids.write_all(&self.buffer)?;
-            self.ids.sync_data()
-        })()
-        .map_err(Error::io(&ids_path))?;
+        append(&mut self.ids, &self.buffer, &self.partial.join(IDS))?;
         self.digest = digest(self.digest, records);
         self.state.records += records.len() as u64;
         self.state.ids_bytes += self.buffer.len() as u64;
         self.state.digest = hex(&self.digest);
         self.save_state()
     }
+}
+
+/// Appends `bytes` and flushes them to disk before the state may record them.
+fn append(file: &mut File, bytes: &[u8], path: &Path) -> Result<()> {
+    file.write_all(bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(Error::io(path))
 }
 
 /// `vectors.npy` → `vectors.ids.txt`.
@@ -362,7 +364,7 @@ mod tests {
         assert!(run(&resumed, 23, Some(12), false).is_err());
         assert!(!resumed.exists());
         // A crash between writing a window and recording it leaves bytes the state does not cover.
-        let partial = partial_dir(&resumed).join("vectors.npy");
+        let partial = partial_dir(&resumed).join(VECTORS);
         std::fs::OpenOptions::new()
             .append(true)
             .open(&partial)
@@ -370,7 +372,7 @@ mod tests {
             .write_all(&[7; 10])
             .unwrap();
         let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(partial_dir(&resumed).join("state.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(partial_dir(&resumed).join(STATE)).unwrap()).unwrap();
         assert_eq!(state["records"], 10, "two full windows before the failure");
 
         let written = run(&resumed, 23, None, false).unwrap().unwrap();
