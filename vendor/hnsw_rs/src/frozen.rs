@@ -258,13 +258,13 @@ impl FrozenHnsw {
         for (node, point) in points.iter().enumerate() {
             let mut neighbours = point.neighbours.write();
             for layer in 0..=self.levels[node] as usize {
-                let mut row: Vec<Arc<PointWithOrder<T>>> = self
+                let mut row: Vec<PointWithOrder<T>> = self
                     .neighbours(node as u32, layer)
                     .iter()
                     .map(|&other| {
                         let other = &points[other as usize];
                         let d = dist.eval(point.get_v(), other.get_v());
-                        Arc::new(PointWithOrder::new(other, d))
+                        PointWithOrder::new(other, d)
                     })
                     .collect();
                 row.sort_unstable();

@@ -158,8 +158,7 @@ impl<'b, T: Clone + Send + Sync + 'b> PointData<'b, T> {
 ///
 // neighbours table : one vector by layer so neighbours is allocated to NB_LAYER_MAX
 //
-#[derive(Debug, Clone)]
-#[allow(clippy::type_complexity)]
+#[derive(Debug)]
 pub struct Point<'b, T: Clone + Send + Sync> {
     /// The data of this point, coming from hnsw client and associated to origin_id,
     data: PointData<'b, T>,
@@ -168,35 +167,41 @@ pub struct Point<'b, T: Clone + Send + Sync> {
     /// a point id identifying point as stored in our structure
     p_id: PointId,
     /// neighbours info
-    pub(crate) neighbours: Arc<RwLock<Vec<Vec<Arc<PointWithOrder<'b, T>>>>>>,
+    pub(crate) neighbours: RwLock<Neighbourhood<'b, T>>,
+}
+
+/// A point's links, one list per layer. themap patch: held in the point itself (the original
+/// kept an `Arc<RwLock<Vec<Vec<_>>>>`), so going from a point to its links costs one dependent
+/// load (the list) instead of three (lock, outer vector, list).
+pub(crate) type Neighbourhood<'b, T> = [Vec<PointWithOrder<'b, T>>; NB_LAYER_MAX as usize];
+
+impl<T: Clone + Send + Sync> Clone for Point<'_, T> {
+    fn clone(&self) -> Self {
+        Point {
+            data: self.data.clone(),
+            origin_id: self.origin_id,
+            p_id: self.p_id,
+            neighbours: RwLock::new(self.neighbours.read().clone()),
+        }
+    }
 }
 
 impl<'b, T: Clone + Send + Sync> Point<'b, T> {
     pub fn new(v: Vec<T>, origin_id: usize, p_id: PointId) -> Self {
-        let mut neighbours = Vec::with_capacity(NB_LAYER_MAX as usize);
-        // CAVEAT, perhaps pass nb layer as arg ?
-        for _ in 0..NB_LAYER_MAX {
-            neighbours.push(Vec::<Arc<PointWithOrder<T>>>::new());
-        }
         Point {
             data: PointData::new_v(v),
             origin_id,
             p_id,
-            neighbours: Arc::new(RwLock::new(neighbours)),
+            neighbours: RwLock::new(std::array::from_fn(|_| Vec::new())),
         }
     }
 
     pub fn new_from_mmap(s: &'b [T], origin_id: usize, p_id: PointId) -> Self {
-        let mut neighbours = Vec::with_capacity(NB_LAYER_MAX as usize);
-        // CAVEAT, perhaps pass nb layer as arg ?
-        for _ in 0..NB_LAYER_MAX {
-            neighbours.push(Vec::<Arc<PointWithOrder<T>>>::new());
-        }
         Point {
             data: PointData::new_s(s),
             origin_id,
             p_id,
-            neighbours: Arc::new(RwLock::new(neighbours)),
+            neighbours: RwLock::new(std::array::from_fn(|_| Vec::new())),
         }
     }
 
@@ -469,7 +474,6 @@ impl<T: Clone + Send + Sync> Drop for PointIndexation<'_, T> {
             for l in 0..nb_layer {
                 neighbours[l].clear();
             }
-            neighbours.clear();
         }
         if let Some(i) = self.entry_point.write().as_ref() {
             clear_neighborhoods(i.as_ref());
@@ -982,7 +986,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         ef: usize,
         layer: u8,
         filter: Option<&dyn FilterT>,
-    ) -> BinaryHeap<Arc<PointWithOrder<'b, T>>> {
+    ) -> BinaryHeap<PointWithOrder<'b, T>> {
         // themap patch: the working heaps hold (distance, Arc<Point>) pairs and the visited set
         // holds bare PointIds. The original allocated a new Arc<PointWithOrder> for every
         // candidate and kept an Arc per visited point in a HashMap, which dominated insertion
@@ -990,13 +994,16 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         // returned (the walk goes through rejected points), so a filter that accepts nothing
         // returns nothing (upstream issue #27).
         let ef = ef.max(1);
-        let mut return_points = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(ef);
+        let mut return_points = BinaryHeap::<PointWithOrder<T>>::with_capacity(ef);
         if entry_point.p_id.1 < 0 {
             return return_points;
         }
         let accepts = |p: &Point<'b, T>| filter.is_none_or(|f| f.hnsw_filter(&p.get_origin_id()));
-        let mut visited = HashSet::<PointId>::with_capacity(8 * ef);
-        visited.insert(entry_point.p_id);
+        // Points are told apart by their allocation, which the link already holds, so deciding
+        // that a neighbour was visited costs no load of the neighbour itself.
+        let mut visited = HashSet::<*const Point<'b, T>>::with_capacity(8 * ef);
+        visited.insert(Arc::as_ptr(&entry_point));
+        let mut fresh = Vec::<usize>::with_capacity(2 * self.max_nb_connection);
         let entry = Near {
             dist: self.dist_f.eval(point, entry_point.data.get_v()),
             point: entry_point,
@@ -1014,18 +1021,20 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             }
             let neighbours = c.point.neighbours.read();
             let layer_neighbours = &neighbours[layer as usize];
-            // Each neighbour is three dependent loads away (link, point, data). Issue each
-            // level of loads for all neighbours before using any, so the misses overlap.
-            for e in layer_neighbours {
-                prefetch(Arc::as_ptr(&e.point_ref));
-            }
-            for e in layer_neighbours {
-                prefetch(e.point_ref.data.get_v().as_ptr());
-            }
-            for e in layer_neighbours {
-                if !visited.insert(e.point_ref.p_id) {
-                    continue;
+            // An unvisited neighbour's vector is two dependent loads away (point, data). Issue
+            // each level of loads for all of them before using any, so the misses overlap.
+            fresh.clear();
+            for (i, e) in layer_neighbours.iter().enumerate() {
+                if visited.insert(Arc::as_ptr(&e.point_ref)) {
+                    prefetch(Arc::as_ptr(&e.point_ref));
+                    fresh.push(i);
                 }
+            }
+            for &i in &fresh {
+                prefetch(layer_neighbours[i].point_ref.data.get_v().as_ptr());
+            }
+            for &i in &fresh {
+                let e = &layer_neighbours[i];
                 let e_dist = self.dist_f.eval(point, e.point_ref.data.get_v());
                 let worst = results.peek().map_or(f32::INFINITY, |f| f.dist);
                 if results.len() < ef || e_dist < worst {
@@ -1046,7 +1055,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         return_points.extend(
             results
                 .into_iter()
-                .map(|n| Arc::new(PointWithOrder::new(&n.point, n.dist))),
+                .map(|n| PointWithOrder::new(&n.point, n.dist)),
         );
         return_points
     } // end of search_layer
@@ -1128,7 +1137,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 if new_point.neighbours.read()[l as usize].len()
                     < self.get_max_nb_connection() as usize
                 {
-                    new_point.neighbours.write()[l as usize].push(Arc::clone(&ep));
+                    new_point.neighbours.write()[l as usize].push(ep.clone());
                 }
                 // get the lowest distance point
                 let tmp_dist = self.dist_f.eval(data, ep.point_ref.data.get_v());
@@ -1174,7 +1183,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     nb_conn = self.max_nb_connection;
                     extend_c = false;
                 }
-                let mut neighbours = Vec::<Arc<PointWithOrder<T>>>::with_capacity(nb_conn);
+                let mut neighbours = Vec::<PointWithOrder<T>>::with_capacity(nb_conn);
                 self.select_neighbours(
                     data,
                     &mut sorted_points,
@@ -1240,7 +1249,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         let level = new_point.p_id.0;
         for l in (0..level + 1).rev() {
             for q in &new_point.neighbours.read()[l as usize] {
-                if new_point.p_id != q.point_ref.p_id {
+                if !Arc::ptr_eq(&new_point, &q.point_ref) {
                     // as new point is in global table, do not loop and deadlock!!
                     let q_point = &q.point_ref;
                     let mut q_point_neighbours = q_point.neighbours.write();
@@ -1250,7 +1259,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     let l_n = l as usize;
                     let already = q_point_neighbours[l_n]
                         .iter()
-                        .position(|old| old.point_ref.p_id == new_point.p_id);
+                        .position(|old| Arc::ptr_eq(&old.point_ref, &new_point));
                     if already.is_some() {
                         // debug!(" new_point.p_id {:?} already in neighbourhood of  q_point {:?} at index {:?}", new_point.p_id, q_point.p_id, already.unwrap());
                         // q_point.debug_dump();  cannot be called as its neighbours are locked write by this method.
@@ -1258,7 +1267,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                         //   panic!();
                         continue;
                     }
-                    q_point_neighbours[l_n].push(Arc::new(n_to_add));
+                    q_point_neighbours[l_n].push(n_to_add);
                     let nbn_at_l = q_point_neighbours[l_n].len();
                     //
                     // if l < level, update upward chaining, insert does a sort! t_q has a neighbour not yet in global table of points!
@@ -1288,8 +1297,8 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     /// Keeps at most `max` of `neighbours` (sorted by distance to their owner): each kept one
     /// must be closer to the owner than to every neighbour kept before it. Pruned ones fill
     /// the list back up to `max` only when `keep_pruned` is set.
-    fn shrink_by_heuristic(&self, neighbours: &mut Vec<Arc<PointWithOrder<'b, T>>>, max: usize) {
-        let mut kept: Vec<Arc<PointWithOrder<'b, T>>> = Vec::with_capacity(max);
+    fn shrink_by_heuristic(&self, neighbours: &mut Vec<PointWithOrder<'b, T>>, max: usize) {
+        let mut kept: Vec<PointWithOrder<'b, T>> = Vec::with_capacity(max);
         let mut pruned = Vec::new();
         for e in neighbours.drain(..) {
             if kept.len() >= max {
@@ -1326,12 +1335,12 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     fn select_neighbours(
         &self,
         data: &[T],
-        candidates: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
+        candidates: &mut BinaryHeap<PointWithOrder<'b, T>>,
         nb_neighbours_asked: usize,
         extend_candidates_asked: bool,
         layer: u8,
         keep_pruned: bool,
-        neighbours_vec: &mut Vec<Arc<PointWithOrder<'b, T>>>,
+        neighbours_vec: &mut Vec<PointWithOrder<'b, T>>,
     ) {
         //
         trace!(
@@ -1349,7 +1358,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     let p = candidates.pop().unwrap();
                     assert!(-p.dist_to_ref >= 0.);
                     neighbours_vec
-                        .push(Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref)));
+                        .push(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
                 }
                 return;
             } else {
@@ -1384,11 +1393,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             );
             for (_p_id, p_point) in new_candidates_set.iter() {
                 let dist_topoint = self.dist_f.eval(data, p_point.data.get_v());
-                candidates.push(Arc::new(PointWithOrder::new(p_point, -dist_topoint)));
+                candidates.push(PointWithOrder::new(p_point, -dist_topoint));
             }
         } // end if extend_candidates
         //
-        let mut discarded_points = BinaryHeap::<Arc<PointWithOrder<T>>>::new();
+        let mut discarded_points = BinaryHeap::<PointWithOrder<T>>::new();
         while !candidates.is_empty() && neighbours_vec.len() < nb_neighbours_asked {
             // compare distances of e to data. we do not need to recompute dists!
             if let Some(e_p) = candidates.pop() {
@@ -1403,19 +1412,19 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 }
                 if e_to_insert {
                     trace!("inserting neighbours : {:?} ", e_p.point_ref.p_id);
-                    neighbours_vec.push(Arc::new(PointWithOrder::new(
+                    neighbours_vec.push(PointWithOrder::new(
                         &e_p.point_ref,
                         -e_p.dist_to_ref,
-                    )));
+                    ));
                 } else {
                     trace!("discarded neighbours : {:?} ", e_p.point_ref.p_id);
                     // ep is taken from a binary heap, so it has a negative sign, we keep its sign
                     // to store it in another binary heap will possibly need to retain the best ones from the discarde binaryHeap
                     if keep_pruned {
-                        discarded_points.push(Arc::new(PointWithOrder::new(
+                        discarded_points.push(PointWithOrder::new(
                             &e_p.point_ref,
                             e_p.dist_to_ref,
-                        )));
+                        ));
                     }
                 }
             }
@@ -1428,10 +1437,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 let best_point = discarded_points.pop().unwrap();
                 // do not forget to reverse sign
                 assert!(best_point.dist_to_ref <= 0.);
-                neighbours_vec.push(Arc::new(PointWithOrder::new(
+                neighbours_vec.push(PointWithOrder::new(
                     &best_point.point_ref,
                     -best_point.dist_to_ref,
-                )));
+                ));
             }
         };
         //
@@ -1498,9 +1507,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             .iter()
             .map(|p| {
                 Neighbour::new(
-                    p.as_ref().point_ref.origin_id,
-                    p.as_ref().dist_to_ref,
-                    p.as_ref().point_ref.p_id,
+                    p.point_ref.origin_id,
+                    p.dist_to_ref,
+                    p.point_ref.p_id,
                 )
             })
             .collect();
@@ -1575,11 +1584,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             let knn_neighbours: Vec<Neighbour> = neighbours[0..last]
                 .iter()
                 .filter_map(|p| {
-                    if filter_t.hnsw_filter(&p.as_ref().point_ref.origin_id) {
+                    if filter_t.hnsw_filter(&p.point_ref.origin_id) {
                         Some(Neighbour::new(
-                            p.as_ref().point_ref.origin_id,
-                            p.as_ref().dist_to_ref,
-                            p.as_ref().point_ref.p_id,
+                            p.point_ref.origin_id,
+                            p.dist_to_ref,
+                            p.point_ref.p_id,
                         ))
                     } else {
                         None
@@ -1593,9 +1602,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 .iter()
                 .map(|p| {
                     Neighbour::new(
-                        p.as_ref().point_ref.origin_id,
-                        p.as_ref().dist_to_ref,
-                        p.as_ref().point_ref.p_id,
+                        p.point_ref.origin_id,
+                        p.dist_to_ref,
+                        p.point_ref.p_id,
                     )
                 })
                 .collect();
@@ -1665,14 +1674,14 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
 // The vector is sorted by construction
 #[allow(unused)]
 fn from_negative_binaryheap_to_sorted_vector<'b, T: Send + Sync + Copy>(
-    heap_points: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
-) -> Vec<Arc<PointWithOrder<'b, T>>> {
+    heap_points: &mut BinaryHeap<PointWithOrder<'b, T>>,
+) -> Vec<PointWithOrder<'b, T>> {
     let nb_points = heap_points.len();
-    let mut vec_points = Vec::<Arc<PointWithOrder<T>>>::with_capacity(nb_points);
+    let mut vec_points = Vec::<PointWithOrder<T>>::with_capacity(nb_points);
     //
     for p in heap_points.iter() {
         assert!(p.dist_to_ref <= 0.);
-        let reverse_p = Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
+        let reverse_p = PointWithOrder::new(&p.point_ref, -p.dist_to_ref);
         vec_points.push(reverse_p);
     }
     trace!(
@@ -1687,14 +1696,14 @@ fn from_negative_binaryheap_to_sorted_vector<'b, T: Send + Sync + Copy>(
 // and returns a binary_heap of points with their correct negative distance to some reference distance
 //
 fn from_positive_binaryheap_to_negative_binary_heap<'b, T: Send + Sync + Clone>(
-    positive_heap: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
-) -> BinaryHeap<Arc<PointWithOrder<'b, T>>> {
+    positive_heap: &mut BinaryHeap<PointWithOrder<'b, T>>,
+) -> BinaryHeap<PointWithOrder<'b, T>> {
     let nb_points = positive_heap.len();
-    let mut negative_heap = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(nb_points);
+    let mut negative_heap = BinaryHeap::<PointWithOrder<T>>::with_capacity(nb_points);
     //
     for p in positive_heap.iter() {
         assert!(p.dist_to_ref >= 0.);
-        let reverse_p = Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
+        let reverse_p = PointWithOrder::new(&p.point_ref, -p.dist_to_ref);
         negative_heap.push(reverse_p);
     }
     trace!(
