@@ -1,8 +1,8 @@
 //! A read-optimised copy of a finished [`Hnsw`] graph, and the way back.
 //!
-//! [`Hnsw`] keeps every point behind an `Arc` with its own data vector, and every neighbour as an
-//! `Arc<PointWithOrder>` behind a `RwLock`: good for concurrent insertion, but a search follows
-//! three pointers per neighbour and the graph takes about twice the memory of hnswlib's. Once
+//! [`Hnsw`] keeps every point behind an `Arc` with its own data vector, and its links as lists
+//! of `Arc<Point>` behind a `RwLock`: good for concurrent insertion, but a search follows two
+//! pointers per neighbour and the graph takes more memory than hnswlib's. Once
 //! insertion is over, [`FrozenHnsw::from_hnsw`] copies the links into flat `u32` arrays, one
 //! fixed-stride row per point at layer 0 (hnswlib's layout). Searches then cost one array read
 //! per neighbour plus the distance, which the caller supplies through [`NodeDistance`], so the

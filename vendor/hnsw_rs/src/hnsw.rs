@@ -988,7 +988,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         filter: Option<&dyn FilterT>,
     ) -> BinaryHeap<PointWithOrder<'b, T>> {
         // themap patch: the working heaps hold (distance, Arc<Point>) pairs and the visited set
-        // holds bare PointIds. The original allocated a new Arc<PointWithOrder> for every
+        // holds bare point addresses. The original allocated a new Arc<PointWithOrder> for every
         // candidate and kept an Arc per visited point in a HashMap, which dominated insertion
         // time. Only the ef points returned are wrapped. A filter now decides only what is
         // returned (the walk goes through rejected points), so a filter that accepts nothing
@@ -1462,7 +1462,6 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     }
 
     // search the first knbn nearest neigbours of a data, but can modify ef for layer > 1
-    // This function return Vec<Arc<PointWithOrder<T> >>
     // The parameter ef controls the width of the search in the lowest level, it must be greater
     // than number of neighbours asked. A rule of thumb could be between knbn and max_nb_connection.
     #[allow(unused)]
