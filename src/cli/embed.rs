@@ -116,7 +116,7 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
 
     let count_tokens = |text: &str| model.count_tokens(text);
     // The total is known for records files (their lines), not for documents until split.
-    let (records, total): (Box<dyn Iterator<Item = themap::Result<Record>> + Send>, _) = match source {
+    let (records, total): (RecordStream<'_>, _) = match source {
         Source::Records(format) => (
             records(&args.inputs, format)?,
             count_lines(&args.inputs).map(|n| n.saturating_sub(writer.rows())),
@@ -142,11 +142,14 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     let stats = embed_stream(&model, records, &options, &mut writer, &progress)?;
     progress.finish();
     if writer.rows() == 0 {
-        bail!("no texts in {}: nothing written", describe(&args.inputs));
+        bail!("no texts in {}: nothing written", corpus::list_paths(&args.inputs));
     }
     let written = writer.finish()?;
     summary(&written, &stats, resume.map_or(0, |r| r.records), model.dtype(), &args)
 }
+
+/// Records in input order, from whichever source; `Send` so the engine reads on its own thread.
+type RecordStream<'a> = Box<dyn Iterator<Item = themap::Result<Record>> + Send + 'a>;
 
 /// Records files, or documents to split: decided by the inputs' names unless told.
 fn source(args: &EmbedArgs) -> Result<Source> {
@@ -173,11 +176,8 @@ fn source(args: &EmbedArgs) -> Result<Source> {
     Ok(Source::Records(first.expect("all the same and not all none")))
 }
 
-fn records(
-    inputs: &[PathBuf],
-    format: RecordFormat,
-) -> Result<Box<dyn Iterator<Item = themap::Result<Record>> + Send>> {
-    let mut streams: Vec<Box<dyn Iterator<Item = themap::Result<Record>> + Send>> = Vec::new();
+fn records(inputs: &[PathBuf], format: RecordFormat) -> Result<RecordStream<'static>> {
+    let mut streams: Vec<RecordStream<'static>> = Vec::new();
     for input in inputs {
         if input == Path::new("-") {
             if std::io::stdin().is_terminal() {
@@ -207,14 +207,6 @@ fn count_lines(inputs: &[PathBuf]) -> Option<u64> {
             .count() as u64;
     }
     Some(total)
-}
-
-fn describe(inputs: &[PathBuf]) -> String {
-    inputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, dtype: Dtype, args: &EmbedArgs) -> Result<()> {

@@ -273,11 +273,7 @@ pub fn load(
             more => format!(" (skipped {}; and {more} more)", reasons.join("; ")),
         };
         return Err(Error::EmptyInput {
-            paths: paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            paths: list_paths(paths),
             skipped,
         });
     }
@@ -286,4 +282,13 @@ pub fn load(
         passages,
         skipped,
     })
+}
+
+/// The inputs as one line for messages: `a.txt, notes/`.
+pub fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
