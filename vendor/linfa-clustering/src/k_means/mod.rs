@@ -1,0 +1,9 @@
+mod algorithm;
+mod errors;
+mod hyperparams;
+mod init;
+
+pub use algorithm::*;
+pub use errors::*;
+pub use hyperparams::*;
+pub use init::*;
