@@ -6,7 +6,10 @@ use crate::IncrKMeansError;
 use crate::{k_means::errors::KMeansError, KMeansInit};
 use linfa::{prelude::*, DatasetBase, Float};
 use linfa_nn::distance::{Distance, L2Dist};
-use ndarray::{Array1, Array2, ArrayBase, Axis, Data, DataMut, Ix1, Ix2, Zip};
+use ndarray::parallel::prelude::*;
+use ndarray::{
+    Array1, Array2, ArrayBase, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Data, DataMut, Ix1, Ix2, Zip,
+};
 use ndarray_rand::rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 
@@ -503,6 +506,43 @@ fn compute_centroids_incremental<F: Float>(
     centroids
 }
 
+/// Observations per block in the assignment step: each block's distances to all centroids are
+/// one matrix (`ROWS_PER_BLOCK × n_clusters`), computed by `Distance::rdistance_rows` (for L2, a
+/// matrix product), and blocks are processed in parallel. faiss assigns in blocks of the same kind.
+const ROWS_PER_BLOCK: usize = 1024;
+
+/// Calls `visit(block_start, block_distances)` for each block of observations, in parallel: row
+/// `i` of `block_distances` holds the distances of observation `block_start + i` to every centroid.
+fn for_each_block<F: Float, D: Distance<F>, T: Send + Sync>(
+    dist_fn: &D,
+    centroids: &ArrayBase<impl Data<Elem = F> + Sync, Ix2>,
+    observations: &ArrayBase<impl Data<Elem = F> + Sync, Ix2>,
+    mut out: ArrayViewMut1<T>,
+    visit: impl Fn(ArrayView2<F>, ArrayViewMut1<T>) + Sync,
+) {
+    let centroids = centroids.view();
+    observations
+        .axis_chunks_iter(Axis(0), ROWS_PER_BLOCK)
+        .into_par_iter()
+        .zip(out.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK).into_par_iter())
+        .for_each(|(block, out)| {
+            let mut distances = Array2::zeros((block.nrows(), centroids.nrows()));
+            dist_fn.rdistance_rows(block, centroids, distances.view_mut());
+            visit(distances.view(), out);
+        });
+}
+
+/// Index and distance of the smallest entry of `distances` (the first one on ties).
+fn closest<F: Float>(distances: ArrayView1<F>) -> (usize, F) {
+    let mut best = (0, distances[0]);
+    for (i, &d) in distances.iter().enumerate().skip(1) {
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}
+
 // Update `cluster_memberships` with the index of the cluster each observation belongs to.
 pub(crate) fn update_cluster_memberships<F: Float, D: Distance<F>>(
     dist_fn: &D,
@@ -510,11 +550,17 @@ pub(crate) fn update_cluster_memberships<F: Float, D: Distance<F>>(
     observations: &ArrayBase<impl Data<Elem = F> + Sync, Ix2>,
     cluster_memberships: &mut ArrayBase<impl DataMut<Elem = usize>, Ix1>,
 ) {
-    Zip::from(observations.axis_iter(Axis(0)))
-        .and(cluster_memberships)
-        .par_for_each(|observation, cluster_membership| {
-            *cluster_membership = closest_centroid(dist_fn, centroids, &observation).0
-        });
+    for_each_block(
+        dist_fn,
+        centroids,
+        observations,
+        cluster_memberships.view_mut(),
+        |distances, mut out| {
+            Zip::from(&mut out)
+                .and(distances.rows())
+                .for_each(|m, row| *m = closest(row).0)
+        },
+    );
 }
 
 // Updates `dists` with the distance of each observation from its closest centroid.
@@ -524,11 +570,17 @@ pub(crate) fn update_min_dists<F: Float, D: Distance<F>>(
     observations: &ArrayBase<impl Data<Elem = F> + Sync, Ix2>,
     dists: &mut ArrayBase<impl DataMut<Elem = F>, Ix1>,
 ) {
-    Zip::from(observations.axis_iter(Axis(0)))
-        .and(dists)
-        .par_for_each(|observation, dist| {
-            *dist = closest_centroid(dist_fn, centroids, &observation).1
-        });
+    for_each_block(
+        dist_fn,
+        centroids,
+        observations,
+        dists.view_mut(),
+        |distances, mut out| {
+            Zip::from(&mut out)
+                .and(distances.rows())
+                .for_each(|d, row| *d = closest(row).1)
+        },
+    );
 }
 
 // Efficient combination of `update_cluster_memberships` and `update_min_dists`.
@@ -539,13 +591,24 @@ pub(crate) fn update_memberships_and_dists<F: Float, D: Distance<F>>(
     cluster_memberships: &mut ArrayBase<impl DataMut<Elem = usize>, Ix1>,
     dists: &mut ArrayBase<impl DataMut<Elem = F>, Ix1>,
 ) {
-    Zip::from(observations.axis_iter(Axis(0)))
-        .and(cluster_memberships)
+    let mut both: Array1<(usize, F)> = Array1::from_elem(observations.nrows(), (0, F::zero()));
+    for_each_block(
+        dist_fn,
+        centroids,
+        observations,
+        both.view_mut(),
+        |distances, mut out| {
+            Zip::from(&mut out)
+                .and(distances.rows())
+                .for_each(|md, row| *md = closest(row))
+        },
+    );
+    Zip::from(cluster_memberships)
         .and(dists)
-        .par_for_each(|observation, cluster_membership, dist| {
-            let (m, d) = closest_centroid(dist_fn, centroids, &observation);
-            *cluster_membership = m;
-            *dist = d;
+        .and(&both)
+        .for_each(|m, d, &(closest, distance)| {
+            *m = closest;
+            *d = distance;
         });
 }
 

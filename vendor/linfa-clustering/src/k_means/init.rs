@@ -2,7 +2,7 @@ use super::algorithm::{update_cluster_memberships, update_min_dists};
 use linfa::Float;
 use linfa_nn::distance::Distance;
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Axis, Data, Ix2};
+use ndarray::{s, Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Axis, Data, Ix2, Zip};
 use ndarray_rand::rand::distributions::{Distribution, WeightedIndex};
 use ndarray_rand::rand::Rng;
 use ndarray_rand::rand::{self, SeedableRng};
@@ -89,18 +89,29 @@ fn weighted_k_means_plusplus<F: Float, D: Distance<F>>(
         .sample(rng);
     centroids.row_mut(0).assign(&observations.row(first_idx));
 
+    // Distance of each point to its closest centroid so far. Only the newest centroid can make
+    // it smaller, so each round measures against that one alone: k passes over the data in all,
+    // not k²/2.
+    let mut closest = Array1::from_elem(n_samples, F::infinity());
+    let mut to_newest = Array1::zeros(n_samples);
     let mut dists = Array1::zeros(n_samples);
     for c_cnt in 1..n_clusters {
         update_min_dists(
             dist_fn,
-            &centroids.slice(s![0..c_cnt, ..]),
+            &centroids.slice(s![c_cnt - 1..c_cnt, ..]),
             &observations,
-            &mut dists,
+            &mut to_newest,
         );
+        Zip::from(&mut closest)
+            .and(&to_newest)
+            .for_each(|c, &d| *c = if d < *c { d } else { *c });
 
         // The probability of a point being selected as the next centroid is proportional to its
         // distance from its closest centroid multiplied by its weight.
-        dists *= &weights;
+        Zip::from(&mut dists)
+            .and(&closest)
+            .and(&weights)
+            .for_each(|d, &c, &w| *d = c * w);
         let centroid_idx = WeightedIndex::new(dists.iter())
             .map(|idx| idx.sample(rng))
             // This only errs if all of dists is 0, which means every point is assigned to a
