@@ -10,11 +10,19 @@ use themap::Progress;
 
 pub struct CliProgress {
     bar: Option<ProgressBar>,
-    state: Mutex<Option<(String, Instant, u64)>>,
+    state: Mutex<Option<Work>>,
     tokens: AtomicU64,
     done: AtomicU64,
     /// Without a bar, when the last log line went out: long runs log every [`LOG_EVERY`].
     last_log: Mutex<Instant>,
+}
+
+/// What is being counted.
+struct Work {
+    label: String,
+    unit: String,
+    started: Instant,
+    total: u64,
 }
 
 const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -33,8 +41,13 @@ impl CliProgress {
 }
 
 impl Progress for CliProgress {
-    fn start(&self, label: &str, total: u64) {
-        *self.state.lock().expect("progress lock") = Some((label.to_string(), Instant::now(), total));
+    fn start(&self, label: &str, total: u64, unit: &str) {
+        *self.state.lock().expect("progress lock") = Some(Work {
+            label: label.to_string(),
+            unit: unit.to_string(),
+            started: Instant::now(),
+            total,
+        });
         self.tokens.store(0, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
         *self.last_log.lock().expect("progress lock") = Instant::now();
@@ -42,12 +55,12 @@ impl Progress for CliProgress {
             Some(bar) => {
                 // A total of 0 means unknown (a stream): count without a bar or ETA.
                 let template = if total == 0 {
-                    "{msg:>10} {spinner} {pos} passages · {prefix}"
+                    format!("{{msg:>10}} {{spinner}} {{pos}} {unit} · {{prefix}}")
                 } else {
-                    "{msg:>10} [{bar:30}] {pos}/{len} passages · {prefix} · ETA {eta}"
+                    format!("{{msg:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} · {{prefix}} · ETA {{eta}}")
                 };
                 bar.set_style(
-                    ProgressStyle::with_template(template)
+                    ProgressStyle::with_template(&template)
                         .expect("valid template")
                         .progress_chars("=> "),
                 );
@@ -58,7 +71,7 @@ impl Progress for CliProgress {
                 bar.reset_eta();
             }
             None if total == 0 => tracing::info!("{label}…"),
-            None => tracing::info!("{label}: {total} passages"),
+            None => tracing::info!("{label}: {total} {unit}"),
         }
     }
 
@@ -66,22 +79,23 @@ impl Progress for CliProgress {
         self.tokens.fetch_add(tokens, Ordering::Relaxed);
         self.done.fetch_add(units, Ordering::Relaxed);
         let state = self.state.lock().expect("progress lock");
-        let Some((label, started, total)) = &*state else {
+        let Some(work) = &*state else {
             return;
         };
-        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        let seconds = work.started.elapsed().as_secs_f64().max(1e-9);
         let (done, tokens) = (self.done.load(Ordering::Relaxed), self.tokens.load(Ordering::Relaxed));
         match &self.bar {
             Some(bar) => {
                 bar.inc(units);
-                bar.set_prefix(rates(done, tokens, seconds));
+                bar.set_prefix(rates(done, &work.unit, tokens, seconds));
             }
             None => {
                 let mut last = self.last_log.lock().expect("progress lock");
                 if last.elapsed() >= LOG_EVERY {
                     *last = Instant::now();
-                    let of = if *total > 0 { format!("/{total}") } else { String::new() };
-                    tracing::info!("{label}: {done}{of} passages ({})", rates(done, tokens, seconds));
+                    let of = if work.total > 0 { format!("/{}", work.total) } else { String::new() };
+                    let rate = rates(done, &work.unit, tokens, seconds);
+                    tracing::info!("{}: {done}{of} {} ({rate})", work.label, work.unit);
                 }
             }
         }
@@ -91,21 +105,23 @@ impl Progress for CliProgress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        if let Some((label, started, _)) = self.state.lock().expect("progress lock").take() {
-            let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        if let Some(work) = self.state.lock().expect("progress lock").take() {
+            let seconds = work.started.elapsed().as_secs_f64().max(1e-9);
             let done = self.done.load(Ordering::Relaxed);
             let tokens = self.tokens.load(Ordering::Relaxed);
             tracing::info!(
-                "{label}: {done} passages in {seconds:.1} s ({})",
-                rates(done, tokens, seconds)
+                "{}: {done} {} in {seconds:.1} s ({})",
+                work.label,
+                work.unit,
+                rates(done, &work.unit, tokens, seconds)
             );
         }
     }
 }
 
 /// "3.3 passages/s · 557 tokens/s"; the token rate only for work that counts tokens.
-fn rates(done: u64, tokens: u64, seconds: f64) -> String {
-    let passages = format!("{:.1} passages/s", done as f64 / seconds);
+fn rates(done: u64, unit: &str, tokens: u64, seconds: f64) -> String {
+    let passages = format!("{:.1} {unit}/s", done as f64 / seconds);
     if tokens == 0 {
         passages
     } else {

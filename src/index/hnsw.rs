@@ -180,7 +180,7 @@ impl HnswGraph {
     /// Inserts stored nodes `start..end` (the earlier ones are already in `self.graph`).
     fn insert_from(mut self, start: usize, end: usize, progress: &dyn Progress) -> Result<Self> {
         let p = self.params;
-        progress.start("building search graph", (end - start) as u64);
+        progress.start("building search graph", (end - start) as u64, "passages");
         self.graph = match &self.store {
             Store::I8 { codes, scale } => {
                 let distance = CodeDistance {
