@@ -20,7 +20,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use themap::index::flat::recall;
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
-use themap::index::synthetic::Clustered;
+#[path = "../tests/common/synthetic.rs"]
+mod synthetic;
+use synthetic::Clustered;
 use themap::npy;
 use themap::progress::Silent;
 

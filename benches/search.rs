@@ -9,7 +9,9 @@ use std::hint::black_box;
 use themap::index::flat;
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
 use themap::index::quantize::dot_f32;
-use themap::index::synthetic::Clustered;
+#[path = "../tests/common/synthetic.rs"]
+mod synthetic;
+use synthetic::Clustered;
 use themap::progress::Silent;
 
 const DIMS: usize = 768;

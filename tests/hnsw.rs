@@ -6,7 +6,7 @@ use ndarray::{s, Array2, ArrayView2};
 use themap::index::flat::{self, recall};
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
 use themap::index::quantize::dot_f32;
-use themap::index::synthetic::Clustered;
+use crate::common::synthetic::Clustered;
 use themap::index::{Hit, PassageRecord, SearchGraph};
 use themap::progress::Silent;
 

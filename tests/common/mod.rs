@@ -1,5 +1,7 @@
 //! Shared fixtures: where the model and the golden vectors live.
 
+pub mod synthetic;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
