@@ -41,6 +41,26 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
+    /// k-means restarts of the final fit (default as `themap themes`).
+    #[arg(long, value_name = "N")]
+    runs: Option<usize>,
+
+    /// Most Lloyd iterations of each restart (default as `themap themes`).
+    #[arg(long, value_name = "N")]
+    iterations: Option<u64>,
+
+    /// Run every restart's iterations, however little the centroids move.
+    #[arg(long)]
+    no_early_stop: bool,
+
+    /// Most texts the restarts train on (default as `themap themes`).
+    #[arg(long, value_name = "N")]
+    train_sample: Option<usize>,
+
+    /// Lloyd iterations over all texts after the restarts (default as `themap themes`).
+    #[arg(long, value_name = "N")]
+    refine_iterations: Option<u64>,
+
     /// Model directory. Default as for `themap index`.
     #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
     model: Option<PathBuf>,
@@ -97,12 +117,18 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
     let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
     let k = args.k.unwrap_or(distinct);
     let started = Instant::now();
+    let defaults = ClusterParams::default();
     let params = ClusterParams {
         k: Some(k),
         seed: args.seed,
-        ..ClusterParams::default()
+        runs: args.runs.unwrap_or(defaults.runs),
+        max_iterations: args.iterations.unwrap_or(defaults.max_iterations),
+        tolerance: if args.no_early_stop { 0.0 } else { defaults.tolerance },
+        train_sample: args.train_sample.unwrap_or(defaults.train_sample),
+        refine_iterations: args.refine_iterations.unwrap_or(defaults.refine_iterations),
+        ..defaults
     };
-    let clustering = cluster::cluster(vectors.view(), &params)?;
+    let clustering = cluster::cluster(vectors.view(), &params, &CliProgress::new(quiet))?;
     let cluster_seconds = started.elapsed().as_secs_f64();
     if let Some(path) = &args.save_labels {
         themap::fsutil::write_atomic(path, |w| clustering.labels.iter().try_for_each(|l| writeln!(w, "{l}")))?;

@@ -1,7 +1,15 @@
-//! k-means on unit vectors with linfa, choosing k, scoring passages, merging and ordering themes.
+//! k-means on unit vectors with linfa, at any size, then merging, naming and ordering themes.
+//!
+//! The cost that grows with the collection is kept to a few passes over it. k is chosen on a
+//! sample (every k tried, a few restarts each, silhouette on a sub-sample whose similarities are
+//! computed once); the restarts of the final fit run on a sample too, as faiss trains its
+//! k-means. Only then does linfa refine the best centroids on every passage that shapes the
+//! themes, and assign all passages to them. The patched linfa (`vendor/linfa-clustering`)
+//! measures distances a block of passages at a time with one matrix product.
 
 use linfa::prelude::*;
 use linfa_clustering::{KMeans, KMeansInit};
+use linfa_nn::distance::L2Dist;
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -9,54 +17,151 @@ use rand_xoshiro::Xoshiro256Plus;
 
 use super::{centroid_of, quality, ClusterParams, Clustering, Join};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// Clusters unit row vectors into themes. Deterministic for a given `params.seed`.
 #[tracing::instrument(skip_all, fields(n = vectors.nrows(), k = ?params.k, seeds = params.seeds.len()))]
-pub fn cluster(vectors: ArrayView2<f32>, params: &ClusterParams) -> Result<Clustering> {
+pub fn cluster(vectors: ArrayView2<f32>, params: &ClusterParams, progress: &dyn Progress) -> Result<Clustering> {
     let n = vectors.nrows();
     params.check(n)?;
     let seeds = params.seeds.len();
-    let sample_rows = silhouette_sample(n, params);
-    let sample = vectors.select(Axis(0), &sample_rows);
+    let fit_rows = params.fit_rows.clone().unwrap_or_else(|| (0..n).collect());
 
-    let (labels, silhouettes) = match params.k {
-        Some(k) => (fit(vectors, k, params)?, Vec::new()),
-        None => {
-            // √(n/2) is the usual rule of thumb for the most clusters worth looking at.
-            let upper = (((n as f64) / 2.0).sqrt().round() as usize)
-                .clamp(2, params.max_k)
-                .max(seeds + 1)
-                .min(n);
-            let lower = (seeds + 1).max(2).min(upper);
-            let mut tried = Vec::new();
-            for k in lower..=upper {
-                let labels = fit(vectors, k, params)?;
-                let sampled: Vec<usize> = sample_rows.iter().map(|&r| labels[r]).collect();
-                tried.push((k, quality::silhouette(sample.view(), &sampled, k), labels));
-            }
-            let best = tried.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
-            // Among near-equal scores prefer the finer partition: themes can be merged
-            // afterwards (`merge`), a theme that hides two subjects cannot be split.
-            let chosen = tried
-                .iter()
-                .rposition(|t| t.1 >= best - 0.1 * best.abs())
-                .expect("at least one k tried");
-            let silhouettes = tried.iter().map(|t| (t.0, t.1)).collect();
-            (tried.swap_remove(chosen).2, silhouettes)
-        }
+    let (k, silhouettes) = match params.k {
+        Some(k) => (k, Vec::new()),
+        None => choose_k(vectors, &fit_rows, params, progress)?,
     };
-    tracing::debug!(k = labels.iter().max().map_or(0, |m| m + 1), "k-means done");
+    let model = fit(vectors, &fit_rows, k, params, progress)?;
+    let labels = model.predict(&vectors).to_vec();
+    tracing::debug!(k, "k-means done");
 
-    let mut seed_of: Vec<Option<usize>> = (0..k_of(&labels).max(seeds))
-        .map(|t| (t < seeds).then_some(t))
-        .collect();
+    let mut seed_of: Vec<Option<usize>> = (0..k.max(seeds)).map(|t| (t < seeds).then_some(t)).collect();
     let mut labels = labels;
     if let Some(threshold) = params.merge {
         merge_similar(vectors, &mut labels, &mut seed_of, threshold);
     }
     drop_empty(&mut labels, &mut seed_of);
     let seed_of = adopt_names(&labels, &params.seeds, seed_of.len());
-    Ok(describe(vectors, labels, seed_of, silhouettes, params.temperature))
+    let fitted = rows_marked(n, &fit_rows);
+    Ok(describe(vectors, labels, &fitted, seed_of, silhouettes, params.temperature))
+}
+
+/// Tries every k from the number of named themes + 1 (2 at least) to √(n/2) (at most
+/// `max_k`), each on the same sample, and keeps the finest partition whose silhouette is near
+/// the best one.
+fn choose_k(
+    vectors: ArrayView2<f32>,
+    rows: &[usize],
+    params: &ClusterParams,
+    progress: &dyn Progress,
+) -> Result<(usize, Vec<(usize, f64)>)> {
+    let n = rows.len();
+    let seeds = params.seeds.len();
+    // √(n/2) is the usual rule of thumb for the most clusters worth looking at.
+    let upper = (((n as f64) / 2.0).sqrt().round() as usize)
+        .clamp(2, params.max_k)
+        .max(seeds + 1)
+        .min(n);
+    let lower = (seeds + 1).max(2).min(upper);
+
+    let mut rng = Xoshiro256Plus::seed_from_u64(params.seed ^ 0x5111);
+    let sweep = vectors.select(Axis(0), &sample_of(rows, params.sweep_sample, &mut rng));
+    // Silhouette is quadratic: it scores a sub-sample, whose similarities serve every k.
+    let all_sweep: Vec<usize> = (0..sweep.nrows()).collect();
+    let scored = sweep.select(Axis(0), &sample_of(&all_sweep, params.silhouette_sample, &mut rng));
+    let similarity = scored.dot(&scored.t());
+
+    progress.start("choosing the number of themes", (upper - lower + 1) as u64, "k values");
+    let mut tried = Vec::new();
+    for k in lower..=upper {
+        let model = best_of_runs(sweep.view(), vectors, k, params.sweep_runs, params)?;
+        let labels = model.predict(&scored).to_vec();
+        tried.push((k, quality::silhouette_of(similarity.view(), &labels, k)));
+        progress.advance(1, 0);
+    }
+    progress.finish();
+    let best = tried.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
+    // Among near-equal scores prefer the finer partition: themes can be merged afterwards
+    // (`merge`), a theme that hides two subjects cannot be split.
+    let chosen = tried
+        .iter()
+        .rposition(|t| t.1 >= best - 0.1 * best.abs())
+        .expect("at least one k tried");
+    Ok((tried[chosen].0, tried))
+}
+
+type Model = KMeans<f32, L2Dist>;
+
+/// The final k-means: the best of `params.runs` starts on a sample, refined by linfa on all the
+/// `rows` that shape the themes (up to `params.refine_sample` of them).
+fn fit(vectors: ArrayView2<f32>, rows: &[usize], k: usize, params: &ClusterParams, progress: &dyn Progress) -> Result<Model> {
+    let mut rng = Xoshiro256Plus::seed_from_u64(params.seed);
+    progress.start("fitting themes", 2, "steps");
+    let train_rows = sample_of(rows, params.train_sample.max(k), &mut rng);
+    let train = vectors.select(Axis(0), &train_rows);
+    let trained = best_of_runs(train.view(), vectors, k, params.runs, params)?;
+    progress.advance(1, 0);
+    if train_rows.len() == rows.len() || params.refine_iterations == 0 {
+        // The sample was everything (or no refinement was asked for).
+        progress.advance(1, 0);
+        progress.finish();
+        return Ok(trained);
+    }
+    let centroids = trained.centroids().clone();
+    // Every row when they all count (a view, no copy); else a sample, so memory stays bounded.
+    let refined = if rows.len() == vectors.nrows() {
+        refine(vectors, centroids, params)?
+    } else {
+        let refine_rows = sample_of(rows, params.refine_sample, &mut rng);
+        refine(vectors.select(Axis(0), &refine_rows).view(), centroids, params)?
+    };
+    progress.advance(1, 0);
+    progress.finish();
+    Ok(refined)
+}
+
+/// Lowest-inertia centroids of `runs` k-means starts on `data`: k-means++ starts, or with named
+/// themes, one start at the named centroids (means of their passages in `all`) plus k-means++.
+fn best_of_runs(
+    data: ArrayView2<f32>,
+    all: ArrayView2<f32>,
+    k: usize,
+    runs: usize,
+    params: &ClusterParams,
+) -> Result<Model> {
+    let dataset = DatasetBase::from(data);
+    let mut best: Option<Model> = None;
+    let runs = if params.seeds.is_empty() { runs } else { 1 };
+    for run in 0..runs {
+        let rng = Xoshiro256Plus::seed_from_u64(params.seed.wrapping_add(run as u64));
+        let init = if params.seeds.is_empty() {
+            KMeansInit::KMeansPlusPlus
+        } else {
+            KMeansInit::Precomputed(seeded_init(data, all, &params.seeds, k, rng.clone()))
+        };
+        let model = KMeans::params_with_rng(k, rng)
+            .n_runs(1)
+            .max_n_iterations(params.max_iterations)
+            .tolerance(params.tolerance)
+            .init_method(init)
+            .fit(&dataset)
+            .map_err(|e| Error::InvalidArgument(format!("k-means failed: {e}")))?;
+        if best.as_ref().is_none_or(|b| model.inertia() < b.inertia()) {
+            best = Some(model);
+        }
+    }
+    Ok(best.expect("at least one run"))
+}
+
+/// Lloyd iterations from `centroids` over `data`.
+fn refine(data: ArrayView2<f32>, centroids: Array2<f32>, params: &ClusterParams) -> Result<Model> {
+    KMeans::params_with_rng(centroids.nrows(), Xoshiro256Plus::seed_from_u64(params.seed))
+        .n_runs(1)
+        .max_n_iterations(params.refine_iterations)
+        .tolerance(params.tolerance)
+        .init_method(KMeansInit::Precomputed(centroids))
+        .fit(&DatasetBase::from(data))
+        .map_err(|e| Error::InvalidArgument(format!("k-means failed: {e}")))
 }
 
 /// Gives each named theme's name to the theme holding most of its passages. k-means can move a
@@ -83,54 +188,27 @@ fn adopt_names(labels: &[usize], seeds: &[Vec<usize>], k: usize) -> Vec<Option<u
     seed_of
 }
 
-/// One k-means: seeded centroids first (if any), k-means++ for the rest; best of `runs`.
-fn fit(vectors: ArrayView2<f32>, k: usize, params: &ClusterParams) -> Result<Vec<usize>> {
-    let dataset = DatasetBase::from(vectors.to_owned());
-    let rng = Xoshiro256Plus::seed_from_u64(params.seed);
-    let seeds = params.seeds.len();
-    let builder = KMeans::params_with_rng(k, rng.clone())
-        .max_n_iterations(300)
-        .tolerance(1e-5);
-    let model = if seeds == 0 {
-        builder
-            .n_runs(params.runs)
-            .init_method(KMeansInit::KMeansPlusPlus)
-            .fit(&dataset)
-    } else {
-        let init = seeded_init(vectors, &params.seeds, k, rng);
-        builder
-            .n_runs(1)
-            .init_method(KMeansInit::Precomputed(init))
-            .fit(&dataset)
-    }
-    .map_err(|e| Error::InvalidArgument(format!("k-means failed: {e}")))?;
-    Ok(model.predict(&dataset).to_vec())
-}
-
-/// Named themes first, each at the mean of its passages; then k-means++ among the passages:
-/// each next centroid drawn with probability proportional to its squared distance from the
-/// nearest chosen one.
-fn seeded_init(vectors: ArrayView2<f32>, seeds: &[Vec<usize>], k: usize, mut rng: Xoshiro256Plus) -> Array2<f32> {
-    let mut centroids = Array2::zeros((0, vectors.ncols()));
+/// Named themes first, each at the mean of its passages in `all`; then k-means++ among the rows
+/// of `data`: each next centroid drawn with probability proportional to its squared distance
+/// from the nearest chosen one.
+fn seeded_init(
+    data: ArrayView2<f32>,
+    all: ArrayView2<f32>,
+    seeds: &[Vec<usize>],
+    k: usize,
+    mut rng: Xoshiro256Plus,
+) -> Array2<f32> {
+    let mut centroids = Array2::zeros((0, data.ncols()));
     for rows in seeds {
-        centroids
-            .push_row(centroid_of(vectors, rows).view())
-            .expect("same width");
+        centroids.push_row(centroid_of(all, rows).view()).expect("same width");
     }
-    let distance_to = |c: ndarray::ArrayView1<f32>| {
-        vectors
-            .outer_iter()
-            .map(|v| (2.0 - 2.0 * v.dot(&c)).max(0.0))
-            .collect::<Vec<f32>>()
-    };
-    let mut nearest = vec![f32::INFINITY; vectors.nrows()];
+    let distance_to = |c: ndarray::ArrayView1<f32>| data.dot(&c).mapv(|s| (2.0 - 2.0 * s).max(0.0));
+    let mut nearest = ndarray::Array1::from_elem(data.nrows(), f32::INFINITY);
     for c in centroids.outer_iter() {
-        for (d, new) in nearest.iter_mut().zip(distance_to(c)) {
-            *d = d.min(new);
-        }
+        nearest.zip_mut_with(&distance_to(c), |d, &new| *d = d.min(new));
     }
     while centroids.nrows() < k {
-        let total: f32 = nearest.iter().sum();
+        let total: f32 = nearest.sum();
         let pick = if total > 0.0 {
             let mut target = rng.gen::<f32>() * total;
             nearest.iter().position(|&d| {
@@ -140,28 +218,31 @@ fn seeded_init(vectors: ArrayView2<f32>, seeds: &[Vec<usize>], k: usize, mut rng
         } else {
             None
         }
-        .unwrap_or_else(|| rng.gen_range(0..vectors.nrows()));
-        let row = vectors.row(pick).to_owned();
-        for (d, new) in nearest.iter_mut().zip(distance_to(row.view())) {
-            *d = d.min(new);
-        }
+        .unwrap_or_else(|| rng.gen_range(0..data.nrows()));
+        let row = data.row(pick).to_owned();
+        nearest.zip_mut_with(&distance_to(row.view()), |d, &new| *d = d.min(new));
         centroids.push_row(row.view()).expect("same width");
     }
     centroids
 }
 
-fn silhouette_sample(n: usize, params: &ClusterParams) -> Vec<usize> {
-    if n <= params.silhouette_sample {
-        return (0..n).collect();
+/// At most `size` of `rows`, drawn at random (in row order); all of them if there are no more.
+fn sample_of(rows: &[usize], size: usize, rng: &mut Xoshiro256Plus) -> Vec<usize> {
+    if rows.len() <= size {
+        return rows.to_vec();
     }
-    let mut rng = Xoshiro256Plus::seed_from_u64(params.seed ^ 0x5111);
-    let mut rows = sample(&mut rng, n, params.silhouette_sample).into_vec();
-    rows.sort_unstable();
-    rows
+    let mut picked: Vec<usize> = sample(rng, rows.len(), size).into_iter().map(|i| rows[i]).collect();
+    picked.sort_unstable();
+    picked
 }
 
-fn k_of(labels: &[usize]) -> usize {
-    labels.iter().max().map_or(0, |m| m + 1)
+/// `true` for the rows listed, of `n`.
+pub fn rows_marked(n: usize, rows: &[usize]) -> Vec<bool> {
+    let mut member = vec![false; n];
+    for &r in rows {
+        member[r] = true;
+    }
+    member
 }
 
 /// Joins the most similar pair of themes while their centroids' cosine is at least `threshold`.
@@ -214,21 +295,50 @@ fn drop_empty(labels: &mut [usize], seed_of: &mut Vec<Option<usize>>) {
 
 /// Unit centroid of each of the `k` themes of `labels`, in `vectors`.
 pub fn centroids(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> Array2<f32> {
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
-    for (row, &l) in labels.iter().enumerate() {
-        members[l].push(row);
-    }
-    let mut out = Array2::zeros((k, vectors.ncols()));
-    for (t, rows) in members.iter().enumerate() {
-        out.row_mut(t).assign(&centroid_of(vectors, rows));
-    }
-    out
+    centroids_of(vectors, labels, k, &vec![true; labels.len()])
 }
 
-/// Orders themes (named first in seed order, then by size) and scores every passage.
+/// Unit centroid of each theme over its rows marked in `counted` (over all its rows where it
+/// has none marked).
+pub fn centroids_of(vectors: ArrayView2<f32>, labels: &[usize], k: usize, counted: &[bool]) -> Array2<f32> {
+    super::normalize_rows(theme_sums(vectors, labels, k, counted, None))
+}
+
+/// Sum of each theme's rows marked in `counted` (of all its rows where it has none marked),
+/// each row times its `weights` entry if given; in one pass over the rows.
+pub fn theme_sums(
+    vectors: ArrayView2<f32>,
+    labels: &[usize],
+    k: usize,
+    counted: &[bool],
+    weights: Option<&[f32]>,
+) -> Array2<f32> {
+    let mut sums = Array2::<f32>::zeros((k, vectors.ncols()));
+    let mut fallback = Array2::<f32>::zeros((k, vectors.ncols()));
+    let mut marked = vec![0usize; k];
+    for (row, (&l, &c)) in labels.iter().zip(counted).enumerate() {
+        let weight = weights.map_or(1.0, |w| w[row]);
+        if c {
+            sums.row_mut(l).scaled_add(weight, &vectors.row(row));
+            marked[l] += 1;
+        } else {
+            fallback.row_mut(l).scaled_add(weight, &vectors.row(row));
+        }
+    }
+    for t in 0..k {
+        if marked[t] == 0 {
+            sums.row_mut(t).assign(&fallback.row(t));
+        }
+    }
+    sums
+}
+
+/// Orders themes (named first in seed order, then by size) and scores every passage. Centroids
+/// and the outlier statistics come from the `fitted` rows, those that shaped the themes.
 fn describe(
     vectors: ArrayView2<f32>,
     labels: Vec<usize>,
+    fitted: &[bool],
     seed_of: Vec<Option<usize>>,
     silhouettes: Vec<(usize, f64)>,
     temperature: f32,
@@ -246,30 +356,49 @@ fn describe(
     }
     let labels: Vec<usize> = labels.iter().map(|&l| rank[l]).collect();
     let seed_of: Vec<Option<usize>> = order.iter().map(|&t| seed_of[t]).collect();
+    let sizes: Vec<usize> = order.iter().map(|&t| sizes[t]).collect();
 
-    let centroids = centroids(vectors, &labels, k);
-    let sims = vectors.dot(&centroids.t());
+    let centroids = centroids_of(vectors, &labels, k, fitted);
     let mut confidence = Vec::with_capacity(labels.len());
     let mut similarity = Vec::with_capacity(labels.len());
-    for (row, &l) in sims.outer_iter().zip(&labels) {
-        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let total: f32 = row.iter().map(|&v| ((v - max) / temperature).exp()).sum();
-        confidence.push(((row[l] - max) / temperature).exp() / total);
-        similarity.push(row[l]);
-    }
-    let mut outlier = vec![false; labels.len()];
-    for t in 0..k {
-        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == t).collect();
-        if rows.len() < 5 {
-            continue; // too few to say what is unusual
-        }
-        let mean = rows.iter().map(|&i| similarity[i]).sum::<f32>() / rows.len() as f32;
-        let std = (rows.iter().map(|&i| (similarity[i] - mean).powi(2)).sum::<f32>() / rows.len() as f32).sqrt();
-        for &i in &rows {
-            outlier[i] = similarity[i] < mean - 2.0 * std;
+    // A block of rows at a time: the full n × k similarity matrix is not needed at once.
+    for (block, block_labels) in vectors
+        .axis_chunks_iter(Axis(0), 4096)
+        .zip(labels.chunks(4096))
+    {
+        let sims = block.dot(&centroids.t());
+        for (row, &l) in sims.outer_iter().zip(block_labels) {
+            let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let total: f32 = row.iter().map(|&v| ((v - max) / temperature).exp()).sum();
+            confidence.push(((row[l] - max) / temperature).exp() / total);
+            similarity.push(row[l]);
         }
     }
-    let sizes: Vec<usize> = order.iter().map(|&t| sizes[t]).collect();
+    // Outliers: more than two standard deviations below the theme's mean similarity, measured
+    // over its fitted passages (with fewer than 5, too few to say what is unusual).
+    let mut count = vec![0usize; k];
+    let mut sum = vec![0f64; k];
+    let mut sum_sq = vec![0f64; k];
+    for ((&l, &s), _) in labels.iter().zip(&similarity).zip(fitted).filter(|(_, &f)| f) {
+        count[l] += 1;
+        sum[l] += s as f64;
+        sum_sq[l] += (s as f64).powi(2);
+    }
+    let floor: Vec<f64> = (0..k)
+        .map(|t| {
+            if count[t] < 5 {
+                return f64::NEG_INFINITY;
+            }
+            let mean = sum[t] / count[t] as f64;
+            let var = (sum_sq[t] / count[t] as f64 - mean * mean).max(0.0);
+            mean - 2.0 * var.sqrt()
+        })
+        .collect();
+    let outlier = labels
+        .iter()
+        .zip(&similarity)
+        .map(|(&l, &s)| (s as f64) < floor[l])
+        .collect();
     let hierarchy = average_linkage(&centroids, &sizes);
     Clustering {
         labels,
@@ -362,7 +491,7 @@ mod tests {
     #[test]
     fn finds_the_blobs_and_chooses_k() {
         let (v, truth) = blobs(40, 1);
-        let c = cluster(v.view(), &ClusterParams::default()).unwrap();
+        let c = cluster(v.view(), &ClusterParams::default(), &crate::Silent).unwrap();
         assert_eq!(c.k(), 3, "silhouettes {:?}", c.silhouettes);
         assert!(agreement(&truth, &c.labels).ari > 0.99);
         assert!(c.confidence.iter().all(|&p| p > 0.0 && p <= 1.0));
@@ -376,8 +505,8 @@ mod tests {
             k: Some(5),
             ..ClusterParams::default()
         };
-        let a = cluster(v.view(), &params).unwrap();
-        let b = cluster(v.view(), &params).unwrap();
+        let a = cluster(v.view(), &params, &crate::Silent).unwrap();
+        let b = cluster(v.view(), &params, &crate::Silent).unwrap();
         assert_eq!(a.labels, b.labels);
         assert_eq!(a.centroids, b.centroids);
     }
@@ -391,7 +520,7 @@ mod tests {
             seeds: vec![vec![60, 61, 62]],
             ..ClusterParams::default()
         };
-        let c = cluster(v.view(), &params).unwrap();
+        let c = cluster(v.view(), &params, &crate::Silent).unwrap();
         assert_eq!(c.seed_of[0], Some(0));
         let blob2: Vec<usize> = (0..truth.len())
             .filter(|&i| truth[i] == 2)
@@ -409,9 +538,58 @@ mod tests {
             merge: Some(0.8),
             ..ClusterParams::default()
         };
-        let c = cluster(v.view(), &params).unwrap();
+        let c = cluster(v.view(), &params, &crate::Silent).unwrap();
         assert_eq!(c.k(), 3);
         assert!(agreement(&truth, &c.labels).ari > 0.99);
+    }
+
+    #[test]
+    fn assignment_is_the_nearest_centroid() {
+        let (v, _) = blobs(700, 6);
+        let params = ClusterParams::default();
+        let model = best_of_runs(v.view(), v.view(), 7, 2, &params).unwrap();
+        let labels = model.predict(&v);
+        for (row, &label) in v.outer_iter().zip(labels.iter()) {
+            let distance = |c: usize| {
+                let d = &row - &model.centroids().row(c);
+                d.dot(&d)
+            };
+            let nearest = (0..7).min_by(|&a, &b| distance(a).total_cmp(&distance(b))).unwrap();
+            assert!(distance(label) <= distance(nearest) + 1e-5, "row assigned to {label}, nearest is {nearest}");
+        }
+    }
+
+    #[test]
+    fn samples_and_refinement_find_the_blobs() {
+        let (v, truth) = blobs(400, 7);
+        // Small samples, so that choosing k, training and refining each see part of the data.
+        let params = ClusterParams {
+            sweep_sample: 300,
+            train_sample: 200,
+            silhouette_sample: 100,
+            ..ClusterParams::default()
+        };
+        let c = cluster(v.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(c.k(), 3, "silhouettes {:?}", c.silhouettes);
+        assert!(agreement(&truth, &c.labels).ari > 0.99);
+    }
+
+    #[test]
+    fn rows_left_out_of_the_fit_are_assigned_but_do_not_shape_themes() {
+        let (mut v, truth) = blobs(40, 8);
+        // Twenty near-identical rows far from every blob: fitted, they would make a theme.
+        let odd = normalize_rows(Array2::from_shape_fn((20, 16), |(i, j)| if j == 15 { 1.0 } else { 0.01 * (i % 3) as f32 }));
+        v.append(Axis(0), odd.view()).unwrap();
+        let fit_rows: Vec<usize> = (0..truth.len()).collect();
+        let params = ClusterParams {
+            k: Some(3),
+            fit_rows: Some(fit_rows),
+            ..ClusterParams::default()
+        };
+        let c = cluster(v.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(c.k(), 3);
+        assert!(agreement(&truth, &c.labels[..truth.len()]).ari > 0.99);
+        assert_eq!(c.labels.len(), v.nrows(), "the odd rows get a theme too");
     }
 
     #[test]
@@ -438,9 +616,17 @@ mod tests {
                 seeds: vec![vec![999]],
                 ..ClusterParams::default()
             },
+            ClusterParams {
+                fit_rows: Some(vec![3, 1]),
+                ..ClusterParams::default()
+            },
+            ClusterParams {
+                fit_rows: Some(vec![0]),
+                ..ClusterParams::default()
+            },
         ] {
             assert!(
-                matches!(cluster(v.view(), &params), Err(Error::InvalidArgument(_))),
+                matches!(cluster(v.view(), &params, &crate::Silent), Err(Error::InvalidArgument(_))),
                 "{params:?}"
             );
         }

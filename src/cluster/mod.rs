@@ -5,6 +5,7 @@
 //! Every passage gets a theme, a confidence, and an outlier flag: nothing is dropped.
 
 mod kmeans;
+mod map;
 pub mod quality;
 
 use ndarray::{Array2, ArrayView2};
@@ -12,7 +13,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use kmeans::{centroids, cluster};
+pub use kmeans::{centroids, centroids_of, cluster, rows_marked, theme_sums};
+pub use map::PromptMap;
 
 /// Settings for [`cluster`]; `check` validates them against the data.
 #[derive(Debug, Clone)]
@@ -23,11 +25,30 @@ pub struct ClusterParams {
     pub max_k: usize,
     /// Seed of the random generator: the same seed gives the same themes.
     pub seed: u64,
-    /// k-means restarts from different k-means++ starts; the lowest inertia wins.
+    /// k-means restarts of the final fit from different k-means++ starts; the lowest inertia wins.
     pub runs: usize,
+    /// k-means restarts for each k tried while choosing k.
+    pub sweep_runs: usize,
+    /// Most passages clustered for each k tried while choosing k.
+    pub sweep_sample: usize,
+    /// Most passages the final fit's restarts run on (at least k). faiss trains on 256 per
+    /// centroid; more gives steadier themes, and the refinement below sees everything.
+    pub train_sample: usize,
+    /// Lloyd iterations over all fitted passages after the restarts.
+    pub refine_iterations: u64,
+    /// Most passages refined on when only some passages shape the themes (`fit_rows`): those
+    /// are copied, so the copy stays bounded.
+    pub refine_sample: usize,
+    /// Most Lloyd iterations of one k-means run on a sample.
+    pub max_iterations: u64,
+    /// A run stops when its centroids move less than this (summed Euclidean norm).
+    pub tolerance: f32,
     /// Named themes, in order: for each, the rows (passages) it starts from. Its first
     /// centroid is their mean, so it begins where its passages are.
     pub seeds: Vec<Vec<usize>>,
+    /// The rows that shape the themes, sorted (`None`: all). The others (short lines, say) are
+    /// only assigned to the nearest theme afterwards.
+    pub fit_rows: Option<Vec<usize>>,
     /// Merge themes whose centroids have at least this cosine similarity.
     pub merge: Option<f32>,
     /// Most passages scored when computing silhouette (it is quadratic).
@@ -43,7 +64,15 @@ impl Default for ClusterParams {
             max_k: 30,
             seed: 42,
             runs: 10,
+            sweep_runs: 2,
+            sweep_sample: 10_000,
+            train_sample: 20_000,
+            refine_iterations: 20,
+            refine_sample: 200_000,
+            max_iterations: 100,
+            tolerance: 1e-4,
             seeds: Vec::new(),
+            fit_rows: None,
             merge: None,
             silhouette_sample: 2000,
             temperature: 0.05,
@@ -84,10 +113,32 @@ impl ClusterParams {
         if seeds > n {
             return Err(Error::InvalidArgument(format!("{seeds} named themes for {n} passages")));
         }
-        if self.max_k < 2 || self.runs == 0 || self.silhouette_sample < 10 {
+        if self.max_k < 2
+            || self.runs == 0
+            || self.sweep_runs == 0
+            || self.silhouette_sample < 10
+            || self.sweep_sample < 10
+            || self.train_sample == 0
+            || self.refine_sample == 0
+            || self.max_iterations == 0
+        {
             return Err(Error::InvalidArgument(
-                "max_k ≥ 2, runs ≥ 1 and silhouette sample ≥ 10 are required".into(),
+                "max_k ≥ 2, runs ≥ 1, samples ≥ 10 and iterations ≥ 1 are required".into(),
             ));
+        }
+        if let Some(rows) = &self.fit_rows {
+            let fitted = rows.len();
+            if !rows.windows(2).all(|w| w[0] < w[1]) || rows.last().is_some_and(|&r| r >= n) {
+                return Err(Error::InvalidArgument(format!(
+                    "the rows to fit on must be sorted, distinct and below {n}"
+                )));
+            }
+            if fitted < 2 || self.k.is_some_and(|k| k > fitted) || seeds > fitted {
+                return Err(Error::InvalidArgument(format!(
+                    "{fitted} passages to fit {} themes on",
+                    self.k.unwrap_or(2).max(seeds)
+                )));
+            }
         }
         if let Some(t) = self.merge {
             if !(-1.0..=1.0).contains(&t) {
@@ -131,9 +182,19 @@ impl Clustering {
 
     /// Passages of theme `t`, most central first.
     pub fn members(&self, t: usize) -> Vec<usize> {
-        let mut rows: Vec<usize> = (0..self.labels.len()).filter(|&i| self.labels[i] == t).collect();
-        rows.sort_by(|&a, &b| self.similarity[b].total_cmp(&self.similarity[a]).then(a.cmp(&b)));
-        rows
+        self.members_by_theme().swap_remove(t)
+    }
+
+    /// The passages of every theme, most central first, in one pass over the passages.
+    pub fn members_by_theme(&self) -> Vec<Vec<usize>> {
+        let mut members = vec![Vec::new(); self.k()];
+        for (row, &t) in self.labels.iter().enumerate() {
+            members[t].push(row);
+        }
+        for rows in &mut members {
+            rows.sort_by(|&a, &b| self.similarity[b].total_cmp(&self.similarity[a]).then(a.cmp(&b)));
+        }
+        members
     }
 }
 

@@ -7,11 +7,16 @@ use ndarray::ArrayView2;
 
 /// Mean silhouette with cosine distance over unit rows. O(n²): callers pass a sample.
 pub fn silhouette(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> f64 {
+    silhouette_of(vectors.dot(&vectors.t()).view(), labels, k)
+}
+
+/// [`silhouette`] from the rows' cosine similarities (`n × n`), so that several partitions of
+/// the same sample are scored without recomputing them.
+pub fn silhouette_of(similarity: ArrayView2<f32>, labels: &[usize], k: usize) -> f64 {
     let n = labels.len();
     if n < 2 || k < 2 {
         return 0.0;
     }
-    let similarity = vectors.dot(&vectors.t());
     let sizes = labels.iter().fold(vec![0usize; k], |mut s, &l| {
         s[l] += 1;
         s
