@@ -75,6 +75,9 @@ pub enum Error {
         expected: String,
     },
 
+    #[error("vectors {path} do not fit this index: {reason}")]
+    VectorsMismatch { path: PathBuf, reason: String },
+
     #[error("no passage with id {id} in the index")]
     UnknownPassage { id: String },
 

@@ -26,6 +26,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | themap::Error::InvalidDims { .. }
             | themap::Error::OutputExists { .. }
             | themap::Error::ResumeMismatch(_)
+            | themap::Error::VectorsMismatch { .. }
             | themap::Error::DeviceUnavailable(_),
         ) => 2,
         _ => 1,

@@ -1,5 +1,5 @@
-//! The NumPy `.npy` format for 2-D little-endian f32 (and, written only, f16) arrays: vectors
-//! that Python reads directly.
+//! The NumPy `.npy` format for 2-D little-endian f32 and f16 arrays: vectors that Python reads
+//! directly. f16 is read into f32.
 
 use std::io::{Read, Write};
 
@@ -59,6 +59,22 @@ impl Element {
             Self::F16 => "<f2",
         }
     }
+
+    /// Appends the values in `bytes` (whole elements, little-endian) to `out` as f32.
+    fn decode(self, bytes: &[u8], out: &mut Vec<f32>) {
+        match self {
+            Self::F32 => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            Self::F16 => out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+        }
+    }
 }
 
 /// Length of every header [`header`] makes, whatever the shape: a file written before its row
@@ -78,8 +94,54 @@ pub fn header(element: Element, rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-/// Reads a 2-D little-endian f32 `.npy`; `Err` says what is wrong with it.
+/// Reads a 2-D little-endian f32 or f16 `.npy` as f32; `Err` says what is wrong with it.
+/// Memory: the values once, plus a small buffer.
 pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), String> {
+    let (element, rows, cols) = read_header(input)?;
+    let expected = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(element.size()))
+        .ok_or("shape too large")?;
+    let mut data = Vec::with_capacity(rows * cols);
+    let mut buffer = vec![0u8; (1 << 20) * element.size()];
+    let mut read = 0usize;
+    loop {
+        let n = fill(input, &mut buffer).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        read += n;
+        if read > expected {
+            break;
+        }
+        element.decode(&buffer[..n], &mut data);
+    }
+    if read != expected {
+        return Err(format!(
+            "holds {}{read} bytes of data, its header promises {expected}",
+            if read > expected { "more than " } else { "" },
+        ));
+    }
+    Ok((data, rows, cols))
+}
+
+/// Reads until `buffer` is full or the input ends, so that only the last read can be partial
+/// (and elements are never split between reads).
+fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The element type and shape of a 2-D `.npy`, leaving `input` at the data.
+pub fn read_header(input: &mut impl Read) -> Result<(Element, usize, usize), String> {
     let mut magic = [0u8; 10];
     input
         .read_exact(&mut magic)
@@ -103,9 +165,10 @@ pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), Strin
         .read_exact(&mut dict)
         .map_err(|_| "truncated header".to_string())?;
     let dict = String::from_utf8_lossy(&dict);
-    if !dict.contains("'descr': '<f4'") {
-        return Err("values are not little-endian f32".into());
-    }
+    let element = [Element::F32, Element::F16]
+        .into_iter()
+        .find(|e| dict.contains(&format!("'descr': '{}'", e.descr())))
+        .ok_or("values are not little-endian f32 or f16")?;
     if dict.contains("'fortran_order': True") {
         return Err("Fortran order is not supported".into());
     }
@@ -124,20 +187,7 @@ pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), Strin
     let [rows, cols] = shape[..] else {
         return Err(format!("expected a 2-D array, found shape {shape:?}"));
     };
-    let mut bytes = Vec::with_capacity(rows * cols * 4);
-    input.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() != rows * cols * 4 {
-        return Err(format!(
-            "holds {} bytes of data, its header promises {}",
-            bytes.len(),
-            rows * cols * 4
-        ));
-    }
-    let data = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok((data, rows, cols))
+    Ok((element, rows, cols))
 }
 
 #[cfg(test)]
@@ -152,6 +202,13 @@ mod tests {
         assert_eq!(header(Element::F32, 3, 4).len(), HEADER_LEN);
         assert_eq!(header(Element::F16, usize::MAX, usize::MAX).len(), HEADER_LEN);
         assert_eq!(read_f32(&mut file.as_slice()).unwrap(), (data, 3, 4));
+    }
+
+    #[test]
+    fn f16_is_read_as_f32() {
+        let mut file = header(Element::F16, 1, 3);
+        Element::F16.encode([0.5f32, -2.0, 1.0].into_iter(), &mut file);
+        assert_eq!(read_f32(&mut file.as_slice()).unwrap(), (vec![0.5, -2.0, 1.0], 1, 3));
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn tiny_index(n: usize) -> Index {
         passages,
         vectors,
         clustering_vectors: None,
+        clustering_sample: None,
         graph: None,
     }
 }

@@ -34,13 +34,16 @@ pub fn index_summary(stats: &BuildStats, dir: &Path, seconds: f64, skipped: usiz
         writeln!(out)?;
         return Ok(());
     }
+    let sources = if stats.imported > 0 {
+        format!("{} imported", stats.imported)
+    } else {
+        format!("{} embedded, {} reused", stats.embedded, stats.reused)
+    };
     writeln!(
         out,
-        "Indexed {} documents, {} passages ({} embedded, {} reused; {} added to the search graph) in {:.1} s into {}",
+        "Indexed {} documents, {} passages ({sources}; {} added to the search graph) in {:.1} s into {}",
         stats.documents,
         stats.passages,
-        stats.embedded,
-        stats.reused,
         stats.graph_added,
         seconds,
         dir.display()

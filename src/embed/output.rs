@@ -1,11 +1,13 @@
-//! `themap embed`'s output: vectors as `.npy` (f32 or f16) and their ids one per line, written so
-//! that an interrupted run resumes where it stopped.
+//! `themap embed`'s output: vectors as `.npy` (f32 or f16), their ids one per line, and what made
+//! them (`<stem>.meta.json`, [`VectorsMeta`]), written so that an interrupted run resumes where
+//! it stopped.
 //!
 //! While a run goes on, everything lives in `<out>.partial/`: `vectors.npy` (its header's row
 //! count is fixed at the end), `ids.txt` and `state.json`. After each window both data files are
 //! flushed to disk, and only then does `state.json` (replaced atomically) record how far they go;
 //! anything past that point was not finished and is cut off on resume. At the end the files are
-//! renamed to `<out>` and `<out stem>.ids.txt`, and the folder is removed.
+//! renamed to `<out stem>.ids.txt`, `<out stem>.meta.json` and, last, `<out>`, and the folder
+//! is removed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -36,6 +38,31 @@ pub struct OutputSettings {
     pub window: usize,
     /// The passage budget, where documents are split (files and folders as input).
     pub max_tokens: Option<usize>,
+    /// Passages below this size joined a neighbour, where documents are split.
+    #[serde(default)]
+    pub min_tokens: Option<usize>,
+}
+
+/// What `themap embed` records beside its vectors, so that wherever they are used they can be
+/// checked against their texts: which model and prompt made them, how documents were split, and
+/// a digest of every (id, text) embedded, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorsMeta {
+    /// Always [`VectorsMeta::FORMAT`].
+    pub format: String,
+    pub version: u32,
+    /// The model directory's name (its identity is the weights checksum in `settings.model`).
+    pub model_name: String,
+    #[serde(flatten)]
+    pub settings: OutputSettings,
+    pub rows: u64,
+    /// [`digest`] of the records embedded, a window at a time, hex.
+    pub digest: String,
+}
+
+impl VectorsMeta {
+    pub const FORMAT: &str = "themap-vectors";
+    pub const VERSION: u32 = 1;
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +82,7 @@ const STATE_VERSION: u32 = 1;
 /// File names inside `<out>.partial/`.
 const VECTORS: &str = "vectors.npy";
 const IDS: &str = "ids.txt";
+const META: &str = "meta.json";
 const STATE: &str = "state.json";
 
 /// Where the finished files are.
@@ -62,6 +90,7 @@ const STATE: &str = "state.json";
 pub struct Written {
     pub vectors: PathBuf,
     pub ids: PathBuf,
+    pub meta: PathBuf,
     pub rows: u64,
     pub dims: usize,
     pub element: Element,
@@ -71,6 +100,7 @@ pub struct Written {
 pub struct VectorWriter {
     out: PathBuf,
     ids_out: PathBuf,
+    model_name: String,
     partial: PathBuf,
     vectors: File,
     ids: File,
@@ -82,7 +112,14 @@ pub struct VectorWriter {
 impl VectorWriter {
     /// Opens `out` for writing. A partial run with the same settings is resumed ([`Self::resume`]
     /// says from where) unless `restart`; a finished `out` is replaced only with `overwrite`.
-    pub fn open(out: &Path, settings: OutputSettings, overwrite: bool, restart: bool) -> Result<Self> {
+    /// `model_name` goes into the metadata file.
+    pub fn open(
+        out: &Path,
+        settings: OutputSettings,
+        model_name: &str,
+        overwrite: bool,
+        restart: bool,
+    ) -> Result<Self> {
         let partial = partial_dir(out);
         let ids_out = ids_path(out);
         if out.exists() && !overwrite && !partial.exists() {
@@ -91,7 +128,7 @@ impl VectorWriter {
             });
         }
         if partial.exists() && !restart {
-            return Self::reopen(out, ids_out, partial, settings);
+            return Self::reopen(out, ids_out, model_name, partial, settings);
         }
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(Error::io(&partial))?;
@@ -107,6 +144,7 @@ impl VectorWriter {
         let writer = Self {
             out: out.to_path_buf(),
             ids_out,
+            model_name: model_name.to_string(),
             partial,
             vectors,
             ids,
@@ -124,7 +162,13 @@ impl VectorWriter {
         Ok(writer)
     }
 
-    fn reopen(out: &Path, ids_out: PathBuf, partial: PathBuf, settings: OutputSettings) -> Result<Self> {
+    fn reopen(
+        out: &Path,
+        ids_out: PathBuf,
+        model_name: &str,
+        partial: PathBuf,
+        settings: OutputSettings,
+    ) -> Result<Self> {
         let state_path = partial.join(STATE);
         let damaged = |reason: String| {
             Error::ResumeMismatch(format!(
@@ -168,6 +212,7 @@ impl VectorWriter {
         Ok(Self {
             out: out.to_path_buf(),
             ids_out,
+            model_name: model_name.to_string(),
             partial,
             vectors,
             ids,
@@ -201,13 +246,30 @@ impl VectorWriter {
             self.vectors.sync_all()
         })()
         .map_err(Error::io(&vectors_path))?;
+        let meta = VectorsMeta {
+            format: VectorsMeta::FORMAT.into(),
+            version: VectorsMeta::VERSION,
+            model_name: self.model_name.clone(),
+            settings: self.state.settings.clone(),
+            rows: self.state.records,
+            digest: self.state.digest.clone(),
+        };
+        let meta_path = self.partial.join(META);
+        crate::fsutil::write_atomic(&meta_path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &meta)?;
+            w.write_all(b"\n")
+        })?;
+        // The vectors file is renamed last: once it is there, so are its ids and metadata.
+        let meta_out = meta_path_for(&self.out);
         let ids_path = self.partial.join(IDS);
         std::fs::rename(&ids_path, &self.ids_out).map_err(Error::io(&self.ids_out))?;
+        std::fs::rename(&meta_path, &meta_out).map_err(Error::io(&meta_out))?;
         std::fs::rename(&vectors_path, &self.out).map_err(Error::io(&self.out))?;
         std::fs::remove_dir_all(&self.partial).map_err(Error::io(&self.partial))?;
         Ok(Written {
             vectors: self.out,
             ids: self.ids_out,
+            meta: meta_out,
             rows: self.state.records,
             dims,
             element,
@@ -254,11 +316,21 @@ fn append(file: &mut File, bytes: &[u8], path: &Path) -> Result<()> {
 
 /// `vectors.npy` → `vectors.ids.txt`.
 pub fn ids_path(out: &Path) -> PathBuf {
+    beside(out, "ids.txt")
+}
+
+/// `vectors.npy` → `vectors.meta.json`.
+pub fn meta_path_for(out: &Path) -> PathBuf {
+    beside(out, "meta.json")
+}
+
+/// `vectors.npy` → `vectors.<suffix>`.
+fn beside(out: &Path, suffix: &str) -> PathBuf {
     let stem = out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    out.with_file_name(format!("{stem}.ids.txt"))
+    out.with_file_name(format!("{stem}.{suffix}"))
 }
 
 /// `vectors.npy` → `vectors.npy.partial/`.
@@ -328,6 +400,7 @@ mod tests {
             element: Element::F32,
             window: 5,
             max_tokens: None,
+            min_tokens: None,
         }
     }
 
@@ -344,7 +417,7 @@ mod tests {
     }
 
     fn run(out: &Path, n: usize, fail_at: Option<usize>, restart: bool) -> Result<Option<Written>> {
-        let mut writer = VectorWriter::open(out, settings(), false, restart)?;
+        let mut writer = VectorWriter::open(out, settings(), "fake", false, restart)?;
         let options = StreamOptions {
             window: 5,
             resume: writer.resume(),
@@ -396,7 +469,7 @@ mod tests {
             element: Element::F16,
             ..settings()
         };
-        let err = VectorWriter::open(&out, other, false, false).err().unwrap();
+        let err = VectorWriter::open(&out, other, "fake", false, false).err().unwrap();
         assert!(err.to_string().contains("other settings"), "{err}");
         // --restart starts over.
         assert_eq!(run(&out, 23, None, true).unwrap().unwrap().rows, 23);

@@ -193,7 +193,7 @@ pub fn embed_texts<E: Embedder + ?Sized>(
         })
     });
     let mut rows = Rows(Vec::with_capacity(texts.len() * model.dim()));
-    progress.start("embedding", texts.len() as u64);
+    progress.start("embedding", texts.len() as u64, "passages");
     let stats = embed_stream(model, records, &StreamOptions::new(prompt), &mut rows, progress)?;
     progress.finish();
     tracing::debug!(?stats, "embedded");
@@ -229,10 +229,15 @@ pub fn plan_batches(tokens: &[Vec<u32>], limits: BatchLimits) -> Vec<Vec<usize>>
 /// Folds a window of records into a running digest, so a resumed run can check that the records
 /// it passes over are the ones the interrupted run embedded.
 pub fn digest(previous: [u8; 32], records: &[Record]) -> [u8; 32] {
+    digest_pairs(previous, records.iter().map(|r| (r.id.as_str(), r.text.as_str())))
+}
+
+/// [`digest`] of `(id, text)` pairs.
+pub fn digest_pairs<'a>(previous: [u8; 32], records: impl IntoIterator<Item = (&'a str, &'a str)>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(previous);
-    for record in records {
-        for part in [&record.id, &record.text] {
+    for (id, text) in records {
+        for part in [id, text] {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }

@@ -8,14 +8,16 @@
 pub mod flat;
 pub mod graph;
 pub mod hnsw;
+pub mod import;
 pub mod quantize;
 pub mod store;
-pub mod synthetic;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ndarray::{Array2, ArrayView1, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Document, Metadata, Passage};
@@ -99,10 +101,64 @@ pub struct Index {
     pub passages: Vec<PassageRecord>,
     /// One unit row per passage, in passage order, embedded with `model.prompt` (for search).
     pub vectors: Array2<f32>,
-    /// The same passages embedded with the model's clustering prompt, once themes were asked for.
+    /// The same passages embedded with the model's clustering prompt, when themes were asked
+    /// for on a small index or the vectors were given.
     pub clustering_vectors: Option<Array2<f32>>,
+    /// Some passages embedded with the clustering prompt: what themes fit the map from search
+    /// vectors to clustering vectors on (`cluster::PromptMap`), in large indexes.
+    pub clustering_sample: Option<ClusteringSample>,
     /// The approximate-search graph over `vectors` (absent in indexes from before it existed).
     pub graph: Option<SearchGraph>,
+}
+
+/// Where a build's vectors come from.
+pub enum Vectors<'a> {
+    /// Embedded by this model; passages whose text is unchanged reuse the previous index's.
+    Embed(&'a dyn Embedder),
+    /// Computed elsewhere and checked against the passages ([`import`]): the search vectors, and
+    /// the clustering vectors if given.
+    Given {
+        search: Array2<f32>,
+        clustering: Option<Array2<f32>>,
+    },
+}
+
+/// Passages (by text hash) and their vectors under the clustering prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusteringSample {
+    pub hashes: Vec<String>,
+    pub vectors: Array2<f32>,
+}
+
+impl ClusteringSample {
+    /// The entries whose passages are still among `passages`.
+    fn still_in(&self, passages: &[PassageRecord]) -> Option<ClusteringSample> {
+        let present: std::collections::HashSet<&str> = passages.iter().map(|p| p.hash.as_str()).collect();
+        let keep: Vec<usize> = (0..self.hashes.len())
+            .filter(|&i| present.contains(self.hashes[i].as_str()))
+            .collect();
+        (!keep.is_empty()).then(|| ClusteringSample {
+            hashes: keep.iter().map(|&i| self.hashes[i].clone()).collect(),
+            vectors: self.vectors.select(Axis(0), &keep),
+        })
+    }
+
+    /// Search-vector rows of the sample's passages in `index`, and the sample's vectors for them.
+    pub fn pairs(&self, index: &Index) -> (Vec<usize>, Array2<f32>) {
+        let rows: HashMap<&str, usize> = index
+            .passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.hash.as_str(), i))
+            .collect();
+        let (found, own): (Vec<usize>, Vec<usize>) = self
+            .hashes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| rows.get(h.as_str()).map(|&row| (row, i)))
+            .unzip();
+        (found, self.vectors.select(Axis(0), &own))
+    }
 }
 
 /// Below this many candidate passages a search scans them all: a few milliseconds, and exact.
@@ -143,6 +199,13 @@ fn embed_reusing(
         }
     }
     Ok((vectors, missing.len()))
+}
+
+/// The rows of `previous` for `passages`, by text hash, if every passage has one.
+fn reuse_all(passages: &[PassageRecord], (records, vectors): (&Vec<PassageRecord>, &Array2<f32>)) -> Option<Array2<f32>> {
+    let rows: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.hash.as_str(), i)).collect();
+    let picked: Option<Vec<usize>> = passages.iter().map(|p| rows.get(p.hash.as_str()).copied()).collect();
+    picked.map(|rows| vectors.select(Axis(0), &rows))
 }
 
 /// How many results a search returns, and how it finds them.
@@ -198,16 +261,19 @@ pub struct BuildStats {
     pub passages: usize,
     pub embedded: usize,
     pub reused: usize,
+    /// Vectors taken from files computed elsewhere (`themap index --vectors`).
+    pub imported: usize,
     /// Passages inserted into the search graph (all of them when it was built afresh).
     pub graph_added: usize,
 }
 
 impl Index {
-    /// Embeds the corpus's passages, reusing vectors from `previous` for passages whose text is
-    /// unchanged (when `previous` was built by the same model).
+    /// Indexes the corpus's passages with vectors from `vectors`: embedded (reusing those of
+    /// `previous` for passages whose text is unchanged, when it was built by the same model) or
+    /// given.
     pub fn build(
         corpus: &Corpus,
-        embedder: &dyn Embedder,
+        vectors: Vectors,
         model: ModelInfo,
         settings: BuildSettings,
         previous: Option<&Index>,
@@ -222,28 +288,36 @@ impl Index {
                 passage: p.clone(),
             })
             .collect();
-        let (vectors, embedded) = embed_reusing(
-            &passages,
-            previous.map(|p| (&p.passages, &p.vectors)),
-            model.prompt,
-            model.dims,
-            embedder,
-            progress,
-        )?;
-        // Clustering vectors are kept up to date once a previous index had them.
-        let clustering_vectors = match previous.and_then(|p| p.clustering_vectors.as_ref().map(|v| (&p.passages, v))) {
-            Some(previous) => Some(
-                embed_reusing(
+        let previous_clustering = previous.and_then(|p| p.clustering_vectors.as_ref().map(|v| (&p.passages, v)));
+        let (vectors, embedded, imported, clustering_vectors) = match vectors {
+            Vectors::Embed(embedder) => {
+                let (vectors, embedded) = embed_reusing(
                     &passages,
-                    Some(previous),
-                    Prompt::Clustering,
+                    previous.map(|p| (&p.passages, &p.vectors)),
+                    model.prompt,
                     model.dims,
                     embedder,
                     progress,
-                )?
-                .0,
-            ),
-            None => None,
+                )?;
+                // Clustering vectors are kept up to date once a previous index had them.
+                let clustering = match previous_clustering {
+                    Some(previous) => Some(
+                        embed_reusing(&passages, Some(previous), Prompt::Clustering, model.dims, embedder, progress)?.0,
+                    ),
+                    None => None,
+                };
+                (vectors, embedded, 0, clustering)
+            }
+            Vectors::Given { search, clustering } => {
+                let clustering = clustering.or_else(|| previous_clustering.and_then(|p| reuse_all(&passages, p)));
+                if clustering.is_none() && previous_clustering.is_some() {
+                    tracing::warn!(
+                        "the previous index's clustering vectors do not cover the new passages and were                          dropped; give them with --clustering-vectors, or `themap themes` computes them"
+                    );
+                }
+                let imported = search.nrows();
+                (search, 0, imported, clustering)
+            }
         };
 
         let mut per_doc: HashMap<&str, usize> = HashMap::new();
@@ -268,9 +342,13 @@ impl Index {
             documents: documents.len(),
             passages: passages.len(),
             embedded,
-            reused: passages.len() - embedded,
+            reused: passages.len() - embedded - imported,
+            imported,
             graph_added,
         };
+        let clustering_sample = previous
+            .and_then(|p| p.clustering_sample.as_ref())
+            .and_then(|sample| sample.still_in(&passages));
         let mut index = Index {
             model,
             settings,
@@ -278,6 +356,7 @@ impl Index {
             passages,
             vectors,
             clustering_vectors,
+            clustering_sample,
             graph: Some(graph),
         };
         // Dead nodes slow searches down; past half of the graph, start afresh.
@@ -389,6 +468,53 @@ impl Index {
             progress,
         )?;
         self.clustering_vectors = Some(vectors);
+        Ok(true)
+    }
+
+    /// Embeds `size` passages (drawn with `seed`; all of them if there are no more) with the
+    /// clustering prompt, keeping those the sample already holds. Returns whether anything was
+    /// computed.
+    pub fn ensure_clustering_sample(
+        &mut self,
+        size: usize,
+        seed: u64,
+        embedder: &dyn Embedder,
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        let size = size.min(self.passages.len());
+        let held = self.clustering_sample.as_ref().and_then(|s| s.still_in(&self.passages));
+        let have = held.as_ref().map_or(0, |s| s.hashes.len());
+        if have >= size {
+            self.clustering_sample = held;
+            return Ok(false);
+        }
+        let known: std::collections::HashSet<&str> = held
+            .iter()
+            .flat_map(|s| s.hashes.iter().map(String::as_str))
+            .collect();
+        // A seeded shuffle, then the first passages not yet held: the same seed picks the same ones.
+        let mut order: Vec<usize> = (0..self.passages.len()).collect();
+        order.shuffle(&mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed));
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<usize> = order
+            .into_iter()
+            .filter(|&i| {
+                let hash = self.passages[i].hash.as_str();
+                !known.contains(hash) && seen.insert(hash)
+            })
+            .take(size - have)
+            .collect();
+        let texts: Vec<&str> = new.iter().map(|&i| self.passages[i].passage.text.as_str()).collect();
+        let vectors = embedder.embed(&texts, Prompt::Clustering, progress)?;
+        let hashes: Vec<String> = new.iter().map(|&i| self.passages[i].hash.clone()).collect();
+        self.clustering_sample = Some(match held {
+            None => ClusteringSample { hashes, vectors },
+            Some(mut sample) => {
+                sample.hashes.extend(hashes);
+                sample.vectors.append(Axis(0), vectors.view()).expect("same width");
+                sample
+            }
+        });
         Ok(true)
     }
 

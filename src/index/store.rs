@@ -7,6 +7,9 @@
 //!   passages-<gen>.jsonl   one passage per line, in vector order
 //!   vectors-<gen>.npy      f32 unit vectors, one row per passage (NumPy format)
 //!   graph-<gen>.bin        the HNSW search graph: links, 8-bit codes, node → passage row
+//!   vectors-clustering-<gen>.npy    optional: every passage under the clustering prompt
+//!   clustering-sample-<gen>.npy     optional: some passages under the clustering prompt,
+//!   clustering-sample-<gen>.txt       and their text hashes, one per line
 //! ```
 //!
 //! A save writes a new generation of data files, then replaces `manifest.json` by rename: the
@@ -14,13 +17,13 @@
 //! at the previous, complete files. Files of older generations are removed after the commit.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildSettings, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph};
+use super::{BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk layout. Bump it when a change makes old indexes unreadable.
@@ -60,6 +63,16 @@ struct Files {
     /// Added without a format bump: older indexes simply have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clustering_vectors: Option<FileEntry>,
+    /// Added without a format bump, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clustering_sample: Option<SampleFiles>,
+}
+
+/// The clustering sample's vectors and passage hashes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SampleFiles {
+    vectors: FileEntry,
+    hashes: FileEntry,
 }
 
 /// A data file and its exact size, so truncation is caught before parsing.
@@ -96,6 +109,15 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
         Some(v) => Some(write_vectors(dir, &format!("vectors-clustering-{generation}.npy"), v)?),
         None => None,
     };
+    let clustering_sample = match &index.clustering_sample {
+        Some(sample) => Some(SampleFiles {
+            vectors: write_vectors(dir, &format!("clustering-sample-{generation}.npy"), &sample.vectors)?,
+            hashes: write_file(dir, &format!("clustering-sample-{generation}.txt"), |w| {
+                sample.hashes.iter().try_for_each(|h| writeln!(w, "{h}"))
+            })?,
+        }),
+        None => None,
+    };
 
     let graph = match &index.graph {
         Some(graph) => Some(GraphEntry {
@@ -119,6 +141,7 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
             passages,
             vectors,
             clustering_vectors,
+            clustering_sample,
         },
         graph,
     };
@@ -132,16 +155,41 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
 
 /// Reads the index in `dir`, checking its format version and the size of every file.
 pub fn load(dir: &Path) -> Result<Index> {
-    load_parts(dir, true)
+    load_parts(dir, Parts::default())
 }
 
 /// Like [`load`] but leaves the search graph out (`graph: None`), so an index whose graph file
 /// is damaged can still be re-indexed and given a fresh graph.
 pub fn load_without_graph(dir: &Path) -> Result<Index> {
-    load_parts(dir, false)
+    load_parts(
+        dir,
+        Parts {
+            graph: false,
+            ..Parts::default()
+        },
+    )
 }
 
-fn load_parts(dir: &Path, with_graph: bool) -> Result<Index> {
+/// Which optional parts [`load_parts`] reads: work that does not need them saves their memory
+/// (at a million passages the graph and the clustering vectors are gigabytes). An index loaded
+/// without a part must not be saved back: the part would be lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    pub graph: bool,
+    pub clustering_vectors: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self {
+            graph: true,
+            clustering_vectors: true,
+        }
+    }
+}
+
+/// Reads the index in `dir` with the optional parts `parts` names (the others are `None`).
+pub fn load_parts(dir: &Path, parts: Parts) -> Result<Index> {
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
         return Err(Error::IndexMissing { dir: dir.to_path_buf() });
@@ -165,12 +213,13 @@ fn load_parts(dir: &Path, with_graph: bool) -> Result<Index> {
             .map_err(|e| corrupt(&path, e.to_string()))?;
 
     let path = path_of(&manifest.files.passages)?;
-    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-    let passages = text
+    let reader = BufReader::new(File::open(&path).map_err(Error::io(&path))?);
+    let passages = reader
         .lines()
         .enumerate()
         .map(|(n, line)| {
-            serde_json::from_str::<PassageRecord>(line).map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
+            let line = line.map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))?;
+            serde_json::from_str::<PassageRecord>(&line).map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -186,11 +235,24 @@ fn load_parts(dir: &Path, with_graph: bool) -> Result<Index> {
         ));
     }
     let vectors = read_vectors(&path_of(&manifest.files.vectors)?, passages.len(), manifest.model.dims)?;
-    let clustering_vectors = match &manifest.files.clustering_vectors {
+    let clustering_vectors = match manifest.files.clustering_vectors.as_ref().filter(|_| parts.clustering_vectors) {
         Some(entry) => Some(read_vectors(&path_of(entry)?, passages.len(), manifest.model.dims)?),
         None => None,
     };
-    let graph = match manifest.graph.as_ref().filter(|_| with_graph) {
+    let clustering_sample = match &manifest.files.clustering_sample {
+        Some(files) => {
+            let path = path_of(&files.hashes)?;
+            let hashes: Vec<String> = std::fs::read_to_string(&path)
+                .map_err(Error::io(&path))?
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let vectors = read_vectors(&path_of(&files.vectors)?, hashes.len(), manifest.model.dims)?;
+            Some(ClusteringSample { hashes, vectors })
+        }
+        None => None,
+    };
+    let graph = match manifest.graph.as_ref().filter(|_| parts.graph) {
         Some(entry) => Some(read_graph(dir, entry, passages.len())?),
         None => None,
     };
@@ -202,6 +264,7 @@ fn load_parts(dir: &Path, with_graph: bool) -> Result<Index> {
         passages,
         vectors,
         clustering_vectors,
+        clustering_sample,
     })
 }
 
@@ -292,6 +355,7 @@ fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
         [&f.documents, &f.passages, &f.vectors]
             .into_iter()
             .chain(&f.clustering_vectors)
+            .chain(f.clustering_sample.iter().flat_map(|s| [&s.vectors, &s.hashes]))
             .chain(m.graph.as_ref().map(|g| &g.file))
             .map(|e| e.name.clone())
             .collect()
@@ -309,6 +373,8 @@ fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
             "vectors-",
             "graph-",
             ".graph-",
+            "clustering-sample-",
+            ".clustering-sample-",
             ".documents-",
             ".passages-",
             ".vectors-",
