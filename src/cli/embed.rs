@@ -90,7 +90,7 @@ enum Source {
 pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     let source = source(&args)?;
     let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
-    let split = split_options(&args.reading, &model);
+    let split = split_options(&args.reading, model.tokenizer());
     let settings = OutputSettings {
         model: model.checksum().to_string(),
         dims: model.dim(),
@@ -100,11 +100,12 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         element: args.out_type,
         window: args.window,
         max_tokens: matches!(source, Source::Documents).then_some(split.max_tokens),
+        min_tokens: matches!(source, Source::Documents).then_some(split.min_tokens),
     };
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut writer = VectorWriter::open(&args.out, settings, args.overwrite, args.restart)?;
+    let mut writer = VectorWriter::open(&args.out, settings, &model.name(), args.overwrite, args.restart)?;
     let resume = writer.resume();
     if let Some(resume) = resume {
         tracing::info!(
@@ -133,7 +134,7 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     };
 
     let progress = CliProgress::new(quiet);
-    progress.start("embedding", total.unwrap_or(0));
+    progress.start("embedding", total.unwrap_or(0), "passages");
     let options = StreamOptions {
         prompt: args.prompt,
         window: args.window,
@@ -241,12 +242,13 @@ fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, dtype: Dty
     }
     writeln!(
         out,
-        "Wrote {} vectors ({} × {:?}) to {}, ids to {}",
+        "Wrote {} vectors ({} × {:?}) to {}, ids to {}, what made them to {}",
         written.rows,
         written.dims,
         written.element,
         written.vectors.display(),
-        written.ids.display()
+        written.ids.display(),
+        written.meta.display()
     )?;
     if resumed_after > 0 {
         writeln!(

@@ -2,20 +2,20 @@
 
 mod embed;
 mod eval;
+mod index;
 mod output;
+mod passages;
 mod progress;
+mod search;
 mod themes;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
-use themap::embed::{BatchLimits, DeviceChoice, Dtype, EmbedOptions, Embedder, EmbeddingModel, Prompt};
-use themap::index::{store, BuildSettings, Filter, Index, Limits, ModelInfo};
-
-use progress::CliProgress;
+use themap::embed::{BatchLimits, DeviceChoice, Dtype, EmbedOptions, EmbeddingModel, ModelTokenizer, Prompt};
+use themap::index::{Filter, Limits, ModelInfo};
 
 /// Find similar passages and recurring themes in collections of multilingual articles.
 ///
@@ -42,18 +42,18 @@ enum Command {
     ///
     /// Re-running reuses the vectors of passages whose text has not changed, so adding a file
     /// embeds only its passages. The previous index stays intact until the new one is complete.
-    Index(IndexArgs),
+    Index(index::IndexArgs),
     /// Embed texts into a .npy file, streaming: any input size in bounded memory, resumable.
     ///
     /// Interrupted (Ctrl-C, a lost machine), the same command run again continues where it
     /// stopped and writes the same file an uninterrupted run would have.
     Embed(embed::EmbedArgs),
     /// Show how documents are cleaned and split into passages, without embedding anything.
-    Passages(PassagesArgs),
+    Passages(passages::PassagesArgs),
     /// Find the passages closest in meaning to a query, in any language.
-    Search(SearchArgs),
+    Search(search::SearchArgs),
     /// Find the passages closest to a passage of the index, by its id (e.g. `001_3e4df89d6a5f2c88#7`).
-    Similar(SimilarArgs),
+    Similar(search::SimilarArgs),
     /// Find the recurring themes of the index: keywords, where and when each recurs.
     Themes(themes::ThemesArgs),
     /// Write the theme map report: index.html (map, themes, heatmap, timeline), themes.json, themes.md.
@@ -134,58 +134,6 @@ struct Reading {
     max_tokens: usize,
 }
 
-#[derive(Debug, Args)]
-struct IndexArgs {
-    /// Files and folders to index (.txt, .md, .jsonl; folders recursively).
-    /// Default: the sources the index was last built from.
-    paths: Vec<PathBuf>,
-
-    #[command(flatten)]
-    at: Locations,
-
-    #[command(flatten)]
-    reading: Reading,
-
-    /// Vector size: 768, or 512/256/128 (Matryoshka truncation: smaller index, slightly less accurate).
-    #[arg(long, value_name = "N")]
-    dims: Option<usize>,
-
-    #[command(flatten)]
-    compute: Compute,
-
-    /// Embed every passage again instead of reusing vectors of unchanged passages.
-    #[arg(long)]
-    rebuild: bool,
-
-    /// Build the search graph afresh from the current passages, reclaiming the space of removed
-    /// or changed ones (which are already left out of results). Without paths, re-reads the
-    /// index's sources as usual; nothing unchanged is embedded again.
-    #[arg(long)]
-    compact: bool,
-
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
-struct PassagesArgs {
-    /// Files and folders to read (.txt, .md, .jsonl; folders recursively).
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
-
-    #[command(flatten)]
-    reading: Reading,
-
-    /// Model directory (its tokenizer measures passages). Default as for `themap index`.
-    #[arg(long, env = "THEMAP_MODEL", value_name = "DIR")]
-    model: Option<PathBuf>,
-
-    /// Print passages as JSON lines.
-    #[arg(long)]
-    json: bool,
-}
-
 /// How results are found and which passages may be among them.
 #[derive(Debug, Args)]
 struct Lookup {
@@ -260,116 +208,27 @@ fn parse_date(text: &str) -> std::result::Result<String, String> {
     }
 }
 
-#[derive(Debug, Args)]
-struct SearchArgs {
-    /// What to look for: a question, a phrase or a passage of text, in any language.
-    query: String,
-
-    #[command(flatten)]
-    lookup: Lookup,
-
-    #[command(flatten)]
-    at: Locations,
-
-    /// Print results as JSON (full passage text included).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Args)]
-struct SimilarArgs {
-    /// Passage id, as shown by `themap search`.
-    id: String,
-
-    #[command(flatten)]
-    lookup: Lookup,
-
-    /// Only passages from other documents.
-    #[arg(long)]
-    other_docs: bool,
-
-    #[command(flatten)]
-    at: Locations,
-
-    /// Print results as JSON (full passage text included).
-    #[arg(long)]
-    json: bool,
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Index(args) => index(args, cli.quiet),
+        Command::Index(args) => index::index(args, cli.quiet),
         Command::Embed(args) => embed::embed(args, cli.quiet),
-        Command::Passages(args) => passages(args),
-        Command::Search(args) => search(args),
-        Command::Similar(args) => similar(args),
+        Command::Passages(args) => passages::passages(args),
+        Command::Search(args) => search::search(args),
+        Command::Similar(args) => search::similar(args),
         Command::Themes(args) => themes::themes(args, cli.quiet),
         Command::Report(args) => themes::report(args, cli.quiet),
         Command::EvalClusters(args) => eval::eval_clusters(args, cli.quiet),
     }
 }
 
-fn index(args: IndexArgs, quiet: bool) -> Result<()> {
-    let started = Instant::now();
-    // A rebuild from given paths needs nothing from the old index, so it also repairs a
-    // damaged one (the fix its error message names).
-    // --compact replaces the graph, so it also repairs a damaged graph file.
-    let previous = if store::exists(&args.at.index) && !(args.rebuild && !args.paths.is_empty()) {
-        Some(if args.compact {
-            store::load_without_graph(&args.at.index)?
-        } else {
-            store::load(&args.at.index)?
-        })
-    } else {
-        None
-    };
-    let sources = match (&previous, args.paths.is_empty()) {
-        (_, false) => args.paths.clone(),
-        (Some(previous), true) => previous.settings.sources.clone(),
-        (None, true) => {
-            anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
-        }
-    };
-    let model = load_model(args.at.model.as_deref(), args.dims, &args.compute)?;
-    let split = split_options(&args.reading, &model);
-    let corpus = read_corpus(&sources, &args.reading, &split, &model)?;
-
-    // Index::build reuses vectors only from an index of the same model.
-    let previous = previous.filter(|_| !args.rebuild);
-    let settings = BuildSettings {
-        sources: absolute(&sources),
-        max_tokens: split.max_tokens,
-        min_tokens: split.min_tokens,
-    };
-    let progress = CliProgress::new(quiet);
-    let (built, stats) = Index::build(
-        &corpus,
-        &model,
-        model_info(&model),
-        settings,
-        previous.as_ref(),
-        &progress,
-    )?;
-    store::save(&built, &args.at.index)
-        .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
-    output::index_summary(&stats, &args.at.index, seconds, corpus.skipped.len(), args.json)
-}
-
-fn passages(args: PassagesArgs) -> Result<()> {
-    let model = load_model(args.model.as_deref(), None, &Compute::default())?;
-    let corpus = read_corpus(
-        &args.paths,
-        &args.reading,
-        &split_options(&args.reading, &model),
-        &model,
-    )?;
-    output::passages(&corpus, &|text| model.count_tokens(text), args.json)
-}
-
 /// Reads and splits `sources`, warning about every file passed over.
-fn read_corpus(sources: &[PathBuf], reading: &Reading, split: &SplitOptions, model: &EmbeddingModel) -> Result<Corpus> {
-    let corpus = corpus::load(sources, read_options(reading)?, split, &|text| model.count_tokens(text))?;
+fn read_corpus(
+    sources: &[PathBuf],
+    reading: &Reading,
+    split: &SplitOptions,
+    tokenizer: &ModelTokenizer,
+) -> Result<Corpus> {
+    let corpus = corpus::load(sources, read_options(reading)?, split, &|text| tokenizer.count_tokens(text))?;
     for skipped in &corpus.skipped {
         tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
@@ -397,45 +256,41 @@ fn read_options(reading: &Reading) -> Result<ReadOptions> {
 }
 
 /// The passage budget, kept below the model's input limit (which also holds the prompt).
-fn split_options(reading: &Reading, model: &EmbeddingModel) -> SplitOptions {
-    SplitOptions::with_max_tokens(reading.max_tokens.min(model.max_tokens() - 32))
+fn split_options(reading: &Reading, tokenizer: &ModelTokenizer) -> SplitOptions {
+    SplitOptions::with_max_tokens(reading.max_tokens.min(tokenizer.max_tokens() - 32))
 }
 
-fn search(args: SearchArgs) -> Result<()> {
-    let index = store::load(&args.at.index)?;
-    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
-    store::check_model(&index, &model_info(&model), &args.at.index)?;
-    let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
-    let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
-    output::hits(&index, &hits, &args.query, args.json)
+fn embed_options(dims: Option<usize>, compute: &Compute) -> EmbedOptions {
+    EmbedOptions {
+        dims,
+        batch: compute.batch(),
+        device: compute.device,
+        dtype: compute.dtype,
+    }
 }
 
-fn similar(args: SimilarArgs) -> Result<()> {
-    let index = store::load(&args.at.index)?;
-    let hits = index.similar(&args.id, &args.lookup.limits(), args.other_docs, &args.lookup.filter())?;
-    output::hits(&index, &hits, &args.id, args.json)
-}
-
+/// The model, weights loaded.
 fn load_model(dir: Option<&Path>, dims: Option<usize>, compute: &Compute) -> Result<EmbeddingModel> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_model_dir);
-    Ok(EmbeddingModel::load(
-        &dir,
-        &EmbedOptions {
-            dims,
-            batch: compute.batch(),
-            device: compute.device,
-            dtype: compute.dtype,
-        },
-    )?)
+    Ok(EmbeddingModel::load(&model_dir(dir), &embed_options(dims, compute))?)
 }
 
-fn model_info(model: &EmbeddingModel) -> ModelInfo {
+/// The model's tokenizer and identity only: for work that embeds nothing.
+fn open_tokenizer(dir: Option<&Path>, dims: Option<usize>) -> Result<ModelTokenizer> {
+    Ok(ModelTokenizer::open(&model_dir(dir), dims)?)
+}
+
+fn model_info(tokenizer: &ModelTokenizer) -> ModelInfo {
     ModelInfo {
-        name: model.name(),
-        checksum: model.checksum().to_string(),
-        dims: model.dim(),
+        name: tokenizer.name(),
+        checksum: tokenizer.checksum().to_string(),
+        dims: tokenizer.dim(),
         prompt: Prompt::Document,
     }
+}
+
+/// The model directory given, else the default one.
+fn model_dir(dir: Option<&Path>) -> PathBuf {
+    dir.map(Path::to_path_buf).unwrap_or_else(default_model_dir)
 }
 
 /// `$THEMAP_CACHE/models/embeddinggemma-300m`, the cache defaulting to `~/.cache/themap`.
@@ -447,10 +302,3 @@ fn default_model_dir() -> PathBuf {
     cache.join("models").join("embeddinggemma-300m")
 }
 
-/// Sources are stored absolute, so `themap index` with no paths works from any directory.
-fn absolute(paths: &[PathBuf]) -> Vec<PathBuf> {
-    paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect()
-}

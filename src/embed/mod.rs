@@ -12,6 +12,7 @@ pub mod output;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
@@ -42,6 +43,16 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// The name `--prompt` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prompt::Document => "document",
+            Prompt::Query => "query",
+            Prompt::Clustering => "clustering",
+            Prompt::None => "none",
+        }
+    }
+
     /// The prompt's name in `config_sentence_transformers.json`.
     fn config_name(self) -> Option<&'static str> {
         match self {
@@ -85,78 +96,35 @@ pub struct EmbedOptions {
 /// The truncated sizes Matryoshka-trained models such as EmbeddingGemma support.
 const MATRYOSHKA_DIMS: [usize; 3] = [512, 256, 128];
 
-/// A sentence-transformers EmbeddingGemma model loaded for inference.
-pub struct EmbeddingModel {
+/// A model's tokenizer, prompts and identity (name, weights checksum, vector size), without its
+/// weights: enough to split and measure texts, and to check which model vectors came from.
+pub struct ModelTokenizer {
     model: ModelDir,
     tokenizer: Tokenizer,
-    encoder: GemmaEncoder,
-    dense: Vec<Linear>,
-    device: Device,
-    dtype: Dtype,
     dims: usize,
-    batch: BatchLimits,
     checksum: String,
 }
 
-impl EmbeddingModel {
-    /// Loads the model in `dir` onto the device `options` names.
-    pub fn load(dir: &Path, options: &EmbedOptions) -> Result<Self> {
+impl ModelTokenizer {
+    /// Opens the model in `dir` for vectors of `dims` components (`None`: the full size).
+    pub fn open(dir: &Path, dims: Option<usize>) -> Result<Self> {
         let model = ModelDir::open(dir)?;
         let full = model.dim();
-        let dims = options.dims.unwrap_or(full);
+        let dims = dims.unwrap_or(full);
         if dims != full && !MATRYOSHKA_DIMS.contains(&dims) || dims > full {
             let mut allowed = vec![full];
             allowed.extend(MATRYOSHKA_DIMS.iter().filter(|&&d| d < full));
             return Err(Error::InvalidDims { dims, allowed });
         }
-        if options.batch.max_texts == 0 || options.batch.max_tokens == 0 {
-            return Err(Error::InvalidArgument("batch limits must be positive".into()));
-        }
         let tokenizer = Tokenizer::from_file(&model.tokenizer).map_err(|source| Error::Tokenizer {
             path: model.tokenizer.clone(),
             source,
         })?;
-        let dtype = options.dtype.unwrap_or(options.device.default_dtype());
-        dtype.check(options.device)?;
-        let device = options.device.open()?;
-        let weights_error = |path: &PathBuf| {
-            let path = path.clone();
-            move |e: candle_core::Error| Error::ModelInvalid {
-                path,
-                reason: e.to_string(),
-            }
-        };
-        // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
-        // fetch script replaces model directories by rename, never in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], dtype.candle(), &device) }
-            .map_err(weights_error(&model.weights))?;
-        let encoder = GemmaEncoder::load(&model.encoder, vb).map_err(weights_error(&model.weights))?;
-        let dense = model
-            .dense
-            .iter()
-            .map(|d| {
-                // The projections after pooling are small: f32 whatever the encoder runs in.
-                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], DType::F32, &device) }
-                    .map_err(weights_error(&d.weights))?;
-                let layer = if d.bias {
-                    candle_nn::linear(d.in_features, d.out_features, vb.pp("linear"))
-                } else {
-                    candle_nn::linear_no_bias(d.in_features, d.out_features, vb.pp("linear"))
-                };
-                layer.map_err(weights_error(&d.weights))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let checksum = weights_checksum(&model)?;
-        tracing::info!(model = %model.dir.display(), dims, device = %options.device, dtype = dtype.name(), "embedding model loaded");
         Ok(Self {
             model,
             tokenizer,
-            encoder,
-            dense,
-            device,
-            dtype,
             dims,
-            batch: options.batch,
             checksum,
         })
     }
@@ -166,14 +134,14 @@ impl EmbeddingModel {
         self.model.name()
     }
 
-    /// The number format the encoder computes in.
-    pub fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-
     /// sha256 of the model weights, so an index can tell which model built it.
     pub fn checksum(&self) -> &str {
         &self.checksum
+    }
+
+    /// Length of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dims
     }
 
     /// The prompt text the model puts before texts of this kind.
@@ -205,39 +173,9 @@ impl EmbeddingModel {
         self.model.max_seq_len
     }
 
-    /// Runs one forward pass over already-tokenized rows: returns (rows, full dim) unit vectors.
-    fn forward(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
-        let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
-        let pad = self.model.encoder.pad_token_id;
-        let ids: Vec<u32> = rows
-            .iter()
-            .flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad).take(seq_len - r.len())))
-            .collect();
-        let ids = Tensor::from_vec(ids, (rows.len(), seq_len), &self.device)?;
-        let hidden = self.encoder.forward(&ids, &lengths)?;
-        let mut pooled = match self.model.pooling {
-            Pooling::Mean => gemma::mean_pool(&hidden, &lengths)?,
-            Pooling::Cls => gemma::cls_pool(&hidden)?,
-        };
-        for layer in &self.dense {
-            pooled = layer.forward(&pooled)?;
-        }
-        let vectors = gemma::l2_normalize(&pooled)?.to_dtype(DType::F32)?;
-        let (n, d) = vectors.dims2()?;
-        Ok(Array2::from_shape_vec((n, d), vectors.flatten_all()?.to_vec1::<f32>()?)
-            .expect("tensor shape matches its element count"))
-    }
-}
-
-impl Embedder for EmbeddingModel {
-    fn dim(&self) -> usize {
-        self.dims
-    }
-
     /// Token ids as the model sees them: prompt + text, with special tokens, cut to the
     /// model's maximum length (the final special token is kept).
-    fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
+    pub fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
         let prefix = self.prompt_text(prompt)?;
         let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
@@ -255,13 +193,195 @@ impl Embedder for EmbeddingModel {
             })
             .collect())
     }
+}
+
+/// A sentence-transformers EmbeddingGemma model loaded for inference.
+pub struct EmbeddingModel {
+    tokenizer: ModelTokenizer,
+    encoder: GemmaEncoder,
+    dense: Vec<Linear>,
+    device: Device,
+    dtype: Dtype,
+    batch: BatchLimits,
+}
+
+impl EmbeddingModel {
+    /// Loads the model in `dir` onto the device `options` names.
+    pub fn load(dir: &Path, options: &EmbedOptions) -> Result<Self> {
+        Self::load_weights(ModelTokenizer::open(dir, options.dims)?, options)
+    }
+
+    /// Loads the weights of the model `tokenizer` belongs to.
+    pub fn load_weights(tokenizer: ModelTokenizer, options: &EmbedOptions) -> Result<Self> {
+        if options.batch.max_texts == 0 || options.batch.max_tokens == 0 {
+            return Err(Error::InvalidArgument("batch limits must be positive".into()));
+        }
+        let model = &tokenizer.model;
+        let dtype = options.dtype.unwrap_or(options.device.default_dtype());
+        dtype.check(options.device)?;
+        let device = options.device.open()?;
+        let weights_error = |path: &PathBuf| {
+            let path = path.clone();
+            move |e: candle_core::Error| Error::ModelInvalid {
+                path,
+                reason: e.to_string(),
+            }
+        };
+        // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
+        // fetch script replaces model directories by rename, never in place.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], dtype.candle(), &device) }
+            .map_err(weights_error(&model.weights))?;
+        let encoder = GemmaEncoder::load(&model.encoder, vb).map_err(weights_error(&model.weights))?;
+        let dense = model
+            .dense
+            .iter()
+            .map(|d| {
+                // The projections after pooling are small: f32 whatever the encoder runs in.
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&d.weights], DType::F32, &device) }
+                    .map_err(weights_error(&d.weights))?;
+                let layer = if d.bias {
+                    candle_nn::linear(d.in_features, d.out_features, vb.pp("linear"))
+                } else {
+                    candle_nn::linear_no_bias(d.in_features, d.out_features, vb.pp("linear"))
+                };
+                layer.map_err(weights_error(&d.weights))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tracing::info!(model = %model.dir.display(), dims = tokenizer.dims, device = %options.device, dtype = dtype.name(), "embedding model loaded");
+        Ok(Self {
+            tokenizer,
+            encoder,
+            dense,
+            device,
+            dtype,
+            batch: options.batch,
+        })
+    }
+
+    /// The tokenizer side: name, checksum, prompts, token counts.
+    pub fn tokenizer(&self) -> &ModelTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model directory's name, e.g. `embeddinggemma-300m`.
+    pub fn name(&self) -> String {
+        self.tokenizer.name()
+    }
+
+    /// The number format the encoder computes in.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// sha256 of the model weights, so an index can tell which model built it.
+    pub fn checksum(&self) -> &str {
+        self.tokenizer.checksum()
+    }
+
+    /// Number of tokens of `text` without prompt or special tokens: what the passage splitter budgets.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.count_tokens(text)
+    }
+
+    /// Longest input, in tokens, the model accepts.
+    pub fn max_tokens(&self) -> usize {
+        self.tokenizer.max_tokens()
+    }
+
+    /// Runs one forward pass over already-tokenized rows: returns (rows, full dim) unit vectors.
+    fn forward(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
+        let model = &self.tokenizer.model;
+        let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+        let pad = model.encoder.pad_token_id;
+        let ids: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad).take(seq_len - r.len())))
+            .collect();
+        let ids = Tensor::from_vec(ids, (rows.len(), seq_len), &self.device)?;
+        let hidden = self.encoder.forward(&ids, &lengths)?;
+        let mut pooled = match model.pooling {
+            Pooling::Mean => gemma::mean_pool(&hidden, &lengths)?,
+            Pooling::Cls => gemma::cls_pool(&hidden)?,
+        };
+        for layer in &self.dense {
+            pooled = layer.forward(&pooled)?;
+        }
+        let vectors = gemma::l2_normalize(&pooled)?.to_dtype(DType::F32)?;
+        let (n, d) = vectors.dims2()?;
+        Ok(Array2::from_shape_vec((n, d), vectors.flatten_all()?.to_vec1::<f32>()?)
+            .expect("tensor shape matches its element count"))
+    }
+}
+
+impl Embedder for EmbeddingModel {
+    fn dim(&self) -> usize {
+        self.tokenizer.dims
+    }
+
+    fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
+        self.tokenizer.tokenize(texts, prompt)
+    }
 
     fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
-        Ok(truncate_dims(self.forward(rows)?, self.dims))
+        Ok(truncate_dims(self.forward(rows)?, self.tokenizer.dims))
     }
 
     fn batch_limits(&self) -> BatchLimits {
         self.batch
+    }
+}
+
+/// A model whose weights are loaded on first use: work that may not need them (themes without
+/// named themes or keyword re-ranking, say) does not pay for them, and work that does can
+/// free other memory first.
+pub struct LazyModel {
+    tokenizer: ModelTokenizer,
+    dir: PathBuf,
+    options: EmbedOptions,
+    loaded: OnceLock<EmbeddingModel>,
+}
+
+impl LazyModel {
+    /// Opens the tokenizer of the model in `dir` now; its weights when first needed.
+    pub fn open(dir: &Path, options: EmbedOptions) -> Result<Self> {
+        Ok(Self {
+            tokenizer: ModelTokenizer::open(dir, options.dims)?,
+            dir: dir.to_path_buf(),
+            options,
+            loaded: OnceLock::new(),
+        })
+    }
+
+    pub fn tokenizer(&self) -> &ModelTokenizer {
+        &self.tokenizer
+    }
+
+    /// The loaded model, loading it now if needed.
+    pub fn model(&self) -> Result<&EmbeddingModel> {
+        if let Some(model) = self.loaded.get() {
+            return Ok(model);
+        }
+        let model = EmbeddingModel::load(&self.dir, &self.options)?;
+        Ok(self.loaded.get_or_init(|| model))
+    }
+}
+
+impl Embedder for LazyModel {
+    fn dim(&self) -> usize {
+        self.tokenizer.dims
+    }
+
+    fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
+        self.tokenizer.tokenize(texts, prompt)
+    }
+
+    fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
+        self.model()?.embed_tokens(rows)
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.options.batch
     }
 }
 

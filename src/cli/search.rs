@@ -1,0 +1,60 @@
+//! `themap search` and `themap similar`: the passages nearest a query or a passage.
+
+use anyhow::Result;
+use clap::Args;
+use themap::embed::{Embedder, Prompt};
+use themap::index::store;
+
+use super::{load_model, model_info, output, Compute, Locations, Lookup};
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for: a question, a phrase or a passage of text, in any language.
+    query: String,
+
+    #[command(flatten)]
+    lookup: Lookup,
+
+    #[command(flatten)]
+    at: Locations,
+
+    /// Print results as JSON (full passage text included).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// Passage id, as shown by `themap search`.
+    id: String,
+
+    #[command(flatten)]
+    lookup: Lookup,
+
+    /// Only passages from other documents.
+    #[arg(long)]
+    other_docs: bool,
+
+    #[command(flatten)]
+    at: Locations,
+
+    /// Print results as JSON (full passage text included).
+    #[arg(long)]
+    json: bool,
+}
+
+
+pub fn search(args: SearchArgs) -> Result<()> {
+    let index = store::load(&args.at.index)?;
+    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
+    store::check_model(&index, &model_info(model.tokenizer()), &args.at.index)?;
+    let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
+    let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
+    output::hits(&index, &hits, &args.query, args.json)
+}
+
+pub fn similar(args: SimilarArgs) -> Result<()> {
+    let index = store::load(&args.at.index)?;
+    let hits = index.similar(&args.id, &args.lookup.limits(), args.other_docs, &args.lookup.filter())?;
+    output::hits(&index, &hits, &args.id, args.json)
+}
