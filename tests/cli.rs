@@ -18,7 +18,7 @@ fn themap(args: &[&str]) -> Output {
         .expect("themap runs")
 }
 
-fn ok(args: &[&str]) -> String {
+pub fn ok(args: &[&str]) -> String {
     let out = themap(args);
     assert!(
         out.status.success(),
@@ -29,7 +29,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 /// Runs a command that must fail; returns (exit code, stderr).
-fn fails(args: &[&str]) -> (i32, String) {
+pub fn fails(args: &[&str]) -> (i32, String) {
     let out = themap(args);
     assert!(!out.status.success(), "themap {args:?} should have failed");
     (
@@ -42,7 +42,7 @@ fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
-fn s(path: &Path) -> &str {
+pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
@@ -370,10 +370,16 @@ fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
         .unwrap_or_else(|| panic!("no AI theme: {all:?}"));
     assert!(tariffs != dollar && dollar != ai && ai != tariffs, "{all:?}");
     // Every passage has a theme; outliers are flagged, not dropped.
-    assert_eq!(
-        map["points"].as_array().unwrap().len(),
-        map["passages"].as_u64().unwrap() as usize
-    );
+    let tmp = TempDir::new().unwrap();
+    let assignments = tmp.path().join("assignments.tsv");
+    ok(&["themes", "--index", s(sample_index()), "--assignments", s(&assignments), "-q"]);
+    let lines: Vec<String> = std::fs::read_to_string(&assignments).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines[0], "id\ttheme\tconfidence\toutlier\tshort");
+    assert_eq!(lines.len() - 1, map["passages"].as_u64().unwrap() as usize);
+    assert!(lines[1..].iter().all(|l| {
+        let theme: usize = l.split('\t').nth(1).unwrap().parse().unwrap();
+        (1..=themes.len()).contains(&theme)
+    }));
     assert_eq!(
         themes.iter().map(|t| t["size"].as_u64().unwrap()).sum::<u64>(),
         map["passages"].as_u64().unwrap()

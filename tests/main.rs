@@ -7,5 +7,6 @@ mod common;
 mod embed_cli;
 mod embed_golden;
 mod hnsw;
+mod import;
 mod report;
 mod store;

@@ -5,6 +5,7 @@ use themap::corpus::{Metadata, Passage};
 use themap::embed::Prompt;
 use themap::index::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
 use themap::report::{html, json, markdown, ThemeMap, ThemeOptions, ThemeVectors};
+use themap::Silent;
 
 const TOPICS: [(&str, &[&str]); 3] = [
     (
@@ -99,6 +100,7 @@ fn synthetic_index() -> Index {
         passages,
         vectors: Array2::from_shape_vec((n, 8), rows).unwrap(),
         clustering_vectors: None,
+        clustering_sample: None,
         graph: None,
     }
 }
@@ -126,7 +128,7 @@ fn render(map: &ThemeMap) -> (String, String, String) {
 #[test]
 fn themes_keywords_and_recurrence() {
     let index = synthetic_index();
-    let map = ThemeMap::build(&index, None, &options()).unwrap();
+    let map = ThemeMap::build(index.clone(), None, &options(), &Silent).unwrap();
     assert_eq!(map.themes.len(), 3, "silhouettes {:?}", map.settings.silhouettes);
     for theme in &map.themes {
         assert_eq!(theme.size, 12);
@@ -154,8 +156,8 @@ fn themes_keywords_and_recurrence() {
 #[test]
 fn same_input_same_report() {
     let index = synthetic_index();
-    let a = render(&ThemeMap::build(&index, None, &options()).unwrap());
-    let b = render(&ThemeMap::build(&index, None, &options()).unwrap());
+    let a = render(&ThemeMap::build(index.clone(), None, &options(), &Silent).unwrap());
+    let b = render(&ThemeMap::build(index.clone(), None, &options(), &Silent).unwrap());
     assert_eq!(a, b);
 }
 
@@ -163,12 +165,13 @@ fn same_input_same_report() {
 fn writers_show_every_passage_and_theme() {
     let index = synthetic_index();
     let map = ThemeMap::build(
-        &index,
+        index.clone(),
         None,
         &ThemeOptions {
             k: Some(3),
             ..options()
         },
+        &Silent,
     )
     .unwrap();
     let (json, markdown, html) = render(&map);
@@ -188,7 +191,7 @@ fn writers_show_every_passage_and_theme() {
 
 #[test]
 fn clustering_vectors_are_required_when_asked_for() {
-    let err = ThemeMap::build(&synthetic_index(), None, &ThemeOptions::default()).unwrap_err();
+    let err = ThemeMap::build(synthetic_index(), None, &ThemeOptions::default(), &Silent).unwrap_err();
     assert!(err.to_string().contains("clustering vectors"), "{err}");
 }
 
@@ -198,5 +201,5 @@ fn named_themes_need_the_model() {
         names: vec!["tariffs".into()],
         ..options()
     };
-    assert!(ThemeMap::build(&synthetic_index(), None, &options).is_err());
+    assert!(ThemeMap::build(synthetic_index(), None, &options, &Silent).is_err());
 }

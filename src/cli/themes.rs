@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use themap::index::store;
-use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors};
+use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors, CLUSTERING_SAMPLE};
 
-use super::{load_model, model_info, progress::CliProgress, Compute, Locations};
+use themap::embed::LazyModel;
+
+use super::{embed_options, model_dir, model_info, progress::CliProgress, Compute, Locations};
 
 /// How themes are found; shared by `themes` and `report`.
 #[derive(Debug, Args)]
@@ -41,10 +43,20 @@ pub struct ThemeArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     keywords: usize,
 
-    /// Vectors to cluster: `clustering` embeds passages once more with the model's clustering
-    /// prompt (cached in the index after the first run); `document` reuses the search vectors.
-    #[arg(long, value_enum, default_value_t = ThemeVectors::Clustering)]
+    /// Vectors to cluster. `mapped`: the search vectors mapped towards the model's clustering
+    /// prompt by a linear map fitted on 2,000 passages embedded with that prompt (an index no
+    /// larger is embedded whole); `clustering`: every passage embedded once more with the
+    /// clustering prompt; `document`: the search vectors as they are. What is embedded is kept
+    /// in the index for later runs.
+    #[arg(long, value_enum, default_value_t = ThemeVectors::Mapped)]
     vectors: ThemeVectors,
+
+    /// Passages with fewer letters and characters than N only join the nearest theme and are
+    /// marked short: bylines, captions and one-line headings would otherwise gather into a
+    /// theme of their own. Default: a quarter of the median passage's; 0 lets every passage
+    /// shape the themes.
+    #[arg(long, value_name = "N")]
+    min_chars: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -52,9 +64,14 @@ pub struct ThemesArgs {
     #[command(flatten)]
     theme: ThemeArgs,
 
-    /// Print the full theme map as JSON (the themes.json schema).
+    /// Print the full theme map as JSON (the themes.json schema, without the map's points).
     #[arg(long)]
     json: bool,
+
+    /// Write every passage's theme to FILE, tab-separated: passage id, theme (1-based),
+    /// confidence, outlier (0/1), short (0/1).
+    #[arg(long, value_name = "FILE")]
+    assignments: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -67,11 +84,31 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
-fn build(args: &ThemeArgs, quiet: bool) -> Result<ThemeMap> {
-    let mut index = store::load(&args.at.index)?;
-    let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &args.compute)?;
-    store::check_model(&index, &model_info(&model), &args.at.index)?;
-    if args.vectors == ThemeVectors::Clustering && index.ensure_clustering_vectors(&model, &CliProgress::new(quiet))? {
+/// Documents listed per theme in the printed summary (all are in `--json` and the report).
+const SHOWN_DOCUMENTS: usize = 12;
+
+fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
+    let progress = CliProgress::new(quiet);
+    let parts = store::Parts {
+        graph: false,
+        clustering_vectors: args.vectors != ThemeVectors::Document,
+    };
+    let mut index = store::load_parts(&args.at.index, parts)?;
+    // The weights load when first needed (named themes, keyword ranking, clustering vectors),
+    // after the vectors are freed where possible.
+    let model = LazyModel::open(
+        &model_dir(args.at.model.as_deref()),
+        embed_options(Some(index.model.dims), &args.compute),
+    )?;
+    store::check_model(&index, &model_info(model.tokenizer()), &args.at.index)?;
+    let computed = match args.vectors {
+        ThemeVectors::Document => false,
+        ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > CLUSTERING_SAMPLE => {
+            index.ensure_clustering_sample(CLUSTERING_SAMPLE, args.seed, &model, &progress)?
+        }
+        ThemeVectors::Mapped | ThemeVectors::Clustering => index.ensure_clustering_vectors(&model, &progress)?,
+    };
+    if computed {
         // Kept with the index, so later runs (and re-indexing) reuse them.
         store::save(&index, &args.at.index)?;
     }
@@ -82,13 +119,18 @@ fn build(args: &ThemeArgs, quiet: bool) -> Result<ThemeMap> {
         seed: args.seed,
         keywords: args.keywords,
         vectors: args.vectors,
+        min_chars: args.min_chars,
+        map,
         ..ThemeOptions::default()
     };
-    Ok(ThemeMap::build(&index, Some(&model), &options)?)
+    Ok(ThemeMap::build(index, Some(&model), &options, &progress)?)
 }
 
 pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
-    let map = build(&args.theme, quiet)?;
+    let map = build(&args.theme, false, quiet)?;
+    if let Some(path) = &args.assignments {
+        themap::fsutil::write_atomic(path, |w| report::write_assignments(&map, w))?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         report::json::write(&map, &mut out)?;
@@ -117,6 +159,7 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
         let docs: Vec<String> = t
             .documents
             .iter()
+            .take(SHOWN_DOCUMENTS)
             .map(|d| {
                 format!(
                     "{}{} ×{}",
@@ -126,7 +169,11 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
                 )
             })
             .collect();
-        writeln!(out, "    recurs in: {}", docs.join(", "))?;
+        let more = match t.documents.len().saturating_sub(SHOWN_DOCUMENTS) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        writeln!(out, "    recurs in: {}{more}", docs.join(", "))?;
         if let Some(r) = t.representatives.first() {
             writeln!(out, "    e.g. {} {}", r.id, themap::corpus::snippet(&r.text, 100))?;
         }
@@ -136,7 +183,7 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
 }
 
 pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
-    let map = build(&args.theme, quiet)?;
+    let map = build(&args.theme, true, quiet)?;
     std::fs::create_dir_all(&args.out).map_err(themap::Error::io(&args.out))?;
     let html = args.out.join("index.html");
     themap::fsutil::write_atomic(&html, |w| report::html::write(&map, w))?;

@@ -8,11 +8,12 @@ pub mod words;
 use std::collections::{BTreeSet, HashMap};
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::embed::{Embedder, Prompt};
 use crate::error::Result;
-use crate::progress::Silent;
+use crate::progress::{Progress, Silent};
 pub use words::{Word, WordSplitter};
 
 /// A theme's keyword, in the script the documents use.
@@ -43,6 +44,67 @@ impl Default for KeywordOptions {
     }
 }
 
+/// Word counts of each theme: by key, and by spelling within a key.
+#[derive(Default, Clone)]
+struct ThemeWords {
+    counts: HashMap<String, f64>,
+    surfaces: HashMap<String, HashMap<String, usize>>,
+}
+
+impl ThemeWords {
+    fn add(&mut self, Word { key, surface }: Word) {
+        *self.surfaces.entry(key.clone()).or_default().entry(surface).or_default() += 1;
+        *self.counts.entry(key).or_default() += 1.0;
+    }
+
+    fn merge(&mut self, other: ThemeWords) {
+        for (key, n) in other.counts {
+            *self.counts.entry(key).or_default() += n;
+        }
+        for (key, forms) in other.surfaces {
+            let mine = self.surfaces.entry(key).or_default();
+            for (surface, n) in forms {
+                *mine.entry(surface).or_default() += n;
+            }
+        }
+    }
+}
+
+/// Texts segmented per task: enough for the cores to share the work and the progress to move,
+/// few enough that merging the partial counts stays cheap.
+const TEXTS_PER_TASK: usize = 2048;
+
+/// Counts the words of every theme, segmenting texts in parallel. Memory holds counts, never
+/// the texts' word lists.
+fn count_words(texts: &[&str], labels: &[usize], k: usize, progress: &dyn Progress) -> Vec<ThemeWords> {
+    let splitter = WordSplitter::new();
+    progress.start("counting keywords", texts.len() as u64, "passages");
+    let words = texts
+        .par_chunks(TEXTS_PER_TASK)
+        .zip(labels.par_chunks(TEXTS_PER_TASK))
+        .map(|(texts, labels)| {
+            let mut themes = vec![ThemeWords::default(); k];
+            for (text, &theme) in texts.iter().zip(labels) {
+                for word in splitter.words(text) {
+                    themes[theme].add(word);
+                }
+            }
+            progress.advance(texts.len() as u64, 0);
+            themes
+        })
+        .reduce(
+            || vec![ThemeWords::default(); k],
+            |mut a, b| {
+                for (mine, theirs) in a.iter_mut().zip(b) {
+                    mine.merge(theirs);
+                }
+                a
+            },
+        );
+    progress.finish();
+    words
+}
+
 /// Keywords of each theme: `labels[i]` is the theme of `texts[i]`, `centroids` one unit row per
 /// theme. With an embedder, candidates are re-ranked by MMR against the centroid.
 pub fn theme_keywords(
@@ -51,21 +113,13 @@ pub fn theme_keywords(
     centroids: ArrayView2<f32>,
     embedder: Option<&dyn Embedder>,
     options: KeywordOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<Vec<Keyword>>> {
     let k = centroids.nrows();
-    let splitter = WordSplitter::new();
-    let mut counts: Vec<HashMap<String, f64>> = vec![HashMap::new(); k];
-    let mut surfaces: Vec<HashMap<String, HashMap<String, usize>>> = vec![HashMap::new(); k];
-    for (text, &theme) in texts.iter().zip(labels) {
-        for Word { key, surface } in splitter.words(text) {
-            *surfaces[theme]
-                .entry(key.clone())
-                .or_default()
-                .entry(surface)
-                .or_default() += 1;
-            *counts[theme].entry(key).or_default() += 1.0;
-        }
-    }
+    let (counts, surfaces): (Vec<_>, Vec<_>) = count_words(texts, labels, k, progress)
+        .into_iter()
+        .map(|w| (w.counts, w.surfaces))
+        .unzip();
     let candidates = class_tfidf(&counts, options.candidates);
     let shown = |theme: usize, key: &str| -> String {
         let forms = &surfaces[theme][key];
@@ -197,6 +251,7 @@ mod tests {
             Array2::zeros((2, 4)).view(),
             None,
             KeywordOptions::default(),
+            &Silent,
         )
         .unwrap();
         assert_eq!(keywords[0][0].word, "关税", "{keywords:?}");

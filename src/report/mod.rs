@@ -9,14 +9,15 @@ mod tsne;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ndarray::Axis;
 use serde::Serialize;
 
-use crate::cluster::{self, ClusterParams, Join};
+use crate::cluster::{self, ClusterParams, Join, PromptMap};
 use crate::embed::{Embedder, Prompt};
 use crate::error::{Error, Result};
-use crate::index::{Index, ModelInfo};
+use crate::index::{Index, ModelInfo, PassageRecord};
 use crate::label::{self, Keyword, KeywordOptions};
-use crate::progress::Silent;
+use crate::progress::{Progress, Silent};
 
 /// Version of the `themes.json` schema; bumped only for incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,18 +37,38 @@ pub struct ThemeOptions {
     pub representatives: usize,
     /// Which of the index's vectors are clustered.
     pub vectors: ThemeVectors,
+    /// Passages with fewer letters and characters than this do not shape the themes: they are
+    /// assigned to the nearest theme afterwards and marked short (bylines, captions and one-line
+    /// headings would otherwise gather into a theme of their own because they are short).
+    /// `None`: a quarter of the median passage's; `Some(0)`: every passage shapes the themes.
+    pub min_chars: Option<usize>,
+    /// Lay every passage out on the 2D map (the report needs it; `themap themes` does not).
+    pub map: bool,
 }
 
 /// The passage vectors themes are found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ThemeVectors {
+    /// The search vectors carried into the clustering prompt's space by a linear map fitted on
+    /// a sample of passages embedded with that prompt ([`cluster::PromptMap`]): nearly the
+    /// clustering prompt's themes (THUCNews: NMI 0.678 against 0.682) for the cost of embedding
+    /// the sample. Indexes no larger than the sample, or given clustering vectors, use those.
+    Mapped,
     /// Embedded with the model's clustering prompt (`task: clustering | query: `): better
-    /// separated themes (THUCNews: NMI 0.682 against 0.650 with the document prompt).
+    /// separated themes (THUCNews: NMI 0.682 against 0.651 with the document prompt), for a
+    /// second embedding pass over every passage.
     Clustering,
     /// The search vectors (document prompt): no extra embedding needed.
     Document,
 }
+
+/// Passages of a large index embedded with the clustering prompt to fit the map
+/// ([`ThemeVectors::Mapped`]); an index no larger is embedded whole.
+pub const CLUSTERING_SAMPLE: usize = 2000;
+/// Ridge penalty of the map's fit (rows are unit vectors; measured on THUCNews, 0.1 to 3 are
+/// within noise of each other at 2,000 pairs).
+const MAP_RIDGE: f64 = 1.0;
 
 impl Default for ThemeOptions {
     fn default() -> Self {
@@ -58,7 +79,9 @@ impl Default for ThemeOptions {
             seed: 42,
             keywords: 10,
             representatives: 3,
-            vectors: ThemeVectors::Clustering,
+            vectors: ThemeVectors::Mapped,
+            min_chars: None,
+            map: true,
         }
     }
 }
@@ -72,6 +95,8 @@ pub struct ThemeMap {
     pub settings: Settings,
     pub passages: usize,
     pub outliers: usize,
+    /// Passages too short to shape the themes (assigned to the nearest one).
+    pub short: usize,
     pub themes: Vec<Theme>,
     /// Documents with their share of passages in each theme (the document × theme matrix).
     pub documents: Vec<DocumentThemes>,
@@ -79,7 +104,12 @@ pub struct ThemeMap {
     pub timeline: Vec<TimelineEntry>,
     /// How themes group as similarity falls (ids above the theme count are earlier joins).
     pub hierarchy: Vec<HierarchyJoin>,
-    /// Every passage on the 2D map.
+    /// Every passage's theme, in index order (`write_assignments`; not in themes.json, where
+    /// `points` has them for the map).
+    #[serde(skip)]
+    pub assignments: Vec<Assignment>,
+    /// Every passage on the 2D map (absent when no map was asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub points: Vec<Point>,
 }
 
@@ -94,6 +124,8 @@ pub struct Settings {
     pub silhouettes: Vec<(usize, f64)>,
     pub projection: String,
     pub vectors: ThemeVectors,
+    /// Passages shorter than this (letters and characters) did not shape the themes.
+    pub min_chars: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +140,8 @@ pub struct Theme {
     /// Fraction of all passages.
     pub share: f32,
     pub outliers: usize,
+    /// Of its passages, those too short to shape themes.
+    pub short: usize,
     pub documents: Vec<ThemeDocument>,
     /// Dates of the documents it appears in, sorted.
     pub dates: Vec<String>,
@@ -160,6 +194,17 @@ pub struct HierarchyJoin {
     pub passages: usize,
 }
 
+/// A passage's theme.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    pub id: String,
+    /// 1-based theme id.
+    pub theme: usize,
+    pub confidence: f32,
+    pub outlier: bool,
+    pub short: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
     pub id: String,
@@ -170,6 +215,8 @@ pub struct Point {
     pub y: f32,
     pub confidence: f32,
     pub outlier: bool,
+    /// Too short to shape the themes; assigned to the nearest.
+    pub short: bool,
     pub snippet: String,
 }
 
@@ -179,49 +226,107 @@ const SNIPPET_CHARS: usize = 120;
 impl ThemeMap {
     /// Clusters the index's vectors and describes every theme. The embedder (the model that
     /// built the index) embeds named themes and ranks keywords; without one, named themes are
-    /// an error and keywords are plain c-TF-IDF.
-    pub fn build(index: &Index, embedder: Option<&dyn Embedder>, options: &ThemeOptions) -> Result<ThemeMap> {
-        let vectors = match options.vectors {
-            ThemeVectors::Document => &index.vectors,
-            ThemeVectors::Clustering => index.clustering_vectors.as_ref().ok_or_else(|| {
-                Error::InvalidArgument(
-                    "the index has no clustering vectors yet (Index::ensure_clustering_vectors)".into(),
-                )
-            })?,
-        };
+    /// an error and keywords are plain c-TF-IDF. The index is consumed: its vectors are freed
+    /// once the themes are found, before the embedder is used for keywords (a model loaded on
+    /// first use, [`crate::embed::LazyModel`], then never shares memory with them).
+    pub fn build(
+        mut index: Index,
+        embedder: Option<&dyn Embedder>,
+        options: &ThemeOptions,
+        progress: &dyn Progress,
+    ) -> Result<ThemeMap> {
         let seeds = match (options.names.is_empty(), embedder) {
             (true, _) => Vec::new(),
-            (false, Some(embedder)) => anchor_passages(index, embedder, &options.names)?,
+            (false, Some(embedder)) => anchor_passages(&index, embedder, &options.names)?,
             (false, None) => {
                 return Err(Error::InvalidArgument(
                     "named themes need the model to embed them".into(),
                 ))
             }
         };
+        // The rows clustered: the clustering vectors, or the search vectors (mapped in place).
+        let mapped = match options.vectors {
+            ThemeVectors::Mapped if index.clustering_vectors.is_none() => {
+                let sample = index.clustering_sample.as_ref().ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "the index has no clustering sample yet (Index::ensure_clustering_sample)".into(),
+                    )
+                })?;
+                let (rows, targets) = sample.pairs(&index);
+                let map = PromptMap::fit(index.vectors.select(Axis(0), &rows).view(), targets.view(), MAP_RIDGE)?;
+                let lengths = map.apply_in_place(&mut index.vectors);
+                Some((map, lengths))
+            }
+            ThemeVectors::Document => None,
+            ThemeVectors::Mapped | ThemeVectors::Clustering if index.clustering_vectors.is_some() => None,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "the index has no clustering vectors yet (Index::ensure_clustering_vectors)".into(),
+                ))
+            }
+        };
+        let clustered = match (&mapped, options.vectors) {
+            (None, ThemeVectors::Mapped | ThemeVectors::Clustering) => {
+                index.clustering_vectors.as_ref().expect("checked above")
+            }
+            _ => &index.vectors,
+        };
+        let (min_chars, fit_rows) = content_rows(&index.passages, options.min_chars);
         let params = ClusterParams {
             k: options.k,
             seed: options.seed,
             merge: options.merge,
             seeds,
+            fit_rows: fit_rows.clone(),
             ..ClusterParams::default()
         };
-        let clustering = cluster::cluster(vectors.view(), &params)?;
+        let clustering = cluster::cluster(clustered.view(), &params, progress)?;
         let k = clustering.k();
+        let shapes: Vec<bool> = match &fit_rows {
+            None => vec![true; index.passages.len()],
+            Some(rows) => cluster::rows_marked(index.passages.len(), rows),
+        };
+        let short: Vec<bool> = shapes.iter().map(|s| !s).collect();
+        let layout = if options.map {
+            Some(project::to_2d(clustered.view())?)
+        } else {
+            None
+        };
+        // Keywords are embedded as queries, so they are compared with centroids of the search
+        // (document) vectors, the pairing the model was trained for. Mapped in place, those are
+        // recovered from the mapped rows' sums.
+        let keyword_centroids = match &mapped {
+            None => cluster::centroids_of(index.vectors.view(), &clustering.labels, k, &shapes),
+            Some((map, lengths)) => {
+                let sums = cluster::theme_sums(index.vectors.view(), &clustering.labels, k, &shapes, Some(lengths));
+                cluster::normalize_rows(map.unmap_sums(sums.view())?)
+            }
+        };
+        // The vectors are not needed past this point: free them before keywords may load a model.
+        index.vectors = ndarray::Array2::zeros((0, index.model.dims));
+        index.clustering_vectors = None;
 
-        let texts: Vec<&str> = index.passages.iter().map(|p| p.passage.text.as_str()).collect();
+        let (texts, labels): (Vec<&str>, Vec<usize>) = index
+            .passages
+            .iter()
+            .zip(&clustering.labels)
+            .zip(&short)
+            .filter(|(_, &is_short)| !is_short)
+            .map(|((p, &l), _)| (p.passage.text.as_str(), l))
+            .unzip();
         let keyword_options = KeywordOptions {
             count: options.keywords,
             ..KeywordOptions::default()
         };
         let keywords = label::theme_keywords(
             &texts,
-            &clustering.labels,
-            // Keywords are embedded as queries, so they are compared with centroids of the
-            // search (document) vectors, the pairing the model was trained for.
-            cluster::centroids(index.vectors.view(), &clustering.labels, k).view(),
+            &labels,
+            keyword_centroids.view(),
             embedder,
             keyword_options,
+            progress,
         )?;
+        drop((texts, labels));
 
         // Document × theme counts, in index document order.
         let doc_row = index.document_numbers();
@@ -233,9 +338,10 @@ impl ThemeMap {
         }
 
         let total = index.passages.len();
+        let members = clustering.members_by_theme();
         let themes = (0..k)
             .map(|t| {
-                let members = clustering.members(t);
+                let members = &members[t];
                 let name = clustering.seed_of[t].map(|s| options.names[s].clone());
                 let words = &keywords[t];
                 let label = name.clone().unwrap_or_else(|| {
@@ -261,6 +367,9 @@ impl ThemeMap {
                     .collect();
                 documents.sort_by(|a, b| b.passages.cmp(&a.passages).then(a.id.cmp(&b.id)));
                 let dates: BTreeSet<String> = documents.iter().filter_map(|d| d.date.clone()).collect();
+                // Representatives shaped the theme, when it has such passages.
+                let shaping: Vec<usize> = members.iter().copied().filter(|&i| !short[i]).collect();
+                let representatives = if shaping.is_empty() { members } else { &shaping };
                 Theme {
                     id: t + 1,
                     label,
@@ -269,9 +378,10 @@ impl ThemeMap {
                     size: members.len(),
                     share: members.len() as f32 / total as f32,
                     outliers: members.iter().filter(|&&i| clustering.outlier[i]).count(),
+                    short: members.len() - shaping.len(),
                     documents,
                     dates: dates.into_iter().collect(),
-                    representatives: members
+                    representatives: representatives
                         .iter()
                         .take(options.representatives)
                         .map(|&i| Representative {
@@ -328,20 +438,39 @@ impl ThemeMap {
             })
             .collect();
 
-        let (xy, projection) = project::to_2d(vectors.view())?;
-        let points = index
+        let (points, projection) = match layout {
+            None => (Vec::new(), "none (no map asked for)".to_string()),
+            Some((xy, projection)) => {
+                let points = index
+                    .passages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Point {
+                        id: p.passage.id.clone(),
+                        doc_id: p.passage.doc_id.clone(),
+                        theme: clustering.labels[i] + 1,
+                        x: xy[[i, 0]],
+                        y: xy[[i, 1]],
+                        confidence: clustering.confidence[i],
+                        outlier: clustering.outlier[i],
+                        short: short[i],
+                        snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
+                    })
+                    .collect();
+                (points, projection)
+            }
+        };
+
+        let assignments = index
             .passages
             .iter()
             .enumerate()
-            .map(|(i, p)| Point {
+            .map(|(i, p)| Assignment {
                 id: p.passage.id.clone(),
-                doc_id: p.passage.doc_id.clone(),
                 theme: clustering.labels[i] + 1,
-                x: xy[[i, 0]],
-                y: xy[[i, 1]],
                 confidence: clustering.confidence[i],
                 outlier: clustering.outlier[i],
-                snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
+                short: short[i],
             })
             .collect();
 
@@ -358,16 +487,56 @@ impl ThemeMap {
                 silhouettes: clustering.silhouettes.clone(),
                 projection,
                 vectors: options.vectors,
+                min_chars,
             },
             passages: total,
             outliers: clustering.outlier.iter().filter(|&&o| o).count(),
+            short: short.iter().filter(|&&s| s).count(),
             themes,
             documents,
             timeline,
             hierarchy,
+            assignments,
             points,
         })
     }
+}
+
+/// Every passage's theme as tab-separated lines under a header: id, theme (1-based),
+/// confidence, outlier (0/1), short (0/1).
+pub fn write_assignments(map: &ThemeMap, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "id\ttheme\tconfidence\toutlier\tshort")?;
+    for a in &map.assignments {
+        writeln!(
+            out,
+            "{}\t{}\t{:.4}\t{}\t{}",
+            a.id,
+            a.theme,
+            a.confidence,
+            u8::from(a.outlier),
+            u8::from(a.short)
+        )?;
+    }
+    Ok(())
+}
+
+/// Counts the letters and characters of a text (not spaces, punctuation or symbols).
+fn content_chars(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
+/// The threshold in use, and the rows long enough to shape themes (`None`: all of them).
+fn content_rows(passages: &[PassageRecord], min_chars: Option<usize>) -> (usize, Option<Vec<usize>>) {
+    let lengths: Vec<usize> = passages.iter().map(|p| content_chars(&p.passage.text)).collect();
+    let threshold = min_chars.unwrap_or_else(|| {
+        let mut sorted = lengths.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or(0) / 4
+    });
+    let rows: Vec<usize> = (0..lengths.len()).filter(|&i| lengths[i] >= threshold).collect();
+    // Too few long passages to shape themes: let every passage count.
+    let rows = (rows.len() < lengths.len() && rows.len() >= 2).then_some(rows);
+    (threshold, rows)
 }
 
 /// For each named theme, the passages that best answer its name as a search query (at most
