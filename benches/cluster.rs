@@ -78,7 +78,7 @@ fn fit(c: &mut Criterion) {
             KMeans::params_with_rng(K, Xoshiro256Plus::seed_from_u64(SEED))
                 .n_runs(1)
                 .max_n_iterations(20)
-                .tolerance(0.0)
+                .tolerance(f32::MIN_POSITIVE)
                 .fit(&dataset)
                 .expect("k-means fits")
         })

@@ -18,8 +18,12 @@ pub struct EvalArgs {
     file: PathBuf,
 
     /// Number of clusters. Default: the number of distinct labels.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "choose_k")]
     k: Option<usize>,
+
+    /// Choose the number of clusters as `themap themes` does (silhouette), without the labels.
+    #[arg(long)]
+    choose_k: bool,
 
     /// Prompt the texts are embedded with.
     #[arg(long, value_enum, default_value_t = Prompt::Clustering)]
@@ -115,15 +119,16 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
     }
 
     let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
-    let k = args.k.unwrap_or(distinct);
+    let k = (!args.choose_k).then_some(args.k.unwrap_or(distinct));
     let started = Instant::now();
     let defaults = ClusterParams::default();
     let params = ClusterParams {
-        k: Some(k),
+        k,
         seed: args.seed,
         runs: args.runs.unwrap_or(defaults.runs),
         max_iterations: args.iterations.unwrap_or(defaults.max_iterations),
-        tolerance: if args.no_early_stop { 0.0 } else { defaults.tolerance },
+        // linfa needs a positive tolerance: the smallest one never stops a run early.
+        tolerance: if args.no_early_stop { f32::MIN_POSITIVE } else { defaults.tolerance },
         train_sample: args.train_sample.unwrap_or(defaults.train_sample),
         refine_iterations: args.refine_iterations.unwrap_or(defaults.refine_iterations),
         ..defaults
@@ -134,6 +139,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         themap::fsutil::write_atomic(path, |w| clustering.labels.iter().try_for_each(|l| writeln!(w, "{l}")))?;
     }
 
+    let k = clustering.k();
     let report = Report {
         file: args.file.clone(),
         texts: texts.len(),

@@ -74,20 +74,34 @@ fn choose_k(
     progress.start("choosing the number of themes", (upper - lower + 1) as u64, "k values");
     let mut tried = Vec::new();
     for k in lower..=upper {
-        let model = best_of_runs(sweep.view(), vectors, k, params.sweep_runs, params)?;
+        let model = best_of_runs(sweep.view(), vectors, k, params.sweep_runs, params.sweep_iterations, params)?;
         let labels = model.predict(&scored).to_vec();
         tried.push((k, quality::silhouette_of(similarity.view(), &labels, k)));
         progress.advance(1, 0);
     }
     progress.finish();
-    let best = tried.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
-    // Among near-equal scores prefer the finer partition: themes can be merged afterwards
-    // (`merge`), a theme that hides two subjects cannot be split.
-    let chosen = tried
+    let chosen = tried[choose_from_silhouettes(&tried)].0;
+    tracing::debug!(chosen, silhouettes = ?tried, "k chosen");
+    Ok((chosen, tried))
+}
+
+/// Which of the (k, silhouette) pairs, in order of k, to take. Silhouettes of neighbouring k
+/// are averaged first: on samples the curve is noisy, and a lone peak is more often noise than
+/// structure. Among the averages within 2% of the best, the finest partition wins: themes can
+/// be merged afterwards (`merge`), a theme that hides two subjects cannot be split.
+fn choose_from_silhouettes(tried: &[(usize, f64)]) -> usize {
+    let n = tried.len();
+    let smoothed: Vec<f64> = (0..n)
+        .map(|i| {
+            let window = &tried[i.saturating_sub(1)..(i + 2).min(n)];
+            window.iter().map(|t| t.1).sum::<f64>() / window.len() as f64
+        })
+        .collect();
+    let best = smoothed.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    smoothed
         .iter()
-        .rposition(|t| t.1 >= best - 0.1 * best.abs())
-        .expect("at least one k tried");
-    Ok((tried[chosen].0, tried))
+        .rposition(|&s| s >= best - 0.02 * best.abs())
+        .expect("at least one k tried")
 }
 
 type Model = KMeans<f32, L2Dist>;
@@ -99,7 +113,7 @@ fn fit(vectors: ArrayView2<f32>, rows: &[usize], k: usize, params: &ClusterParam
     progress.start("fitting themes", 2, "steps");
     let train_rows = sample_of(rows, params.train_sample.max(k), &mut rng);
     let train = vectors.select(Axis(0), &train_rows);
-    let trained = best_of_runs(train.view(), vectors, k, params.runs, params)?;
+    let trained = best_of_runs(train.view(), vectors, k, params.runs, params.max_iterations, params)?;
     progress.advance(1, 0);
     if train_rows.len() == rows.len() || params.refine_iterations == 0 {
         // The sample was everything (or no refinement was asked for).
@@ -127,6 +141,7 @@ fn best_of_runs(
     all: ArrayView2<f32>,
     k: usize,
     runs: usize,
+    iterations: u64,
     params: &ClusterParams,
 ) -> Result<Model> {
     let dataset = DatasetBase::from(data);
@@ -141,7 +156,7 @@ fn best_of_runs(
         };
         let model = KMeans::params_with_rng(k, rng)
             .n_runs(1)
-            .max_n_iterations(params.max_iterations)
+            .max_n_iterations(iterations)
             .tolerance(params.tolerance)
             .init_method(init)
             .fit(&dataset)
@@ -547,7 +562,7 @@ mod tests {
     fn assignment_is_the_nearest_centroid() {
         let (v, _) = blobs(700, 6);
         let params = ClusterParams::default();
-        let model = best_of_runs(v.view(), v.view(), 7, 2, &params).unwrap();
+        let model = best_of_runs(v.view(), v.view(), 7, 2, 100, &params).unwrap();
         let labels = model.predict(&v);
         for (row, &label) in v.outer_iter().zip(labels.iter()) {
             let distance = |c: usize| {

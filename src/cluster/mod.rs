@@ -31,6 +31,9 @@ pub struct ClusterParams {
     pub sweep_runs: usize,
     /// Most passages clustered for each k tried while choosing k.
     pub sweep_sample: usize,
+    /// Most Lloyd iterations of each run while choosing k: silhouette needs the partition's
+    /// shape, not its last digits.
+    pub sweep_iterations: u64,
     /// Most passages the final fit's restarts run on (at least k). faiss trains on 256 per
     /// centroid; more gives steadier themes, and the refinement below sees everything.
     pub train_sample: usize,
@@ -65,7 +68,8 @@ impl Default for ClusterParams {
             seed: 42,
             runs: 10,
             sweep_runs: 2,
-            sweep_sample: 10_000,
+            sweep_sample: 5_000,
+            sweep_iterations: 30,
             train_sample: 20_000,
             refine_iterations: 20,
             refine_sample: 200_000,
@@ -74,7 +78,7 @@ impl Default for ClusterParams {
             seeds: Vec::new(),
             fit_rows: None,
             merge: None,
-            silhouette_sample: 2000,
+            silhouette_sample: 3000,
             temperature: 0.05,
         }
     }
@@ -121,6 +125,7 @@ impl ClusterParams {
             || self.train_sample == 0
             || self.refine_sample == 0
             || self.max_iterations == 0
+            || self.sweep_iterations == 0
         {
             return Err(Error::InvalidArgument(
                 "max_k ≥ 2, runs ≥ 1, samples ≥ 10 and iterations ≥ 1 are required".into(),

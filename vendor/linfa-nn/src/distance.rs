@@ -1,5 +1,5 @@
 use linfa::Float;
-use ndarray::linalg::general_mat_mul;
+use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
 use ndarray::{Array2, ArrayBase, ArrayView, ArrayView2, ArrayViewMut2, Axis, Data, Dimension, Ix2, Zip};
 use ndarray_stats::DeviationExt;
 
@@ -102,7 +102,14 @@ impl<F: Float> Distance<F> for L2Dist {
     /// it is clamped to zero.
     fn rdistance_rows(&self, a: ArrayView2<F>, b: ArrayView2<F>, mut out: ArrayViewMut2<F>) {
         assert_eq!(out.dim(), (a.nrows(), b.nrows()));
-        general_mat_mul(F::cast(-2.0), &a, &b.t(), F::zero(), &mut out);
+        if b.nrows() == 1 {
+            // One row (k-means++ adding a centroid): a matrix-vector product, which unlike a
+            // matrix product does not first copy `a` into packed panels.
+            let mut column = out.column_mut(0);
+            general_mat_vec_mul(F::cast(-2.0), &a, &b.row(0), F::zero(), &mut column);
+        } else {
+            general_mat_mul(F::cast(-2.0), &a, &b.t(), F::zero(), &mut out);
+        }
         let b_norms: Vec<F> = b.rows().into_iter().map(|b| b.dot(&b)).collect();
         Zip::from(out.rows_mut()).and(a.rows()).for_each(|mut out, a| {
             let a_norm = a.dot(&a);
