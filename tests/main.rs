@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod cluster;
 mod common;
 mod embed_cli;
 mod embed_golden;

@@ -3,7 +3,7 @@
 use ndarray::Array2;
 use themap::corpus::{Metadata, Passage};
 use themap::embed::Prompt;
-use themap::index::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
+use themap::index::{BuildSettings, ClusteringSample, DocumentRecord, Index, ModelInfo, PassageRecord};
 use themap::report::{html, json, markdown, ThemeMap, ThemeOptions, ThemeVectors};
 use themap::Silent;
 
@@ -190,9 +190,33 @@ fn writers_show_every_passage_and_theme() {
 }
 
 #[test]
-fn clustering_vectors_are_required_when_asked_for() {
-    let err = ThemeMap::build(synthetic_index(), None, &ThemeOptions::default(), &Silent).unwrap_err();
+fn clustering_vectors_or_a_sample_are_required_when_asked_for() {
+    let clustering = ThemeOptions {
+        vectors: ThemeVectors::Clustering,
+        ..options()
+    };
+    let err = ThemeMap::build(synthetic_index(), None, &clustering, &Silent).unwrap_err();
     assert!(err.to_string().contains("clustering vectors"), "{err}");
+    let mapped = ThemeOptions {
+        vectors: ThemeVectors::Mapped,
+        ..options()
+    };
+    let err = ThemeMap::build(synthetic_index(), None, &mapped, &Silent).unwrap_err();
+    assert!(err.to_string().contains("clustering sample"), "{err}");
+
+    // A sample of passages "embedded with the clustering prompt" (here: their vectors with the
+    // first coordinates emphasised) is enough to map every passage and find the themes.
+    let mut index = synthetic_index();
+    let rows: Vec<usize> = (0..index.passages.len()).step_by(2).collect();
+    let mut vectors = index.vectors.select(ndarray::Axis(0), &rows);
+    vectors.column_mut(0).mapv_inplace(|v| 2.0 * v);
+    index.clustering_sample = Some(ClusteringSample {
+        hashes: rows.iter().map(|&r| index.passages[r].hash.clone()).collect(),
+        vectors: themap::cluster::normalize_rows(vectors),
+    });
+    let map = ThemeMap::build(index, None, &mapped, &Silent).unwrap();
+    assert_eq!(map.themes.len(), 3, "silhouettes {:?}", map.settings.silhouettes);
+    assert!(map.themes.iter().all(|t| t.size == 12));
 }
 
 #[test]

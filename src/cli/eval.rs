@@ -88,6 +88,8 @@ struct Report {
     #[serde(flatten)]
     scores: quality::Agreement,
     cluster_seconds: f64,
+    /// The steps of `cluster_seconds`.
+    timings: cluster::Timings,
 }
 
 pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
@@ -149,6 +151,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         seed: args.seed,
         scores: quality::agreement(&truth, &clustering.labels),
         cluster_seconds,
+        timings: clustering.timings,
     };
     let mut out = std::io::stdout().lock();
     if args.json {

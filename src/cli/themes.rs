@@ -21,7 +21,7 @@ pub struct ThemeArgs {
     #[command(flatten)]
     compute: Compute,
 
-    /// Number of themes, named themes included. Default: chosen by silhouette (2 to 30).
+    /// Number of themes, named themes included. Default: chosen by silhouette (3 to 30).
     #[arg(long, value_name = "N")]
     k: Option<usize>,
 

@@ -178,6 +178,21 @@ pub struct Clustering {
     pub silhouettes: Vec<(usize, f64)>,
     /// How themes join as similarity falls (average linkage over centroids).
     pub hierarchy: Vec<Join>,
+    /// Where the time went, in seconds.
+    pub timings: Timings,
+}
+
+/// Seconds spent in each step of [`cluster`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Choosing k (0 when it was given).
+    pub choose_k: f64,
+    /// The final k-means: restarts on a sample, then refinement.
+    pub fit: f64,
+    /// Assigning every passage to its nearest centroid.
+    pub assign: f64,
+    /// Scoring every passage (similarity, confidence, outliers) and ordering themes.
+    pub describe: f64,
 }
 
 impl Clustering {

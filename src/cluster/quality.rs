@@ -7,42 +7,61 @@ use ndarray::ArrayView2;
 
 /// Mean silhouette with cosine distance over unit rows. O(n²): callers pass a sample.
 pub fn silhouette(vectors: ArrayView2<f32>, labels: &[usize], k: usize) -> f64 {
-    silhouette_of(vectors.dot(&vectors.t()).view(), labels, k)
+    silhouette_of(vectors.dot(&vectors.t()).view(), labels, k).mean
+}
+
+/// A mean silhouette over sampled rows, and how precisely the sample pins it down.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Silhouette {
+    pub mean: f64,
+    /// Standard error of the mean: the rows' standard deviation over √rows.
+    pub standard_error: f64,
 }
 
 /// [`silhouette`] from the rows' cosine similarities (`n × n`), so that several partitions of
-/// the same sample are scored without recomputing them.
-pub fn silhouette_of(similarity: ArrayView2<f32>, labels: &[usize], k: usize) -> f64 {
+/// the same sample are scored without recomputing them; with its standard error.
+pub fn silhouette_of(similarity: ArrayView2<f32>, labels: &[usize], k: usize) -> Silhouette {
     let n = labels.len();
     if n < 2 || k < 2 {
-        return 0.0;
+        return Silhouette {
+            mean: 0.0,
+            standard_error: 0.0,
+        };
     }
     let sizes = labels.iter().fold(vec![0usize; k], |mut s, &l| {
         s[l] += 1;
         s
     });
-    let mut total = 0.0;
-    for i in 0..n {
-        let mut sum = vec![0.0f64; k];
-        for (j, &l) in labels.iter().enumerate() {
-            if j != i {
-                sum[l] += 1.0 - similarity[[i, j]] as f64;
+    let scores: Vec<f64> = (0..n)
+        .map(|i| {
+            let mut sum = vec![0.0f64; k];
+            for (j, &l) in labels.iter().enumerate() {
+                if j != i {
+                    sum[l] += 1.0 - similarity[[i, j]] as f64;
+                }
             }
-        }
-        let own = labels[i];
-        if sizes[own] <= 1 {
-            continue; // a singleton's silhouette is 0 by convention
-        }
-        let a = sum[own] / (sizes[own] - 1) as f64;
-        let b = (0..k)
-            .filter(|&c| c != own && sizes[c] > 0)
-            .map(|c| sum[c] / sizes[c] as f64)
-            .fold(f64::INFINITY, f64::min);
-        if b.is_finite() {
-            total += (b - a) / a.max(b);
-        }
+            let own = labels[i];
+            if sizes[own] <= 1 {
+                return 0.0; // a singleton's silhouette is 0 by convention
+            }
+            let a = sum[own] / (sizes[own] - 1) as f64;
+            let b = (0..k)
+                .filter(|&c| c != own && sizes[c] > 0)
+                .map(|c| sum[c] / sizes[c] as f64)
+                .fold(f64::INFINITY, f64::min);
+            if b.is_finite() {
+                (b - a) / a.max(b)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mean = scores.iter().sum::<f64>() / n as f64;
+    let variance = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Silhouette {
+        mean,
+        standard_error: (variance / n as f64).sqrt(),
     }
-    total / n as f64
 }
 
 /// Agreement between a clustering and reference labels.

@@ -235,9 +235,9 @@ impl ThemeMap {
         options: &ThemeOptions,
         progress: &dyn Progress,
     ) -> Result<ThemeMap> {
-        let seeds = match (options.names.is_empty(), embedder) {
-            (true, _) => Vec::new(),
-            (false, Some(embedder)) => anchor_passages(&index, embedder, &options.names)?,
+        let (name_scores, seeds): (Vec<Vec<f32>>, Vec<Vec<usize>>) = match (options.names.is_empty(), embedder) {
+            (true, _) => (Vec::new(), Vec::new()),
+            (false, Some(embedder)) => anchor_passages(&index, embedder, &options.names)?.into_iter().unzip(),
             (false, None) => {
                 return Err(Error::InvalidArgument(
                     "named themes need the model to embed them".into(),
@@ -367,9 +367,13 @@ impl ThemeMap {
                     .collect();
                 documents.sort_by(|a, b| b.passages.cmp(&a.passages).then(a.id.cmp(&b.id)));
                 let dates: BTreeSet<String> = documents.iter().filter_map(|d| d.date.clone()).collect();
-                // Representatives shaped the theme, when it has such passages.
+                // Representatives shaped the theme, when it has such passages. A named theme's
+                // answer its name best; the others' are nearest the centroid.
                 let shaping: Vec<usize> = members.iter().copied().filter(|&i| !short[i]).collect();
-                let representatives = if shaping.is_empty() { members } else { &shaping };
+                let mut representatives = if shaping.is_empty() { members.clone() } else { shaping.clone() };
+                if let Some(scores) = clustering.seed_of[t].map(|s| &name_scores[s]) {
+                    representatives.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+                }
                 Theme {
                     id: t + 1,
                     label,
@@ -539,9 +543,9 @@ fn content_rows(passages: &[PassageRecord], min_chars: Option<usize>) -> (usize,
     (threshold, rows)
 }
 
-/// For each named theme, the passages that best answer its name as a search query (at most
-/// one in twenty passages, 3 to 50): where the theme starts.
-fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> Result<Vec<Vec<usize>>> {
+/// For each named theme: how well every passage answers its name as a search query, and the
+/// passages that answer it best (at most one in twenty, 3 to 50), where the theme starts.
+fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> Result<Vec<(Vec<f32>, Vec<usize>)>> {
     let queries: Vec<&str> = names.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&queries, Prompt::Query, &Silent)?;
     let n = index.passages.len();
@@ -549,11 +553,11 @@ fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> 
     Ok(vectors
         .outer_iter()
         .map(|query| {
-            let scores = index.vectors.dot(&query);
+            let scores = index.vectors.dot(&query).to_vec();
             let mut rows: Vec<usize> = (0..n).collect();
             rows.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
             rows.truncate(count);
-            rows
+            (scores, rows)
         })
         .collect())
 }

@@ -457,21 +457,40 @@ impl<F: Float, DA: Data<Elem = F>, D: Distance<F>> PredictInplace<ArrayBase<DA, 
 fn compute_centroids<F: Float>(
     old_centroids: &Array2<F>,
     // (n_observations, n_features)
-    observations: &ArrayBase<impl Data<Elem = F>, Ix2>,
+    observations: &ArrayBase<impl Data<Elem = F> + Sync, Ix2>,
     // (n_observations,)
-    cluster_memberships: &ArrayBase<impl Data<Elem = usize>, Ix1>,
+    cluster_memberships: &ArrayBase<impl Data<Elem = usize> + Sync, Ix1>,
 ) -> Array2<F> {
     let n_clusters = old_centroids.nrows();
+    // Each block of observations is summed per cluster in parallel; the blocks' sums are then
+    // added in block order, so the result does not depend on the number of threads.
+    let blocks: Vec<(Array2<F>, Array1<usize>)> = observations
+        .axis_chunks_iter(Axis(0), ROWS_PER_SUM)
+        .into_par_iter()
+        .zip(
+            cluster_memberships
+                .axis_chunks_iter(Axis(0), ROWS_PER_SUM)
+                .into_par_iter(),
+        )
+        .map(|(observations, memberships)| {
+            let mut sums = Array2::zeros((n_clusters, observations.ncols()));
+            let mut counts = Array1::zeros(n_clusters);
+            Zip::from(observations.rows())
+                .and(&memberships)
+                .for_each(|observation, &cluster_membership| {
+                    let mut sum = sums.row_mut(cluster_membership);
+                    sum += &observation;
+                    counts[cluster_membership] += 1;
+                });
+            (sums, counts)
+        })
+        .collect();
     let mut counts: Array1<usize> = Array1::ones(n_clusters);
     let mut centroids = Array2::zeros((n_clusters, observations.ncols()));
-
-    Zip::from(observations.rows())
-        .and(cluster_memberships)
-        .for_each(|observation, &cluster_membership| {
-            let mut centroid = centroids.row_mut(cluster_membership);
-            centroid += &observation;
-            counts[cluster_membership] += 1;
-        });
+    for (sums, block_counts) in blocks {
+        centroids += &sums;
+        counts += &block_counts;
+    }
     // m_k-means: Treat the old centroid like another point in the cluster
     centroids += old_centroids;
 
@@ -505,6 +524,10 @@ fn compute_centroids_incremental<F: Float>(
         });
     centroids
 }
+
+/// Observations summed per parallel task in the update step (large enough that the per-block
+/// sums, `n_clusters × n_features` each, stay few).
+const ROWS_PER_SUM: usize = 8192;
 
 /// Observations per block in the assignment step: each block's distances to all centroids are
 /// one matrix (`ROWS_PER_BLOCK × n_clusters`), computed by `Distance::rdistance_rows` (for L2, a
