@@ -136,18 +136,26 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
         report::json::write(&map, &mut out)?;
         return Ok(());
     }
+    let short = match map.short {
+        0 => String::new(),
+        n => format!(", {n} passages too short to shape themes (under {} characters)", map.settings.min_chars),
+    };
     writeln!(
         out,
-        "{} themes in {} passages from {} documents ({} outliers flagged)\n",
+        "{} themes in {} passages from {} documents ({} outliers flagged{short})\n",
         map.themes.len(),
         map.passages,
         map.documents.len(),
         map.outliers
     )?;
     for t in &map.themes {
+        let short = match t.short {
+            0 => String::new(),
+            n => format!(", {n} of them short"),
+        };
         writeln!(
             out,
-            "{:>2}. {}  — {} passages ({:.0}%), {} documents",
+            "{:>2}. {}  — {} passages ({:.0}%{short}), {} documents",
             t.id,
             t.label,
             t.size,

@@ -370,8 +370,9 @@ pub fn theme_sums(
     sums
 }
 
-/// Orders themes (named first in seed order, then by size) and scores every passage. Centroids
-/// and the outlier statistics come from the `fitted` rows, those that shaped the themes.
+/// Orders themes (named first in seed order, then by the passages that shaped them) and scores
+/// every passage. Centroids and the outlier statistics come from the `fitted` rows, those that
+/// shaped the themes.
 fn describe(
     vectors: ArrayView2<f32>,
     labels: Vec<usize>,
@@ -382,11 +383,21 @@ fn describe(
 ) -> Clustering {
     let k = seed_of.len();
     let mut sizes = vec![0usize; k];
-    for &l in &labels {
+    // The passages that shaped each theme weigh it; those only assigned to it do not.
+    let mut weights = vec![0usize; k];
+    for (&l, &f) in labels.iter().zip(fitted) {
         sizes[l] += 1;
+        weights[l] += usize::from(f);
     }
     let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by_key(|&t| (seed_of[t].map_or(usize::MAX, |s| s), std::cmp::Reverse(sizes[t]), t));
+    order.sort_by_key(|&t| {
+        (
+            seed_of[t].map_or(usize::MAX, |s| s),
+            std::cmp::Reverse(weights[t]),
+            std::cmp::Reverse(sizes[t]),
+            t,
+        )
+    });
     let mut rank = vec![0; k];
     for (new, &old) in order.iter().enumerate() {
         rank[old] = new;

@@ -10,9 +10,11 @@
 
 use linfa_linalg::cholesky::SolveC;
 use linfa_linalg::qr::QR;
+use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// A linear map from search vectors to (approximate) clustering vectors.
 #[derive(Debug, Clone)]
@@ -47,22 +49,32 @@ impl PromptMap {
         })
     }
 
-    /// Maps `rows` in place, a block at a time, to unit length; returns each row's length
-    /// before it was scaled (what [`Self::unmap_sums`] needs).
-    pub fn apply_in_place(&self, rows: &mut Array2<f32>) -> Vec<f32> {
-        let mut lengths = Vec::with_capacity(rows.nrows());
-        for mut block in rows.axis_chunks_iter_mut(Axis(0), BLOCK) {
-            let mapped = &block + &block.dot(&self.residual);
-            block.assign(&mapped);
-            for mut row in block.outer_iter_mut() {
-                let length = row.dot(&row).sqrt();
-                if length > 0.0 {
-                    row /= length;
-                }
-                lengths.push(length);
-            }
-        }
-        lengths
+    /// Maps `rows` in place, blocks of rows in parallel, to unit length; returns each row's
+    /// length before it was scaled (what [`Self::unmap_sums`] needs).
+    pub fn apply_in_place(&self, rows: &mut Array2<f32>, progress: &dyn Progress) -> Vec<f32> {
+        progress.start("mapping vectors", rows.nrows() as u64, "passages");
+        let lengths: Vec<Vec<f32>> = rows
+            .axis_chunks_iter_mut(Axis(0), BLOCK)
+            .into_par_iter()
+            .map(|mut block| {
+                let mapped = &block + &block.dot(&self.residual);
+                block.assign(&mapped);
+                let lengths = block
+                    .outer_iter_mut()
+                    .map(|mut row| {
+                        let length = row.dot(&row).sqrt();
+                        if length > 0.0 {
+                            row /= length;
+                        }
+                        length
+                    })
+                    .collect();
+                progress.advance(block.nrows() as u64, 0);
+                lengths
+            })
+            .collect();
+        progress.finish();
+        lengths.concat()
     }
 
     /// Given sums of mapped rows each scaled back by its length (`Σ length·mapped`), the sums of
@@ -101,7 +113,7 @@ mod tests {
         let to = from.dot(&truth);
         let map = PromptMap::fit(from.view(), to.view(), 1e-6).unwrap();
         let mut mapped = from.clone();
-        let lengths = map.apply_in_place(&mut mapped);
+        let lengths = map.apply_in_place(&mut mapped, &crate::Silent);
         let expected = normalize_rows(to.clone());
         assert!((&mapped - &expected).iter().all(|v| v.abs() < 1e-3));
         // Sums of length-scaled mapped rows come back to sums of the original rows.

@@ -190,6 +190,17 @@ impl Default for Parts {
 
 /// Reads the index in `dir` with the optional parts `parts` names (the others are `None`).
 pub fn load_parts(dir: &Path, parts: Parts) -> Result<Index> {
+    let started = std::time::Instant::now();
+    let index = read_parts(dir, parts)?;
+    let seconds = started.elapsed().as_secs_f64();
+    // Large indexes take seconds to read: say so, since nothing else moves meanwhile.
+    if seconds >= 1.0 {
+        tracing::info!("read {} passages from {} in {seconds:.1} s", index.passages.len(), dir.display());
+    }
+    Ok(index)
+}
+
+fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
         return Err(Error::IndexMissing { dir: dir.to_path_buf() });

@@ -254,7 +254,7 @@ impl ThemeMap {
                 })?;
                 let (rows, targets) = sample.pairs(&index);
                 let map = PromptMap::fit(index.vectors.select(Axis(0), &rows).view(), targets.view(), MAP_RIDGE)?;
-                let lengths = map.apply_in_place(&mut index.vectors);
+                let lengths = map.apply_in_place(&mut index.vectors, progress);
                 Some((map, lengths))
             }
             ThemeVectors::Document => None,
