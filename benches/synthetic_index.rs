@@ -46,7 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut shape = synthetic::Clustered::new(args.dims, args.seed);
     shape.clusters = args.clusters;
     let (vectors, labels) = shape.labelled(args.passages);
-    eprintln!("{} vectors drawn in {:.1} s", args.passages, started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} vectors drawn in {:.1} s",
+        args.passages,
+        started.elapsed().as_secs_f64()
+    );
 
     // Documents hold passages of one cluster: order the rows by cluster, then cut.
     let mut order: Vec<usize> = (0..labels.len()).collect();
@@ -55,7 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let labels: Vec<usize> = order.iter().map(|&row| labels[row]).collect();
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed ^ 0x7e47);
-    let mut word = || -> String { (0..2).map(|_| char::from_u32(rng.gen_range(0x4E00..0x9FA5)).unwrap()).collect() };
+    let mut word = || -> String {
+        (0..2)
+            .map(|_| char::from_u32(rng.gen_range(0x4E00..0x9FA5)).unwrap())
+            .collect()
+    };
     let shared: Vec<String> = (0..SHARED_WORDS).map(|_| word()).collect();
     let own: Vec<Vec<String>> = (0..args.clusters)
         .map(|_| (0..OWN_WORDS).map(|_| word()).collect())
@@ -103,7 +111,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             encoding: "UTF-8".into(),
             meta: Metadata {
                 title: Some(format!("synthetic document {d}")),
-                date: Some(format!("{}-{:02}-{:02}", 2024 + day / 365, (day % 365) / 31 + 1, day % 28 + 1)),
+                date: Some(format!(
+                    "{}-{:02}-{:02}",
+                    2024 + day / 365,
+                    (day % 365) / 31 + 1,
+                    day % 28 + 1
+                )),
                 ..Metadata::default()
             },
             passages: rows.len(),

@@ -372,8 +372,19 @@ fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
     // Every passage has a theme; outliers are flagged, not dropped.
     let tmp = TempDir::new().unwrap();
     let assignments = tmp.path().join("assignments.tsv");
-    ok(&["themes", "--index", s(sample_index()), "--assignments", s(&assignments), "-q"]);
-    let lines: Vec<String> = std::fs::read_to_string(&assignments).unwrap().lines().map(String::from).collect();
+    ok(&[
+        "themes",
+        "--index",
+        s(sample_index()),
+        "--assignments",
+        s(&assignments),
+        "-q",
+    ]);
+    let lines: Vec<String> = std::fs::read_to_string(&assignments)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(lines[0], "id\ttheme\tconfidence\toutlier\tshort");
     assert_eq!(lines.len() - 1, map["passages"].as_u64().unwrap() as usize);
     assert!(lines[1..].iter().all(|l| {
@@ -404,14 +415,20 @@ fn english_theme_names_find_chinese_passages() {
     let check = |i: usize, name: &str, words: &[&str]| {
         assert_eq!(themes[i]["label"], name);
         let keywords = keywords(&themes[i]);
-        assert!(words.iter().any(|w| keywords.iter().any(|k| k == w)), "{name}: {keywords:?}");
+        assert!(
+            words.iter().any(|w| keywords.iter().any(|k| k == w)),
+            "{name}: {keywords:?}"
+        );
         let shown: Vec<&str> = themes[i]["representatives"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| r["text"].as_str().unwrap())
             .collect();
-        let saying = shown.iter().filter(|text| words.iter().any(|w| text.contains(w))).count();
+        let saying = shown
+            .iter()
+            .filter(|text| words.iter().any(|w| text.contains(w)))
+            .count();
         assert!(saying * 2 > shown.len(), "{name}: {shown:?}");
     };
     check(0, "AI bubble", &["AI", "算力", "人工智能", "科技"]);

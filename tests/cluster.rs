@@ -28,11 +28,23 @@ fn large_inputs_are_clustered_through_samples_and_match_the_truth() {
     assert!((8..=16).contains(&found.k()), "k = {} for 12 clusters", found.k());
 
     // At k = 12 the clusters come back almost exactly.
-    let twelve = cluster(vectors.view(), &ClusterParams { k: Some(12), ..params.clone() }, &Silent).unwrap();
+    let twelve = cluster(
+        vectors.view(),
+        &ClusterParams {
+            k: Some(12),
+            ..params.clone()
+        },
+        &Silent,
+    )
+    .unwrap();
     assert!(quality::agreement(&truth, &twelve.labels).ari > 0.95);
 
     // Every passage is scored against its theme's centroid.
-    for (row, (&label, &similarity)) in vectors.outer_iter().zip(twelve.labels.iter().zip(&twelve.similarity)).step_by(997) {
+    for (row, (&label, &similarity)) in vectors
+        .outer_iter()
+        .zip(twelve.labels.iter().zip(&twelve.similarity))
+        .step_by(997)
+    {
         let exact = row.dot(&twelve.centroids.index_axis(Axis(0), label));
         assert!((exact - similarity).abs() < 1e-4);
     }

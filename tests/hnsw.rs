@@ -1,12 +1,12 @@
 //! The HNSW search graph against exact search (the oracle): recall, persistence, incremental
 //! insertion, filters, dead nodes, and parameter checks.
 
+use crate::common::synthetic::Clustered;
 use hnsw_rs::frozen::FrozenHnsw;
 use ndarray::{s, Array2, ArrayView2};
 use themap::index::flat::{self, recall};
 use themap::index::hnsw::{rerank, HnswGraph, HnswParams, Precision};
 use themap::index::quantize::dot_f32;
-use crate::common::synthetic::Clustered;
 use themap::index::{Hit, PassageRecord, SearchGraph};
 use themap::progress::Silent;
 

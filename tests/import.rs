@@ -18,9 +18,18 @@ fn write_corpus(path: &Path, lines: &[(&str, &str)]) {
 }
 
 const CORPUS: [(&str, &str); 5] = [
-    ("tariffs", "美国对中国商品加征关税，贸易战再度升级。\n\n最高法院审理关税案，企业等待裁决。"),
-    ("dollar", "美元霸权正在衰落，多极货币秩序萌芽。\n\n金砖国家推动本币结算。"),
-    ("ai", "人工智能泡沫一旦破裂，科技巨头都将受到牵连。\n\n算力投资狂潮推高资本支出。"),
+    (
+        "tariffs",
+        "美国对中国商品加征关税，贸易战再度升级。\n\n最高法院审理关税案，企业等待裁决。",
+    ),
+    (
+        "dollar",
+        "美元霸权正在衰落，多极货币秩序萌芽。\n\n金砖国家推动本币结算。",
+    ),
+    (
+        "ai",
+        "人工智能泡沫一旦破裂，科技巨头都将受到牵连。\n\n算力投资狂潮推高资本支出。",
+    ),
     ("chips", "半导体出口管制收紧，芯片供应链重组。"),
     ("bonds", "美债收益率上升，避险资金流向黄金。"),
 ];
@@ -56,7 +65,12 @@ impl Setup {
     fn passage_ids(&self, input: &Path) -> Vec<String> {
         ok(&["passages", s(input), "--json"])
             .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].as_str().unwrap().to_string())
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -77,7 +91,10 @@ impl Setup {
         args.extend_from_slice(extra);
         let (code, err) = fails(&args);
         assert_eq!(code, 2, "{err}");
-        assert!(err.contains(s(vectors)) || extra.iter().any(|a| err.contains(a)), "names the file: {err}");
+        assert!(
+            err.contains(s(vectors)) || extra.iter().any(|a| err.contains(a)),
+            "names the file: {err}"
+        );
         assert!(err.contains(reason), "expected {reason:?} in: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(!index.join("manifest.json").exists(), "no index was written");
@@ -86,7 +103,15 @@ impl Setup {
 
 fn hits(index: &Path, query: &str) -> Vec<(String, f64)> {
     let out: Value = serde_json::from_str(&ok(&[
-        "search", query, "--index", s(index), "--json", "-k", "5", "--per-doc", "0",
+        "search",
+        query,
+        "--index",
+        s(index),
+        "--json",
+        "-k",
+        "5",
+        "--per-doc",
+        "0",
     ]))
     .unwrap();
     out["hits"]

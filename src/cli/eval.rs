@@ -130,7 +130,11 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         runs: args.runs.unwrap_or(defaults.runs),
         max_iterations: args.iterations.unwrap_or(defaults.max_iterations),
         // linfa needs a positive tolerance: the smallest one never stops a run early.
-        tolerance: if args.no_early_stop { f32::MIN_POSITIVE } else { defaults.tolerance },
+        tolerance: if args.no_early_stop {
+            f32::MIN_POSITIVE
+        } else {
+            defaults.tolerance
+        },
         train_sample: args.train_sample.unwrap_or(defaults.train_sample),
         refine_iterations: args.refine_iterations.unwrap_or(defaults.refine_iterations),
         ..defaults

@@ -109,7 +109,11 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
                 };
                 import::read_checked(path, meta, &expected)
             };
-            let search = check(args.vectors.as_deref().expect("meta read from it"), &meta, Prompt::Document)?;
+            let search = check(
+                args.vectors.as_deref().expect("meta read from it"),
+                &meta,
+                Prompt::Document,
+            )?;
             let clustering = match args.clustering_vectors.as_deref() {
                 Some(path) => Some(check(path, &import::read_meta(path)?, Prompt::Clustering)?),
                 None => None,

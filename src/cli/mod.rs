@@ -228,7 +228,9 @@ fn read_corpus(
     split: &SplitOptions,
     tokenizer: &ModelTokenizer,
 ) -> Result<Corpus> {
-    let corpus = corpus::load(sources, read_options(reading)?, split, &|text| tokenizer.count_tokens(text))?;
+    let corpus = corpus::load(sources, read_options(reading)?, split, &|text| {
+        tokenizer.count_tokens(text)
+    })?;
     for skipped in &corpus.skipped {
         tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
@@ -301,4 +303,3 @@ fn default_model_dir() -> PathBuf {
     });
     cache.join("models").join("embeddinggemma-300m")
 }
-

@@ -93,7 +93,11 @@ impl Progress for CliProgress {
                 let mut last = self.last_log.lock().expect("progress lock");
                 if last.elapsed() >= LOG_EVERY {
                     *last = Instant::now();
-                    let of = if work.total > 0 { format!("/{}", work.total) } else { String::new() };
+                    let of = if work.total > 0 {
+                        format!("/{}", work.total)
+                    } else {
+                        String::new()
+                    };
                     let rate = rates(done, &work.unit, tokens, seconds);
                     tracing::info!("{}: {done}{of} {} ({rate})", work.label, work.unit);
                 }

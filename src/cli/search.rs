@@ -43,7 +43,6 @@ pub struct SimilarArgs {
     json: bool,
 }
 
-
 pub fn search(args: SearchArgs) -> Result<()> {
     let index = store::load(&args.at.index)?;
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;

@@ -138,7 +138,10 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
     }
     let short = match map.short {
         0 => String::new(),
-        n => format!(", {n} passages too short to shape themes (under {} characters)", map.settings.min_chars),
+        n => format!(
+            ", {n} passages too short to shape themes (under {} characters)",
+            map.settings.min_chars
+        ),
     };
     writeln!(
         out,

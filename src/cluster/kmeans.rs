@@ -11,16 +11,16 @@ use linfa::prelude::*;
 use linfa_clustering::{KMeans, KMeansInit};
 use linfa_nn::distance::L2Dist;
 use ndarray::parallel::prelude::*;
-use rayon::slice::ParallelSlice;
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
+use rayon::slice::ParallelSlice;
 use std::time::Instant;
 
 use super::{centroid_of, quality, ClusterParams, Clustering, Join, Timings};
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::progress::{Progress, Silent};
 
 /// Clusters unit row vectors into themes. Deterministic for a given `params.seed`.
 #[tracing::instrument(skip_all, fields(n = vectors.nrows(), k = ?params.k, seeds = params.seeds.len()))]
@@ -98,7 +98,7 @@ fn choose_k(
     progress.start("choosing the number of themes", (upper - lower + 1) as u64, "k values");
     let mut tried = Vec::new();
     for k in lower..=upper {
-        let model = best_of_runs(sweep.view(), vectors, k, runs, params.sweep_iterations, params)?;
+        let model = best_of_runs(sweep.view(), vectors, k, runs, params.sweep_iterations, params, &Silent)?;
         let labels = model.predict(&scored).to_vec();
         tried.push((k, quality::silhouette_of(similarity.view(), &labels, k)));
         progress.advance(1, 0);
@@ -116,7 +116,8 @@ const SMALL_SWEEP: usize = 2000;
 /// errors of the best one's. Scores that close are not told apart by the sample, and themes can
 /// be merged afterwards (`merge`) while a theme that hides two subjects cannot be split. (A
 /// fixed 10% margin let a noisy curve choose 17 themes for THUCNews' 10 classes; a fixed 2%
-/// one chose 4 of the bundled corpus's 259 passages, whose scores carry far more noise.)
+/// one chose 4 for the bundled corpus's 259 passages with three named themes, where scores
+/// carry far more noise.)
 fn choose_from_silhouettes(tried: &[(usize, quality::Silhouette)]) -> usize {
     let best = tried
         .iter()
@@ -124,20 +125,37 @@ fn choose_from_silhouettes(tried: &[(usize, quality::Silhouette)]) -> usize {
         .expect("at least one k tried")
         .1;
     let floor = best.mean - 2.0 * best.standard_error;
-    tried.iter().rposition(|t| t.1.mean >= floor).expect("the best is above its floor")
+    tried
+        .iter()
+        .rposition(|t| t.1.mean >= floor)
+        .expect("the best is above its floor")
 }
 
 type Model = KMeans<f32, L2Dist>;
 
 /// The final k-means: the best of `params.runs` starts on a sample, refined by linfa on all the
 /// `rows` that shape the themes (up to `params.refine_sample` of them).
-fn fit(vectors: ArrayView2<f32>, rows: &[usize], k: usize, params: &ClusterParams, progress: &dyn Progress) -> Result<Model> {
+fn fit(
+    vectors: ArrayView2<f32>,
+    rows: &[usize],
+    k: usize,
+    params: &ClusterParams,
+    progress: &dyn Progress,
+) -> Result<Model> {
     let mut rng = Xoshiro256Plus::seed_from_u64(params.seed);
-    progress.start("fitting themes", 2, "steps");
+    // One unit per restart, and one for the refinement over every row.
+    progress.start("fitting themes", params.runs as u64 + 1, "runs");
     let train_rows = sample_of(rows, params.train_sample.max(k), &mut rng);
     let train = vectors.select(Axis(0), &train_rows);
-    let trained = best_of_runs(train.view(), vectors, k, params.runs, params.max_iterations, params)?;
-    progress.advance(1, 0);
+    let trained = best_of_runs(
+        train.view(),
+        vectors,
+        k,
+        params.runs,
+        params.max_iterations,
+        params,
+        progress,
+    )?;
     if train_rows.len() == rows.len() || params.refine_iterations == 0 {
         // The sample was everything (or no refinement was asked for).
         progress.advance(1, 0);
@@ -166,6 +184,7 @@ fn best_of_runs(
     runs: usize,
     iterations: u64,
     params: &ClusterParams,
+    progress: &dyn Progress,
 ) -> Result<Model> {
     let dataset = DatasetBase::from(data);
     let mut best: Option<Model> = None;
@@ -186,6 +205,7 @@ fn best_of_runs(
         if best.as_ref().is_none_or(|b| model.inertia() < b.inertia()) {
             best = Some(model);
         }
+        progress.advance(1, 0);
     }
     Ok(best.expect("at least one run"))
 }
@@ -430,10 +450,8 @@ fn describe(
                 .unzip()
         })
         .collect();
-    let (confidence, similarity): (Vec<f32>, Vec<f32>) = scored
-        .into_iter()
-        .flat_map(|(c, s)| c.into_iter().zip(s))
-        .unzip();
+    let (confidence, similarity): (Vec<f32>, Vec<f32>) =
+        scored.into_iter().flat_map(|(c, s)| c.into_iter().zip(s)).unzip();
     // Outliers: more than two standard deviations below the theme's mean similarity, measured
     // over its fitted passages (with fewer than 5, too few to say what is unusual).
     let mut count = vec![0usize; k];
@@ -608,7 +626,7 @@ mod tests {
     fn assignment_is_the_nearest_centroid() {
         let (v, _) = blobs(700, 6);
         let params = ClusterParams::default();
-        let model = best_of_runs(v.view(), v.view(), 7, 2, 100, &params).unwrap();
+        let model = best_of_runs(v.view(), v.view(), 7, 2, 100, &params, &crate::Silent).unwrap();
         let labels = model.predict(&v);
         for (row, &label) in v.outer_iter().zip(labels.iter()) {
             let distance = |c: usize| {
@@ -616,7 +634,10 @@ mod tests {
                 d.dot(&d)
             };
             let nearest = (0..7).min_by(|&a, &b| distance(a).total_cmp(&distance(b))).unwrap();
-            assert!(distance(label) <= distance(nearest) + 1e-5, "row assigned to {label}, nearest is {nearest}");
+            assert!(
+                distance(label) <= distance(nearest) + 1e-5,
+                "row assigned to {label}, nearest is {nearest}"
+            );
         }
     }
 
@@ -639,7 +660,13 @@ mod tests {
     fn rows_left_out_of_the_fit_are_assigned_but_do_not_shape_themes() {
         let (mut v, truth) = blobs(40, 8);
         // Twenty near-identical rows far from every blob: fitted, they would make a theme.
-        let odd = normalize_rows(Array2::from_shape_fn((20, 16), |(i, j)| if j == 15 { 1.0 } else { 0.01 * (i % 3) as f32 }));
+        let odd = normalize_rows(Array2::from_shape_fn((20, 16), |(i, j)| {
+            if j == 15 {
+                1.0
+            } else {
+                0.01 * (i % 3) as f32
+            }
+        }));
         v.append(Axis(0), odd.view()).unwrap();
         let fit_rows: Vec<usize> = (0..truth.len()).collect();
         let params = ClusterParams {
@@ -687,7 +714,10 @@ mod tests {
             },
         ] {
             assert!(
-                matches!(cluster(v.view(), &params, &crate::Silent), Err(Error::InvalidArgument(_))),
+                matches!(
+                    cluster(v.view(), &params, &crate::Silent),
+                    Err(Error::InvalidArgument(_))
+                ),
                 "{params:?}"
             );
         }

@@ -121,7 +121,10 @@ mod tests {
         let sums = scaled.sum_axis(Axis(0)).insert_axis(Axis(0));
         let back = map.unmap_sums(sums.view()).unwrap();
         let original = from.sum_axis(Axis(0));
-        assert!((&back.row(0) - &original).iter().all(|v| v.abs() < 1e-2), "{back:?} vs {original:?}");
+        assert!(
+            (&back.row(0) - &original).iter().all(|v| v.abs() < 1e-2),
+            "{back:?} vs {original:?}"
+        );
     }
 
     #[test]

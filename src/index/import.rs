@@ -120,10 +120,7 @@ pub fn read_checked(vectors: &Path, meta: &VectorsMeta, expected: &Expected) -> 
 fn check_texts(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Result<()> {
     let mut running = [0u8; 32];
     for window in passages.chunks(meta.settings.window.max(1)) {
-        running = digest_pairs(
-            running,
-            window.iter().map(|p| (p.id.as_str(), p.text.as_str())),
-        );
+        running = digest_pairs(running, window.iter().map(|p| (p.id.as_str(), p.text.as_str())));
     }
     if hex(&running) == meta.digest {
         return Ok(());

@@ -202,7 +202,10 @@ fn embed_reusing(
 }
 
 /// The rows of `previous` for `passages`, by text hash, if every passage has one.
-fn reuse_all(passages: &[PassageRecord], (records, vectors): (&Vec<PassageRecord>, &Array2<f32>)) -> Option<Array2<f32>> {
+fn reuse_all(
+    passages: &[PassageRecord],
+    (records, vectors): (&Vec<PassageRecord>, &Array2<f32>),
+) -> Option<Array2<f32>> {
     let rows: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.hash.as_str(), i)).collect();
     let picked: Option<Vec<usize>> = passages.iter().map(|p| rows.get(p.hash.as_str()).copied()).collect();
     picked.map(|rows| vectors.select(Axis(0), &rows))
@@ -302,7 +305,15 @@ impl Index {
                 // Clustering vectors are kept up to date once a previous index had them.
                 let clustering = match previous_clustering {
                     Some(previous) => Some(
-                        embed_reusing(&passages, Some(previous), Prompt::Clustering, model.dims, embedder, progress)?.0,
+                        embed_reusing(
+                            &passages,
+                            Some(previous),
+                            Prompt::Clustering,
+                            model.dims,
+                            embedder,
+                            progress,
+                        )?
+                        .0,
                     ),
                     None => None,
                 };
@@ -488,10 +499,8 @@ impl Index {
             self.clustering_sample = held;
             return Ok(false);
         }
-        let known: std::collections::HashSet<&str> = held
-            .iter()
-            .flat_map(|s| s.hashes.iter().map(String::as_str))
-            .collect();
+        let known: std::collections::HashSet<&str> =
+            held.iter().flat_map(|s| s.hashes.iter().map(String::as_str)).collect();
         // A seeded shuffle, then the first passages not yet held: the same seed picks the same ones.
         let mut order: Vec<usize> = (0..self.passages.len()).collect();
         order.shuffle(&mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed));

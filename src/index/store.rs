@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph};
+use super::{
+    BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph,
+};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk layout. Bump it when a change makes old indexes unreadable.
@@ -195,7 +197,11 @@ pub fn load_parts(dir: &Path, parts: Parts) -> Result<Index> {
     let seconds = started.elapsed().as_secs_f64();
     // Large indexes take seconds to read: say so, since nothing else moves meanwhile.
     if seconds >= 1.0 {
-        tracing::info!("read {} passages from {} in {seconds:.1} s", index.passages.len(), dir.display());
+        tracing::info!(
+            "read {} passages from {} in {seconds:.1} s",
+            index.passages.len(),
+            dir.display()
+        );
     }
     Ok(index)
 }
@@ -246,7 +252,12 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
         ));
     }
     let vectors = read_vectors(&path_of(&manifest.files.vectors)?, passages.len(), manifest.model.dims)?;
-    let clustering_vectors = match manifest.files.clustering_vectors.as_ref().filter(|_| parts.clustering_vectors) {
+    let clustering_vectors = match manifest
+        .files
+        .clustering_vectors
+        .as_ref()
+        .filter(|_| parts.clustering_vectors)
+    {
         Some(entry) => Some(read_vectors(&path_of(entry)?, passages.len(), manifest.model.dims)?),
         None => None,
     };

@@ -53,7 +53,12 @@ struct ThemeWords {
 
 impl ThemeWords {
     fn add(&mut self, Word { key, surface }: Word) {
-        *self.surfaces.entry(key.clone()).or_default().entry(surface).or_default() += 1;
+        *self
+            .surfaces
+            .entry(key.clone())
+            .or_default()
+            .entry(surface)
+            .or_default() += 1;
         *self.counts.entry(key).or_default() += 1.0;
     }
 

@@ -82,12 +82,12 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
     for (i, p) in map.points.iter().enumerate() {
         let x = MAP_MARGIN + (p.x + 1.0) / 2.0 * (MAP_WIDTH - 2.0 * MAP_MARGIN);
         let y = MAP_MARGIN + (1.0 - (p.y + 1.0) / 2.0) * (MAP_HEIGHT - 2.0 * MAP_MARGIN);
-        let c = color(p.theme);
-        let fill = if p.outlier { "#fff" } else { c };
+        let c = color(p.passage.theme);
+        let fill = if p.passage.outlier { "#fff" } else { c };
         write!(
             page,
             r#"<circle class="pt" data-i="{i}" data-theme="{}" cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{fill}" stroke="{c}"/>"#,
-            p.theme
+            p.passage.theme
         )?;
     }
     write!(page, "</svg></section>\n")?;

@@ -202,21 +202,18 @@ pub struct Assignment {
     pub theme: usize,
     pub confidence: f32,
     pub outlier: bool,
+    /// Too short to shape the themes; assigned to the nearest.
     pub short: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
-    pub id: String,
+    /// The passage and its theme.
+    #[serde(flatten)]
+    pub passage: Assignment,
     pub doc_id: String,
-    /// 1-based theme id.
-    pub theme: usize,
     pub x: f32,
     pub y: f32,
-    pub confidence: f32,
-    pub outlier: bool,
-    /// Too short to shape the themes; assigned to the nearest.
-    pub short: bool,
     pub snippet: String,
 }
 
@@ -370,7 +367,11 @@ impl ThemeMap {
                 // Representatives shaped the theme, when it has such passages. A named theme's
                 // answer its name best; the others' are nearest the centroid.
                 let shaping: Vec<usize> = members.iter().copied().filter(|&i| !short[i]).collect();
-                let mut representatives = if shaping.is_empty() { members.clone() } else { shaping.clone() };
+                let mut representatives = if shaping.is_empty() {
+                    members.clone()
+                } else {
+                    shaping.clone()
+                };
                 if let Some(scores) = clustering.seed_of[t].map(|s| &name_scores[s]) {
                     representatives.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
                 }
@@ -442,30 +443,7 @@ impl ThemeMap {
             })
             .collect();
 
-        let (points, projection) = match layout {
-            None => (Vec::new(), "none (no map asked for)".to_string()),
-            Some((xy, projection)) => {
-                let points = index
-                    .passages
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| Point {
-                        id: p.passage.id.clone(),
-                        doc_id: p.passage.doc_id.clone(),
-                        theme: clustering.labels[i] + 1,
-                        x: xy[[i, 0]],
-                        y: xy[[i, 1]],
-                        confidence: clustering.confidence[i],
-                        outlier: clustering.outlier[i],
-                        short: short[i],
-                        snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
-                    })
-                    .collect();
-                (points, projection)
-            }
-        };
-
-        let assignments = index
+        let assignments: Vec<Assignment> = index
             .passages
             .iter()
             .enumerate()
@@ -477,6 +455,25 @@ impl ThemeMap {
                 short: short[i],
             })
             .collect();
+        let (points, projection) = match layout {
+            None => (Vec::new(), "none (no map asked for)".to_string()),
+            Some((xy, projection)) => {
+                let points = index
+                    .passages
+                    .iter()
+                    .zip(&assignments)
+                    .enumerate()
+                    .map(|(i, (p, assignment))| Point {
+                        passage: assignment.clone(),
+                        doc_id: p.passage.doc_id.clone(),
+                        x: xy[[i, 0]],
+                        y: xy[[i, 1]],
+                        snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
+                    })
+                    .collect();
+                (points, projection)
+            }
+        };
 
         Ok(ThemeMap {
             schema_version: SCHEMA_VERSION,
