@@ -126,29 +126,34 @@ fn check_texts(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Resu
         return Ok(());
     }
     let ids = ids_path(vectors);
-    let first_difference = File::open(&ids).ok().and_then(|file| {
-        BufReader::new(file)
-            .lines()
-            .zip(passages)
-            .enumerate()
-            .find(|(_, (line, p))| line.as_ref().map_or(true, |l| *l != p.id))
-            .map(|(row, (line, p))| (row, line.unwrap_or_default(), p.id.clone()))
-    });
-    Err(mismatch(
-        vectors,
-        match first_difference {
-            Some((row, theirs, ours)) => format!(
-                "row {} is {theirs:?} in {}, but passage {} of the input is {ours:?}: the vectors were \
-                 made from other input or another split",
-                row + 1,
-                ids.display(),
-                row + 1
-            ),
-            None => "the passages' texts differ from the texts embedded: the input changed since \
-                     `themap embed` ran; embed it again"
-                .into(),
-        },
-    ))
+    let reason = match File::open(&ids) {
+        // Without the ids, the digest cannot say what differs.
+        Err(_) => "the passages' ids or texts differ from those embedded: the vectors were made from \
+                   other input; embed it again"
+            .to_string(),
+        Ok(file) => {
+            let first_difference = BufReader::new(file)
+                .lines()
+                .zip(passages)
+                .enumerate()
+                .find(|(_, (line, p))| line.as_ref().map_or(true, |l| *l != p.id));
+            match first_difference {
+                Some((row, (line, p))) => format!(
+                    "row {} is {:?} in {}, but passage {} of the input is {:?}: the vectors were made \
+                     from other input or another split",
+                    row + 1,
+                    line.unwrap_or_default(),
+                    ids.display(),
+                    row + 1,
+                    p.id
+                ),
+                None => "the passages' texts differ from the texts embedded: the input changed since \
+                         `themap embed` ran; embed it again"
+                    .into(),
+            }
+        }
+    };
+    Err(mismatch(vectors, reason))
 }
 
 /// The rows, each checked to be finite and of unit length (within the rounding of its type).
