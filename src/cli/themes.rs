@@ -139,7 +139,8 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
     let short = match map.short {
         0 => String::new(),
         n => format!(
-            ", {n} passages too short to shape themes (under {} characters)",
+            ", {} too short to shape themes (under {} characters)",
+            count(n, "passage"),
             map.settings.min_chars
         ),
     };
@@ -158,12 +159,12 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
         };
         writeln!(
             out,
-            "{:>2}. {}  — {} passages ({:.0}%{short}), {} documents",
+            "{:>2}. {}  — {} ({:.0}%{short}), {}",
             t.id,
             t.label,
-            t.size,
+            count(t.size, "passage"),
             100.0 * t.share,
-            t.documents.len()
+            count(t.documents.len(), "document")
         )?;
         let words: Vec<&str> = t.keywords.iter().map(|k| k.word.as_str()).collect();
         writeln!(out, "    keywords: {}", words.join(", "))?;
@@ -191,6 +192,11 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// "1 document", "2 documents".
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
