@@ -1,10 +1,12 @@
-//! The embedding stage's CPU kernel against candle's own ops, in one process on the same
-//! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values).
+//! The embedding stage's CPU kernels against candle's own ops, in one process on the same
+//! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values),
+//! and the matrix products of the model's linear layers on such a batch, as candle's `Linear`
+//! computes them (x · Wᵀ), with their rate in FLOP/s (criterion's "elem/s").
 //!
 //!     cargo bench --bench embed
 
 use candle_core::{Device, Tensor};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use themap::embed::kernels::gelu_tanh_mul;
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
@@ -27,5 +29,27 @@ fn gelu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gelu);
+/// Tokens × input features × output features of the encoder's linear layers (EmbeddingGemma
+/// 300m: hidden 768, feed-forward 1152), for one 4096-token batch.
+const LINEAR_SHAPES: [(usize, usize, usize); 4] = [
+    (4096, 768, 1152),
+    (4096, 768, 768),
+    (4096, 768, 4608),
+    (4096, 1152, 768),
+];
+
+fn linear(c: &mut Criterion) {
+    let mut group = c.benchmark_group("linear x·Wᵀ, f32 (elem/s = FLOP/s)");
+    for (m, k, n) in LINEAR_SHAPES {
+        let x = Tensor::from_vec(values(m * k, 3), (m, k), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(values(n * k, 4), (n, k), &Device::Cpu).unwrap();
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function(format!("candle {m}x{k}x{n}"), |b| {
+            b.iter(|| x.matmul(&w.t().unwrap()).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gelu, linear);
 criterion_main!(benches);
