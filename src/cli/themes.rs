@@ -146,11 +146,11 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
     };
     writeln!(
         out,
-        "{} themes in {} passages from {} documents ({} outliers flagged{short})\n",
-        map.themes.len(),
-        map.passages,
-        map.documents.len(),
-        map.outliers
+        "{} in {} from {} ({} flagged{short})\n",
+        count(map.themes.len(), "theme"),
+        count(map.passages, "passage"),
+        count(map.documents.len(), "document"),
+        count(map.outliers, "outlier")
     )?;
     for t in &map.themes {
         let short = match t.short {
