@@ -4,7 +4,10 @@ use ndarray::Array2;
 use tempfile::TempDir;
 use themap::corpus::Passage;
 use themap::embed::Prompt;
-use themap::index::{store, BuildSettings, DocumentRecord, Filter, Index, Limits, ModelInfo, PassageRecord};
+use themap::index::{
+    store, BuildSettings, ClusteringSample, DocumentRecord, Filter, HnswParams, Index, Limits, ModelInfo,
+    PassageRecord, SearchGraph,
+};
 use themap::Error;
 
 fn tiny_index(n: usize) -> Index {
@@ -91,6 +94,35 @@ fn clustering_vectors_round_trip() {
     store::save(&index, tmp.path()).unwrap();
     assert!(store::load(tmp.path()).unwrap().clustering_vectors.is_none());
     assert!(!tmp.path().join("vectors-clustering-1.npy").exists());
+}
+
+#[test]
+fn adding_clustering_parts_keeps_what_was_not_read() {
+    // `themap themes` reads an index without its graph, then keeps the clustering sample it
+    // embedded: the graph, passages and vectors must stay, and not be written again.
+    let tmp = TempDir::new().unwrap();
+    let mut index = tiny_index(8);
+    index.graph = Some(SearchGraph::build(index.vectors.view(), HnswParams::default(), &themap::Silent).unwrap());
+    store::save(&index, tmp.path()).unwrap();
+    let mut read = store::load_without_graph(tmp.path()).unwrap();
+    read.clustering_sample = Some(ClusteringSample {
+        hashes: vec![read.passages[2].hash.clone()],
+        vectors: Array2::from_elem((1, 4), 0.5),
+    });
+    store::save_clustering(&read, tmp.path()).unwrap();
+
+    let loaded = store::load(tmp.path()).unwrap();
+    assert!(loaded.graph.is_some(), "the graph is kept");
+    assert_eq!(loaded.passages, index.passages);
+    assert_eq!(loaded.vectors, index.vectors);
+    let sample = loaded.clustering_sample.expect("the sample is added");
+    assert_eq!(sample.hashes, vec![index.passages[2].hash.clone()]);
+    assert!(tmp.path().join("vectors-1.npy").exists() && !tmp.path().join("vectors-2.npy").exists());
+
+    // An index that changed since it was read is not overwritten with a stale view.
+    store::save(&tiny_index(9), tmp.path()).unwrap();
+    assert!(store::save_clustering(&read, tmp.path()).is_err());
+    assert_eq!(store::load(tmp.path()).unwrap().passages.len(), 9);
 }
 
 #[test]

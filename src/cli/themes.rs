@@ -109,8 +109,9 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         ThemeVectors::Mapped | ThemeVectors::Clustering => index.ensure_clustering_vectors(&model, &progress)?,
     };
     if computed {
-        // Kept with the index, so later runs (and re-indexing) reuse them.
-        store::save(&index, &args.at.index)?;
+        // Kept with the index, so later runs (and re-indexing) reuse them. Only they are
+        // written: the index was read without its graph.
+        store::save_clustering(&index, &args.at.index)?;
     }
     let options = ThemeOptions {
         k: args.k,

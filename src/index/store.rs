@@ -107,19 +107,7 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
         Ok(())
     })?;
     let vectors = write_vectors(dir, &format!("vectors-{generation}.npy"), &index.vectors)?;
-    let clustering_vectors = match &index.clustering_vectors {
-        Some(v) => Some(write_vectors(dir, &format!("vectors-clustering-{generation}.npy"), v)?),
-        None => None,
-    };
-    let clustering_sample = match &index.clustering_sample {
-        Some(sample) => Some(SampleFiles {
-            vectors: write_vectors(dir, &format!("clustering-sample-{generation}.npy"), &sample.vectors)?,
-            hashes: write_file(dir, &format!("clustering-sample-{generation}.txt"), |w| {
-                sample.hashes.iter().try_for_each(|h| writeln!(w, "{h}"))
-            })?,
-        }),
-        None => None,
-    };
+    let (clustering_vectors, clustering_sample) = write_clustering(index, dir, generation)?;
 
     let graph = match &index.graph {
         Some(graph) => Some(GraphEntry {
@@ -147,11 +135,57 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
         },
         graph,
     };
+    commit(dir, &manifest, previous.as_ref())
+}
+
+/// Adds `index`'s clustering vectors and clustering sample to the index in `dir`, keeping every
+/// other file of its current generation as it is. For an index loaded without some parts
+/// ([`load_parts`]), which [`save`] would lose, and so that adding a 2,000-row sample does not
+/// rewrite a million passages and their vectors.
+pub fn save_clustering(index: &Index, dir: &Path) -> Result<()> {
+    let previous = read_manifest(dir)?;
+    if previous.passages != index.passages.len() {
+        return Err(Error::InvalidArgument(format!(
+            "the index in {} changed while it was being read ({} passages now, {} read); run the command again",
+            dir.display(),
+            previous.passages,
+            index.passages.len()
+        )));
+    }
+    let generation = previous.generation + 1;
+    let (clustering_vectors, clustering_sample) = write_clustering(index, dir, generation)?;
+    let mut manifest = previous.clone();
+    manifest.generation = generation;
+    manifest.files.clustering_vectors = clustering_vectors.or(previous.files.clustering_vectors.clone());
+    manifest.files.clustering_sample = clustering_sample.or(previous.files.clustering_sample.clone());
+    commit(dir, &manifest, Some(&previous))
+}
+
+/// Writes the clustering vectors and sample that `index` holds, as files of `generation`.
+fn write_clustering(index: &Index, dir: &Path, generation: u64) -> Result<(Option<FileEntry>, Option<SampleFiles>)> {
+    let vectors = match &index.clustering_vectors {
+        Some(v) => Some(write_vectors(dir, &format!("vectors-clustering-{generation}.npy"), v)?),
+        None => None,
+    };
+    let sample = match &index.clustering_sample {
+        Some(sample) => Some(SampleFiles {
+            vectors: write_vectors(dir, &format!("clustering-sample-{generation}.npy"), &sample.vectors)?,
+            hashes: write_file(dir, &format!("clustering-sample-{generation}.txt"), |w| {
+                sample.hashes.iter().try_for_each(|h| writeln!(w, "{h}"))
+            })?,
+        }),
+        None => None,
+    };
+    Ok((vectors, sample))
+}
+
+/// Makes `manifest` the index's (an atomic rename), then removes what no longer belongs to it.
+fn commit(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) -> Result<()> {
     write_file(dir, MANIFEST, |w| {
-        serde_json::to_writer_pretty(&mut *w, &manifest).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *w, manifest).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
-    remove_stale(dir, &manifest, previous.as_ref());
+    remove_stale(dir, manifest, previous);
     Ok(())
 }
 
@@ -174,7 +208,8 @@ pub fn load_without_graph(dir: &Path) -> Result<Index> {
 
 /// Which optional parts [`load_parts`] reads: work that does not need them saves their memory
 /// (at a million passages the graph and the clustering vectors are gigabytes). An index loaded
-/// without a part must not be saved back: the part would be lost.
+/// without a part must not be saved back with [`save`]: the part would be lost
+/// ([`save_clustering`] keeps it).
 #[derive(Debug, Clone, Copy)]
 pub struct Parts {
     pub graph: bool,
