@@ -1,13 +1,14 @@
 //! The embedding stage's CPU kernels against candle's own ops, in one process on the same
 //! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values),
 //! and the matrix products of the model's linear layers on such a batch, as candle's `Linear`
-//! computes them (x · Wᵀ), with their rate in FLOP/s (criterion's "elem/s").
+//! computes them (x · Wᵀ) and as themap's bf16 kernel does (where the CPU has AVX512_BF16),
+//! with their rate in FLOP/s (criterion's "elem/s").
 //!
 //!     cargo bench --bench embed
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use themap::embed::kernels::gelu_tanh_mul;
+use themap::embed::kernels::{bf16_supported, gelu_tanh_mul, Bf16Weights};
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
     // A fixed spread over [-4, 4), the range pre-activations mostly fall in.
@@ -44,9 +45,19 @@ fn linear(c: &mut Criterion) {
         let x = Tensor::from_vec(values(m * k, 3), (m, k), &Device::Cpu).unwrap();
         let w = Tensor::from_vec(values(n * k, 4), (n, k), &Device::Cpu).unwrap();
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        group.bench_function(format!("candle {m}x{k}x{n}"), |b| {
+        group.bench_function(format!("candle f32 {m}x{k}x{n}"), |b| {
             b.iter(|| x.matmul(&w.t().unwrap()).unwrap())
         });
+        // The bf16 kernel as the encoder calls it: activations rounded per call, weights packed once.
+        if let Some(packed) = Bf16Weights::pack(&values(n * k, 4), n, k) {
+            let (a, mut out) = (values(m * k, 3), vec![0f32; m * n]);
+            group.bench_function(format!("themap bf16 {m}x{k}x{n}"), |b| {
+                b.iter(|| packed.matmul(&a, &mut out))
+            });
+        }
+    }
+    if !bf16_supported() {
+        eprintln!("themap bf16 skipped: this CPU lacks AVX512_BF16");
     }
     group.finish();
 }

@@ -8,7 +8,49 @@
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear_no_bias, Activation, Embedding, Linear, VarBuilder};
 
+use super::kernels::Bf16Weights;
 use super::model_dir::{EncoderConfig, LayerType};
+
+/// How the encoder's linear layers multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearKernel {
+    /// candle's matrix multiply, in the weights' dtype.
+    Candle,
+    /// Weights rounded to bf16 and packed for the AVX-512 BF16 kernel; activations stay f32
+    /// between layers and are rounded on the way in.
+    CpuBf16,
+}
+
+/// A linear layer without bias.
+#[derive(Debug, Clone)]
+enum Projection {
+    Candle(Linear),
+    Bf16(Bf16Weights),
+}
+
+impl Projection {
+    fn load(in_dim: usize, out_dim: usize, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+        let linear = linear_no_bias(in_dim, out_dim, vb)?;
+        match kernel {
+            LinearKernel::Candle => Ok(Self::Candle(linear)),
+            LinearKernel::CpuBf16 => {
+                let weights = linear.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Bf16Weights::pack(&weights, out_dim, in_dim)
+                    .map(Self::Bf16)
+                    .ok_or_else(|| candle_core::Error::Msg("this CPU lacks AVX512_BF16".into()))
+            }
+        }
+    }
+}
+
+impl Module for Projection {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Candle(linear) => linear.forward(xs),
+            Self::Bf16(weights) => xs.contiguous()?.apply_op1_no_bwd(weights),
+        }
+    }
+}
 
 /// Gemma's RMSNorm scales by `1 + weight`; we fold the `+ 1` in once at load time.
 #[derive(Debug, Clone)]
@@ -68,10 +110,10 @@ impl Rotary {
 
 #[derive(Debug, Clone)]
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Projection,
+    k_proj: Projection,
+    v_proj: Projection,
+    o_proj: Projection,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
     num_heads: usize,
@@ -81,7 +123,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
         let (hidden, heads, kv_heads, head_dim) = (
             cfg.hidden_size,
             cfg.num_attention_heads,
@@ -89,10 +131,10 @@ impl Attention {
             cfg.head_dim,
         );
         Ok(Self {
-            q_proj: linear_no_bias(hidden, heads * head_dim, vb.pp("q_proj"))?,
-            k_proj: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("k_proj"))?,
-            v_proj: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("v_proj"))?,
-            o_proj: linear_no_bias(heads * head_dim, hidden, vb.pp("o_proj"))?,
+            q_proj: Projection::load(hidden, heads * head_dim, kernel, vb.pp("q_proj"))?,
+            k_proj: Projection::load(hidden, kv_heads * head_dim, kernel, vb.pp("k_proj"))?,
+            v_proj: Projection::load(hidden, kv_heads * head_dim, kernel, vb.pp("v_proj"))?,
+            o_proj: Projection::load(heads * head_dim, hidden, kernel, vb.pp("o_proj"))?,
             q_norm: RmsNorm::load(head_dim, cfg.rms_norm_eps, vb.pp("q_norm"))?,
             k_norm: RmsNorm::load(head_dim, cfg.rms_norm_eps, vb.pp("k_norm"))?,
             num_heads: heads,
@@ -105,7 +147,7 @@ impl Attention {
     /// `mask` is additive, broadcastable to (batch, heads, seq, seq).
     fn forward(&self, xs: &Tensor, mask: &Tensor, rotary: &Rotary) -> Result<Tensor> {
         let (batch, seq_len, _) = xs.dims3()?;
-        let heads = |proj: &Linear, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
+        let heads = |proj: &Projection, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
         let q = self
             .q_norm
             .forward(&heads(&self.q_proj, self.num_heads)?)?
@@ -138,19 +180,19 @@ impl Attention {
 
 #[derive(Debug, Clone)]
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    gate_proj: Projection,
+    up_proj: Projection,
+    down_proj: Projection,
     activation: Activation,
 }
 
 impl Mlp {
-    fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
         let (hidden, inner) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: linear_no_bias(hidden, inner, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(hidden, inner, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(inner, hidden, vb.pp("down_proj"))?,
+            gate_proj: Projection::load(hidden, inner, kernel, vb.pp("gate_proj"))?,
+            up_proj: Projection::load(hidden, inner, kernel, vb.pp("up_proj"))?,
+            down_proj: Projection::load(inner, hidden, kernel, vb.pp("down_proj"))?,
             activation: cfg.hidden_activation,
         })
     }
@@ -180,15 +222,15 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(cfg: &EncoderConfig, kind: LayerType, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kind: LayerType, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
         let norm = |name: &str| RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
         Ok(Self {
             kind,
             input_norm: norm("input_layernorm")?,
-            attention: Attention::load(cfg, vb.pp("self_attn"))?,
+            attention: Attention::load(cfg, kernel, vb.pp("self_attn"))?,
             post_attention_norm: norm("post_attention_layernorm")?,
             pre_feedforward_norm: norm("pre_feedforward_layernorm")?,
-            mlp: Mlp::load(cfg, vb.pp("mlp"))?,
+            mlp: Mlp::load(cfg, kernel, vb.pp("mlp"))?,
             post_feedforward_norm: norm("post_feedforward_layernorm")?,
         })
     }
@@ -216,7 +258,7 @@ pub struct GemmaEncoder {
 }
 
 impl GemmaEncoder {
-    pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
         if !cfg.use_bidirectional_attention {
             candle_core::bail!(
                 "config.json does not set use_bidirectional_attention: this is a decoder, not an embedding model"
@@ -227,7 +269,7 @@ impl GemmaEncoder {
             .layer_types
             .iter()
             .enumerate()
-            .map(|(i, &kind)| Layer::load(cfg, kind, vb.pp(format!("layers.{i}"))))
+            .map(|(i, &kind)| Layer::load(cfg, kind, kernel, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let (dtype, device) = (vb.dtype(), vb.device().clone());
         let rotary = |base| Rotary::new(base, cfg.head_dim, cfg.max_position_embeddings, dtype, &device);

@@ -1,4 +1,4 @@
-//! CPU kernels that candle lacks a fast form of.
+//! `gelu_tanh(gate) * up` in one pass.
 //!
 //! Gemma's feed-forward block computes `gelu_tanh(gate) * up` on 1152 values per token per layer.
 //! candle's CPU gelu calls libm's `tanhf` one element at a time, then multiplies in a second

@@ -1,0 +1,8 @@
+//! CPU kernels that candle lacks a fast form of: the feed-forward activation, and matrix
+//! products in bf16 for CPUs with AVX-512 BF16.
+
+mod bf16;
+mod gelu;
+
+pub use bf16::{bf16_supported, Bf16Weights};
+pub use gelu::gelu_tanh_mul;
