@@ -129,6 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             checksum: tokenizer.checksum().to_string(),
             dims: args.dims,
             prompt: Prompt::Document,
+            dtypes: Vec::new(),
         },
         settings: BuildSettings {
             sources: vec![PathBuf::from("synthetic")],

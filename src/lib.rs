@@ -21,7 +21,7 @@
 //! let sources = vec![PathBuf::from("data")];
 //! let split = SplitOptions::default();
 //! let corpus = corpus::load(&sources, ReadOptions::default(), &split, &|t| model.count_tokens(t))?;
-//! let info = ModelInfo { name: model.name(), checksum: model.checksum().into(), dims: model.dim(), prompt: Prompt::Document };
+//! let info = ModelInfo { name: model.name(), checksum: model.checksum().into(), dims: model.dim(), prompt: Prompt::Document, dtypes: vec![model.dtype()] };
 //! let settings = BuildSettings { sources, max_tokens: split.max_tokens, min_tokens: split.min_tokens };
 //! let (index, _stats) = Index::build(&corpus, Vectors::Embed(&model), info, settings, None, &themap::Silent)?;
 //!

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use themap::embed::{Embedder, Prompt};
+use themap::embed::kernels::bf16_supported;
+use themap::embed::{DeviceChoice, Dtype, EmbedOptions, Embedder, EmbeddingModel, Prompt};
 use themap::Silent;
 
 use crate::common::{cosine, golden_path, model};
@@ -28,8 +29,6 @@ const VARIANTS: [(&str, Prompt); 4] = [
     ("clustering", Prompt::Clustering),
 ];
 
-const MIN_COSINE: f64 = 0.9999;
-
 #[test]
 fn token_ids_match_reference() {
     let golden = golden();
@@ -39,43 +38,56 @@ fn token_ids_match_reference() {
     }
 }
 
-/// Each text alone and all texts in one padded batch reproduce the reference vectors.
-#[test]
-fn vectors_match_reference_single_and_batched() {
+/// Each text alone and all texts in one padded batch reproduce the reference vectors, for every
+/// prompt; returns the largest 1 - cosine seen.
+fn check_against_reference(model: &EmbeddingModel, min_cosine: f64, what: &str) -> f64 {
     let golden = golden();
     let names: Vec<&String> = golden.texts.keys().collect();
     let texts: Vec<&str> = golden.texts.values().map(String::as_str).collect();
-    let (mut min_single, mut min_batched) = (f64::MAX, f64::MAX);
+    let mut worst = f64::MAX;
     for (variant, prompt) in VARIANTS {
-        let batched = model().embed(&texts, prompt, &Silent).unwrap();
+        let batched = model.embed(&texts, prompt, &Silent).unwrap();
         for (i, name) in names.iter().enumerate() {
             let reference = &golden.vectors[variant][*name];
-            let single = model().embed(&[texts[i]], prompt, &Silent).unwrap();
-            let single_cos = cosine(single.row(0).as_slice().unwrap(), reference);
-            let batched_cos = cosine(batched.row(i).as_slice().unwrap(), reference);
-            (min_single, min_batched) = (min_single.min(single_cos), min_batched.min(batched_cos));
-            assert!(
-                single_cos >= MIN_COSINE,
-                "{variant}/{name}: single cosine {single_cos:.6}"
-            );
-            assert!(
-                batched_cos >= MIN_COSINE,
-                "{variant}/{name}: batched cosine {batched_cos:.6}"
-            );
+            let single = model.embed(&[texts[i]], prompt, &Silent).unwrap();
+            for (how, vector) in [("single", single.row(0)), ("batched", batched.row(i))] {
+                let cos = cosine(vector.as_slice().unwrap(), reference);
+                assert!(cos >= min_cosine, "{what}, {variant}/{name}: {how} cosine {cos:.6}");
+                worst = worst.min(cos);
+            }
         }
     }
-    eprintln!(
-        "largest 1 - cosine to the reference: {:.1e} single, {:.1e} batched",
-        1.0 - min_single,
-        1.0 - min_batched
-    );
+    eprintln!("{what}: largest 1 - cosine to the reference {:.1e}", 1.0 - worst);
+    1.0 - worst
+}
+
+#[test]
+fn f32_matches_reference() {
+    check_against_reference(model(), 0.9999, "f32 on the CPU");
+}
+
+/// bf16 matrix products on the CPU (AVX-512 BF16) stay within cosine 0.999 of the reference.
+/// Skips where the CPU lacks the instructions.
+#[test]
+fn bf16_on_the_cpu_stays_close_to_reference() {
+    if !bf16_supported() {
+        eprintln!("skipped: this CPU lacks AVX512_BF16, which --dtype bf16 on the CPU needs");
+        return;
+    }
+    let options = EmbedOptions {
+        dtype: Some(Dtype::Bf16),
+        ..EmbedOptions::default()
+    };
+    let bf16 = EmbeddingModel::load(&crate::common::model_dir(), &options).unwrap();
+    let error = check_against_reference(&bf16, 0.999, "bf16 on the CPU");
+    // Rounding to bf16 must show: a kernel that silently ran in f32 would pass the bar above.
+    assert!(error > 1e-6, "bf16 vectors as close as f32 ones: {error:.1e}");
 }
 
 /// In bf16 on a GPU the vectors stay within cosine 0.999 of the reference. Skips where this
 /// build or machine has no CUDA device (CI never has one).
 #[test]
 fn bf16_on_a_gpu_stays_close_to_reference() {
-    use themap::embed::{DeviceChoice, EmbedOptions, EmbeddingModel};
     let options = EmbedOptions {
         device: DeviceChoice::Cuda(0),
         ..EmbedOptions::default()
@@ -88,19 +100,5 @@ fn bf16_on_a_gpu_stays_close_to_reference() {
         }
         Err(e) => panic!("{e}"),
     };
-    let golden = golden();
-    let texts: Vec<&str> = golden.texts.values().map(String::as_str).collect();
-    let mut worst = f64::MAX;
-    for (variant, prompt) in VARIANTS {
-        let vectors = gpu.embed(&texts, prompt, &Silent).unwrap();
-        for (i, name) in golden.texts.keys().enumerate() {
-            let cos = cosine(vectors.row(i).as_slice().unwrap(), &golden.vectors[variant][name]);
-            assert!(cos >= 0.999, "{variant}/{name}: bf16 cosine {cos:.6}");
-            worst = worst.min(cos);
-        }
-    }
-    eprintln!(
-        "bf16 on the GPU: largest 1 - cosine to the reference {:.1e}",
-        1.0 - worst
-    );
+    check_against_reference(&gpu, 0.999, "bf16 on the GPU");
 }

@@ -2,7 +2,7 @@
 
 use ndarray::Array2;
 use themap::corpus::{Metadata, Passage};
-use themap::embed::Prompt;
+use themap::embed::{Dtype, Prompt};
 use themap::index::{BuildSettings, ClusteringSample, DocumentRecord, Index, ModelInfo, PassageRecord};
 use themap::report::{html, json, markdown, ThemeMap, ThemeOptions, ThemeVectors};
 use themap::Silent;
@@ -90,6 +90,7 @@ fn synthetic_index() -> Index {
             checksum: "0".into(),
             dims: 8,
             prompt: Prompt::Document,
+            dtypes: vec![Dtype::F32],
         },
         settings: BuildSettings {
             sources: vec![],

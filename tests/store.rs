@@ -3,7 +3,7 @@
 use ndarray::Array2;
 use tempfile::TempDir;
 use themap::corpus::Passage;
-use themap::embed::Prompt;
+use themap::embed::{Dtype, Prompt};
 use themap::index::{
     store, BuildSettings, ClusteringSample, DocumentRecord, Filter, HnswParams, Index, Limits, ModelInfo,
     PassageRecord, SearchGraph,
@@ -36,6 +36,7 @@ fn tiny_index(n: usize) -> Index {
             checksum: "abc".into(),
             dims: 4,
             prompt: Prompt::Document,
+            dtypes: vec![Dtype::F32],
         },
         settings: BuildSettings {
             sources: vec!["docs".into()],

@@ -87,7 +87,6 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
     let tokenizer = open_tokenizer(args.at.model.as_deref(), dims)?;
     let split = split_options(&args.reading, &tokenizer);
     let corpus = read_corpus(&sources, &args.reading, &split, &tokenizer)?;
-    let model = model_info(&tokenizer);
     let settings = BuildSettings {
         sources: absolute(&sources),
         max_tokens: split.max_tokens,
@@ -99,6 +98,7 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
 
     let (built, stats) = match given {
         Some(meta) => {
+            let model = model_info(&tokenizer, Some(meta.settings.dtype));
             let check = |path: &Path, meta: &VectorsMeta, prompt: Prompt| {
                 let expected = import::Expected {
                     model: &model,
@@ -123,6 +123,7 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
         }
         None => {
             let embedder = load_model(args.at.model.as_deref(), args.dims, &args.compute)?;
+            let model = model_info(&tokenizer, Some(embedder.dtype()));
             let vectors = Vectors::Embed(&embedder);
             Index::build(&corpus, vectors, model, settings, previous.as_ref(), &progress)?
         }

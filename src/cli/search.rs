@@ -46,7 +46,7 @@ pub struct SimilarArgs {
 pub fn search(args: SearchArgs) -> Result<()> {
     let index = store::load(&args.at.index)?;
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
-    store::check_model(&index, &model_info(model.tokenizer()), &args.at.index)?;
+    store::check_model(&index, &model_info(model.tokenizer(), None), &args.at.index)?;
     let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
     let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
     output::hits(&index, &hits, &args.query, args.json)

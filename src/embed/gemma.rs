@@ -70,8 +70,8 @@ impl Module for RmsNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         // Normalise in f32 even when the model runs in half precision, as the reference does.
         let dtype = xs.dtype();
-        let xs = xs.to_dtype(DType::F32)?.contiguous()?;
-        candle_nn::ops::rms_norm(&xs, &self.scale.to_dtype(DType::F32)?, self.eps)?.to_dtype(dtype)
+        let xs = xs.to_dtype(DType::F32)?;
+        super::kernels::rms_norm(&xs, &self.scale.to_dtype(DType::F32)?, self.eps)?.to_dtype(dtype)
     }
 }
 

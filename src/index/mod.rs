@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Document, Metadata, Passage};
-use crate::embed::{Embedder, Prompt};
+use crate::embed::{Dtype, Embedder, Prompt};
 use crate::error::{Error, Result};
 use crate::hash::sha256_hex;
 use crate::progress::Progress;
@@ -40,6 +40,19 @@ pub struct ModelInfo {
     pub dims: usize,
     /// The prompt passages were embedded with.
     pub prompt: Prompt,
+    /// The number formats the passage vectors were computed in: one, or several where an update
+    /// reused vectors computed in another (they agree to cosine 0.999). Empty in indexes from
+    /// before themap recorded it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dtypes: Vec<Dtype>,
+}
+
+impl ModelInfo {
+    /// Same model, size and prompt: vectors of one can stand for the other's, whatever the
+    /// number format each was computed in.
+    pub fn same_vectors(&self, other: &ModelInfo) -> bool {
+        (&self.name, &self.checksum, self.dims, self.prompt) == (&other.name, &other.checksum, other.dims, other.prompt)
+    }
 }
 
 /// A document as the index remembers it.
@@ -270,6 +283,21 @@ pub struct BuildStats {
     pub graph_added: usize,
 }
 
+/// The formats of the new index's vectors: the new ones' (`model.dtypes`) if any were computed or
+/// imported, and those of the previous index if any of its vectors were reused.
+fn recorded_dtypes(model: &ModelInfo, previous: Option<&Index>, stats: &BuildStats) -> Vec<Dtype> {
+    let mut dtypes = Vec::new();
+    if stats.embedded + stats.imported > 0 {
+        dtypes.extend(&model.dtypes);
+    }
+    if stats.reused > 0 {
+        dtypes.extend(previous.map_or(&[][..], |p| &p.model.dtypes));
+    }
+    dtypes.sort();
+    dtypes.dedup();
+    dtypes
+}
+
 impl Index {
     /// Indexes the corpus's passages with vectors from `vectors`: embedded (reusing those of
     /// `previous` for passages whose text is unchanged, when it was built by the same model) or
@@ -282,7 +310,7 @@ impl Index {
         previous: Option<&Index>,
         progress: &dyn Progress,
     ) -> Result<(Index, BuildStats)> {
-        let previous = previous.filter(|p| p.model == model);
+        let previous = previous.filter(|p| p.model.same_vectors(&model));
         let passages: Vec<PassageRecord> = corpus
             .passages
             .iter()
@@ -357,6 +385,8 @@ impl Index {
             imported,
             graph_added,
         };
+        let mut model = model;
+        model.dtypes = recorded_dtypes(&model, previous, &stats);
         let clustering_sample = previous
             .and_then(|p| p.clustering_sample.as_ref())
             .and_then(|sample| sample.still_in(&passages));

@@ -1,8 +1,10 @@
-//! CPU kernels that candle lacks a fast form of: the feed-forward activation, and matrix
-//! products in bf16 for CPUs with AVX-512 BF16.
+//! CPU kernels that candle lacks a fast form of: the feed-forward activation, RMSNorm, and
+//! matrix products in bf16 for CPUs with AVX-512 BF16.
 
 mod bf16;
 mod gelu;
+mod norm;
 
 pub use bf16::{bf16_supported, Bf16Weights};
 pub use gelu::gelu_tanh_mul;
+pub use norm::rms_norm;
