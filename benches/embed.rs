@@ -1,6 +1,7 @@
 //! The embedding stage's CPU kernels against candle's own ops, in one process on the same
 //! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values),
-//! and the matrix products of the model's linear layers on such a batch, as candle's `Linear`
+//! RMSNorm on such a batch, attention's products, and the matrix products of the model's linear
+//! layers on such a batch, as candle's `Linear`
 //! computes them (x · Wᵀ) and as themap's bf16 kernel does (where the CPU has AVX512_BF16),
 //! with their rate in FLOP/s (criterion's "elem/s").
 //!
@@ -8,7 +9,7 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use themap::embed::kernels::{bf16_supported, gelu_tanh_mul, Bf16Weights};
+use themap::embed::kernels::{batched_matmul, batched_matmul_nt, bf16_supported, gelu_tanh_mul, rms_norm, Bf16Weights};
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
     // A fixed spread over [-4, 4), the range pre-activations mostly fall in.
@@ -62,5 +63,46 @@ fn linear(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gelu, linear);
+fn norm(c: &mut Criterion) {
+    let shape = (4096, 768);
+    let xs = Tensor::from_vec(values(shape.0 * shape.1, 5), shape, &Device::Cpu).unwrap();
+    let scale = Tensor::from_vec(values(shape.1, 6), shape.1, &Device::Cpu).unwrap();
+    let mut group = c.benchmark_group("rms_norm, 4096 x 768");
+    group.bench_function("candle", |b| {
+        b.iter(|| candle_nn::ops::rms_norm(&xs, &scale, 1e-6).unwrap())
+    });
+    group.bench_function("themap kernel", |b| b.iter(|| rms_norm(&xs, &scale, 1e-6).unwrap()));
+    group.finish();
+}
+
+/// Attention's two products for one 4096-token batch (16 texts of 256 tokens, 3 query heads
+/// sharing one key-value head of 256): scores q · kᵀ and weights · v.
+fn attention(c: &mut Criterion) {
+    let (batch, rows, seq, head) = (16, 3 * 256, 256, 256);
+    let tensor = |dims: (usize, usize, usize), seed| {
+        Tensor::from_vec(values(dims.0 * dims.1 * dims.2, seed), dims, &Device::Cpu).unwrap()
+    };
+    let (q, k, weights, v) = (
+        tensor((batch, rows, head), 7),
+        tensor((batch, seq, head), 8),
+        tensor((batch, rows, seq), 9),
+        tensor((batch, seq, head), 10),
+    );
+    let mut group = c.benchmark_group("attention products, 16 x (768 x 256 x 256) (elem/s = FLOP/s)");
+    group.throughput(Throughput::Elements((2 * 2 * batch * rows * seq * head) as u64));
+    group.bench_function("candle f32", |b| {
+        b.iter(|| (q.matmul(&k.t().unwrap()).unwrap(), weights.matmul(&v).unwrap()))
+    });
+    if bf16_supported() {
+        group.bench_function("themap bf16", |b| {
+            b.iter(|| {
+                let scores = batched_matmul_nt(&q, &k).unwrap();
+                (scores, batched_matmul(&weights, &v).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gelu, norm, linear, attention);
 criterion_main!(benches);

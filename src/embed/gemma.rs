@@ -11,13 +11,13 @@ use candle_nn::{linear_no_bias, Activation, Embedding, Linear, VarBuilder};
 use super::kernels::Bf16Weights;
 use super::model_dir::{EncoderConfig, LayerType};
 
-/// How the encoder's linear layers multiply.
+/// How the encoder's matrix products run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinearKernel {
+pub enum MatmulKernel {
     /// candle's matrix multiply, in the weights' dtype.
     Candle,
-    /// Weights rounded to bf16 and packed for the AVX-512 BF16 kernel; activations stay f32
-    /// between layers and are rounded on the way in.
+    /// The AVX-512 BF16 kernel: linear weights rounded to bf16 and packed at load, attention's
+    /// products rounded per call; activations stay f32 between products.
     CpuBf16,
 }
 
@@ -29,11 +29,11 @@ enum Projection {
 }
 
 impl Projection {
-    fn load(in_dim: usize, out_dim: usize, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(in_dim: usize, out_dim: usize, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         let linear = linear_no_bias(in_dim, out_dim, vb)?;
         match kernel {
-            LinearKernel::Candle => Ok(Self::Candle(linear)),
-            LinearKernel::CpuBf16 => {
+            MatmulKernel::Candle => Ok(Self::Candle(linear)),
+            MatmulKernel::CpuBf16 => {
                 let weights = linear.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
                 Bf16Weights::pack(&weights, out_dim, in_dim)
                     .map(Self::Bf16)
@@ -120,10 +120,11 @@ struct Attention {
     num_kv_heads: usize,
     head_dim: usize,
     scale: f64,
+    kernel: MatmulKernel,
 }
 
 impl Attention {
-    fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         let (hidden, heads, kv_heads, head_dim) = (
             cfg.hidden_size,
             cfg.num_attention_heads,
@@ -141,6 +142,7 @@ impl Attention {
             num_kv_heads: kv_heads,
             head_dim,
             scale: cfg.query_pre_attn_scalar.powf(-0.5),
+            kernel,
         })
     }
 
@@ -164,13 +166,20 @@ impl Attention {
         // share a key-value head are stacked along the sequence axis, so one matmul serves them all.
         let group = self.num_heads / self.num_kv_heads;
         let q = q.reshape((batch, self.num_kv_heads, group * seq_len, self.head_dim))?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?
+        let scores = match self.kernel {
+            MatmulKernel::Candle => q.matmul(&k.t()?)?,
+            MatmulKernel::CpuBf16 => super::kernels::batched_matmul_nt(&q, &k)?,
+        };
+        let scores = (scores * self.scale)?
             .reshape((batch, self.num_heads, seq_len, seq_len))?
             .broadcast_add(mask)?;
         let weights =
             candle_nn::ops::softmax_last_dim(&scores)?.reshape((batch, self.num_kv_heads, group * seq_len, seq_len))?;
-        let out = weights
-            .matmul(&v)?
+        let out = match self.kernel {
+            MatmulKernel::Candle => weights.matmul(&v)?,
+            MatmulKernel::CpuBf16 => super::kernels::batched_matmul(&weights, &v)?,
+        };
+        let out = out
             .reshape((batch, self.num_heads, seq_len, self.head_dim))?
             .transpose(1, 2)?
             .reshape((batch, seq_len, self.num_heads * self.head_dim))?;
@@ -187,7 +196,7 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         let (hidden, inner) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             gate_proj: Projection::load(hidden, inner, kernel, vb.pp("gate_proj"))?,
@@ -222,7 +231,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(cfg: &EncoderConfig, kind: LayerType, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kind: LayerType, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         let norm = |name: &str| RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
         Ok(Self {
             kind,
@@ -258,7 +267,7 @@ pub struct GemmaEncoder {
 }
 
 impl GemmaEncoder {
-    pub fn load(cfg: &EncoderConfig, kernel: LinearKernel, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         if !cfg.use_bidirectional_attention {
             candle_core::bail!(
                 "config.json does not set use_bidirectional_attention: this is a decoder, not an embedding model"

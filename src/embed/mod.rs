@@ -26,7 +26,7 @@ pub use stream::{embed_stream, BatchLimits, EmbedStats, StreamOptions};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use gemma::{GemmaEncoder, LinearKernel};
+use gemma::{GemmaEncoder, MatmulKernel};
 
 /// Which instruction prefix the model sees before a text (from `config_sentence_transformers.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -232,8 +232,8 @@ impl EmbeddingModel {
         // On the CPU, bf16 means bf16 matrix products in the linear layers; the weights are read
         // in f32 and rounded as they are packed, and everything between products stays f32.
         let (weights_dtype, kernel) = match (options.device, dtype) {
-            (DeviceChoice::Cpu, Dtype::Bf16) => (DType::F32, LinearKernel::CpuBf16),
-            _ => (dtype.candle(), LinearKernel::Candle),
+            (DeviceChoice::Cpu, Dtype::Bf16) => (DType::F32, MatmulKernel::CpuBf16),
+            _ => (dtype.candle(), MatmulKernel::Candle),
         };
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], weights_dtype, &device) }
             .map_err(weights_error(&model.weights))?;

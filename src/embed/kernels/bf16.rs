@@ -11,7 +11,9 @@
 //! broadcasting the activations of [`MR`] rows; [`KC`] k-pairs of a panel (24 KiB) stay in L1
 //! while every row block of a task passes over them. Tasks are row blocks, run in parallel.
 
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape};
+use std::mem::MaybeUninit;
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use half::bf16;
 use rayon::prelude::*;
 
@@ -51,17 +53,32 @@ pub struct Bf16Weights {
 impl Bf16Weights {
     /// Packs the row-major `n × k` matrix `w`; `None` where the CPU lacks the instructions.
     pub fn pack(w: &[f32], n: usize, k: usize) -> Option<Self> {
-        if !bf16_supported() || w.len() != n * k || n == 0 || k == 0 {
+        (w.len() == n * k).then(|| Self::pack_with(n, k, |col, i| w[col * k + i]))?
+    }
+
+    /// Packs the transpose of the row-major `k × n` matrix `wt`, without copying it first.
+    pub fn pack_transposed(wt: &[f32], k: usize, n: usize) -> Option<Self> {
+        (wt.len() == k * n).then(|| Self::pack_with(n, k, |col, i| wt[i * n + col]))?
+    }
+
+    /// Packs the `n × k` matrix whose element (output `col`, input `i`) is `at(col, i)`.
+    fn pack_with(n: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Option<Self> {
+        if !bf16_supported() || n == 0 || k == 0 {
             return None;
         }
         let pairs = k.div_ceil(2);
         let panels = n.div_ceil(NR);
         let mut packed = vec![0u32; panels * pairs * NR];
         packed.par_chunks_mut(pairs * NR).enumerate().for_each(|(panel, out)| {
-            for col in 0..NR.min(n - panel * NR) {
-                let row = &w[(panel * NR + col) * k..][..k];
-                for (pair, values) in row.chunks(2).enumerate() {
-                    out[pair * NR + col] = pack_pair(values);
+            for pair in 0..pairs {
+                for col in 0..NR.min(n - panel * NR) {
+                    let col_in_w = panel * NR + col;
+                    let high = if 2 * pair + 1 < k {
+                        at(col_in_w, 2 * pair + 1)
+                    } else {
+                        0.0
+                    };
+                    out[pair * NR + col] = pack_pair(at(col_in_w, 2 * pair), high);
                 }
             }
         });
@@ -83,6 +100,24 @@ impl Bf16Weights {
     /// # Panics
     /// If `a.len()` is not a multiple of k or `out` is not m × n.
     pub fn matmul(&self, a: &[f32], out: &mut [f32]) {
+        // SAFETY: only initialised f32 values are written through the view.
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.matmul_into(a, out);
+    }
+
+    /// `a · Wᵀ` in a new vector.
+    pub fn product(&self, a: &[f32]) -> Vec<f32> {
+        let len = a.len() / self.k * self.n;
+        let mut out = Vec::with_capacity(len);
+        self.matmul_into(a, &mut out.spare_capacity_mut()[..len]);
+        // SAFETY: `matmul_into` wrote every element (k > 0, so the first k block stores them all).
+        unsafe { out.set_len(len) };
+        out
+    }
+
+    /// [`Self::matmul`] into memory that need not be initialised: it writes every element, so
+    /// the output is not zeroed first (zeroing cost 5% of the encoder's time).
+    fn matmul_into(&self, a: &[f32], out: &mut [MaybeUninit<f32>]) {
         assert_eq!(a.len() % self.k, 0, "activations are not rows of {} values", self.k);
         let m = a.len() / self.k;
         assert_eq!(out.len(), m * self.n, "output is not {m} × {}", self.n);
@@ -95,22 +130,23 @@ impl Bf16Weights {
         out.par_chunks_mut(task_rows * self.n)
             .zip(a.par_chunks(task_rows * self.k))
             .for_each(|(out, a)| {
-                let mut pairs = vec![0u32; a.len() / self.k * self.pairs];
-                // SAFETY: `pack` made `self` only where the CPU has AVX512F and AVX512_BF16.
+                let len = a.len() / self.k * self.pairs;
+                let mut pairs = Vec::with_capacity(len);
+                // SAFETY: `pack` made `self` only where the CPU has AVX512F and AVX512_BF16;
+                // `round_rows` writes all `len` pairs before `multiply` reads them.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    avx512::round_rows(a, self.k, self.pairs, &mut pairs);
+                    avx512::round_rows(a, self.k, self.pairs, &mut pairs.spare_capacity_mut()[..len]);
+                    pairs.set_len(len);
                     avx512::multiply(self, &pairs, out);
                 }
             });
     }
 }
 
-/// Two consecutive values (or one and a zero) as a pair of bf16, rounded to nearest even.
-fn pack_pair(values: &[f32]) -> u32 {
-    let low = bf16::from_f32(values[0]).to_bits() as u32;
-    let high = values.get(1).map_or(0, |&v| bf16::from_f32(v).to_bits() as u32);
-    low | high << 16
+/// Two values as a pair of bf16 (`low` in the low half), each rounded to nearest even.
+fn pack_pair(low: f32, high: f32) -> u32 {
+    bf16::from_f32(low).to_bits() as u32 | (bf16::from_f32(high).to_bits() as u32) << 16
 }
 
 /// Tensor form for candle: `(…, k)` f32 in, `(…, n)` f32 out.
@@ -131,9 +167,85 @@ impl CustomOp1 for Bf16Weights {
             bail!("bf16-linear: activations {:?} do not end in {} features", dims, self.k);
         }
         let a = &values[start..end];
-        let mut out = vec![0f32; a.len() / self.k * self.n];
-        self.matmul(a, &mut out);
+        let out = self.product(a);
         *dims.last_mut().expect("checked above") = self.n;
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+/// `a · bᵀ` for every leading index: `a` (…, m, k) and `b` (…, n, k) f32 in, (…, m, n) f32 out,
+/// the products in bf16. Attention's scores take this form, with `b` the keys.
+pub fn batched_matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?
+        .apply_op2_no_bwd(&b.contiguous()?, &Batched { b_transposed: true })
+}
+
+/// `a · b` for every leading index: `a` (…, m, k) and `b` (…, k, n) f32 in, (…, m, n) f32 out,
+/// the products in bf16. Attention's weighted sum takes this form, with `b` the values.
+pub fn batched_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?
+        .apply_op2_no_bwd(&b.contiguous()?, &Batched { b_transposed: false })
+}
+
+struct Batched {
+    /// `b` holds one row per output column (…, n, k), rather than (…, k, n).
+    b_transposed: bool,
+}
+
+impl CustomOp2 for Batched {
+    fn name(&self) -> &'static str {
+        "bf16-batched-matmul"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
+            bail!("bf16-batched-matmul takes f32 tensors");
+        };
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            bail!("bf16-batched-matmul takes contiguous tensors");
+        };
+        let (a_dims, b_dims) = (l1.dims(), l2.dims());
+        let rank = a_dims.len();
+        if rank < 2 || b_dims.len() != rank || a_dims[..rank - 2] != b_dims[..rank - 2] {
+            bail!("bf16-batched-matmul: shapes {a_dims:?} and {b_dims:?} do not pair");
+        }
+        let (m, k) = (a_dims[rank - 2], a_dims[rank - 1]);
+        let (n, b_k) = match self.b_transposed {
+            true => (b_dims[rank - 2], b_dims[rank - 1]),
+            false => (b_dims[rank - 1], b_dims[rank - 2]),
+        };
+        if b_k != k {
+            bail!("bf16-batched-matmul: shapes {a_dims:?} and {b_dims:?} do not pair");
+        }
+        if !bf16_supported() {
+            bail!("bf16 products need AVX512_BF16, which this CPU lacks");
+        }
+        let len = l1.shape().elem_count() / k.max(1) * n;
+        let mut out = Vec::with_capacity(len);
+        if k > 0 && n > 0 && m > 0 {
+            // One product per task: each is small (one head's keys or values), so packing it and
+            // multiplying on one core beats splitting it across cores.
+            out.spare_capacity_mut()[..len]
+                .par_chunks_exact_mut(m * n)
+                .zip(a[a0..a1].par_chunks_exact(m * k).zip(b[b0..b1].par_chunks_exact(n * k)))
+                .for_each(|(out, (a, b))| {
+                    let packed = match self.b_transposed {
+                        true => Bf16Weights::pack(b, n, k),
+                        false => Bf16Weights::pack_transposed(b, k, n),
+                    };
+                    match packed {
+                        Some(b) => b.matmul_into(a, out),
+                        // Unreachable (the CPU and the sizes were checked), but never uninitialised.
+                        None => out.fill(MaybeUninit::new(f32::NAN)),
+                    }
+                });
+        } else {
+            out.resize(len, 0.0);
+        }
+        // SAFETY: every chunk was written above (or the vector filled with zeros).
+        unsafe { out.set_len(len) };
+        let mut dims = a_dims.to_vec();
+        dims[rank - 1] = n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
@@ -141,12 +253,13 @@ impl CustomOp1 for Bf16Weights {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{pack_pair, Bf16Weights, KC, MR, NR};
 
     /// Rounds rows of `k` f32 to bf16 pairs, `pairs` per row (zero-padded when k is odd).
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn round_rows(a: &[f32], k: usize, pairs: usize, out: &mut [u32]) {
+    pub(super) unsafe fn round_rows(a: &[f32], k: usize, pairs: usize, out: &mut [MaybeUninit<u32>]) {
         for (row, out) in a.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
             let whole = k / 32;
             for i in 0..whole {
@@ -157,14 +270,14 @@ mod avx512 {
                 _mm512_storeu_si512(out.as_mut_ptr().add(i * 16).cast(), bf);
             }
             for (pair, values) in row[whole * 32..].chunks(2).enumerate() {
-                out[whole * 16 + pair] = pack_pair(values);
+                out[whole * 16 + pair].write(pack_pair(values[0], values.get(1).copied().unwrap_or(0.0)));
             }
         }
     }
 
     /// `out` = rows of `a` (already bf16 pairs) times the packed weights, block by block.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn multiply(w: &Bf16Weights, a: &[u32], out: &mut [f32]) {
+    pub(super) unsafe fn multiply(w: &Bf16Weights, a: &[u32], out: &mut [MaybeUninit<f32>]) {
         let rows = a.len() / w.pairs;
         let panel_len = w.pairs * NR;
         for k0 in (0..w.pairs).step_by(KC) {
@@ -178,7 +291,7 @@ mod avx512 {
                         a_stride: w.pairs,
                         b,
                         pairs: kc,
-                        c: out.as_mut_ptr().add(r0 * w.n + panel * NR),
+                        c: out.as_mut_ptr().cast::<f32>().add(r0 * w.n + panel * NR),
                         c_stride: w.n,
                         cols,
                         accumulate: k0 > 0,
@@ -345,6 +458,28 @@ mod tests {
             "{}",
             dot / (norms.0 * norms.1).sqrt()
         );
+    }
+
+    #[test]
+    fn batched_products_match_candle() -> Result<()> {
+        if !bf16_supported() {
+            eprintln!("skipped: this CPU lacks AVX512_BF16");
+            return Ok(());
+        }
+        let device = candle_core::Device::Cpu;
+        let a = candle_core::Tensor::from_vec(values(2 * 3 * 13 * 40, 5, 1.0), (2, 3, 13, 40), &device)?;
+        let b = candle_core::Tensor::from_vec(values(2 * 3 * 7 * 40, 6, 1.0), (2, 3, 7, 40), &device)?;
+        let ours = batched_matmul_nt(&a, &b)?;
+        assert_eq!(ours.dims(), &[2, 3, 13, 7]);
+        let exact = a.matmul(&b.t()?)?;
+        let diff = (ours - exact)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 0.05, "{diff}");
+        let bt = b.t()?.contiguous()?;
+        let ours = batched_matmul(&a, &bt)?;
+        assert_eq!(ours.dims(), &[2, 3, 13, 7]);
+        let diff = (ours - a.matmul(&bt)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 0.05, "{diff}");
+        Ok(())
     }
 
     #[test]

@@ -5,6 +5,6 @@ mod bf16;
 mod gelu;
 mod norm;
 
-pub use bf16::{bf16_supported, Bf16Weights};
+pub use bf16::{batched_matmul, batched_matmul_nt, bf16_supported, Bf16Weights};
 pub use gelu::gelu_tanh_mul;
 pub use norm::rms_norm;
