@@ -146,8 +146,7 @@ impl Attention {
         })
     }
 
-    /// `mask` is additive, broadcastable to (batch, heads, seq, seq).
-    fn forward(&self, xs: &Tensor, mask: &Tensor, rotary: &Rotary) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, mask: &KeyMask, rotary: &Rotary) -> Result<Tensor> {
         let (batch, seq_len, _) = xs.dims3()?;
         let heads = |proj: &Projection, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
         let q = self
@@ -170,11 +169,22 @@ impl Attention {
             MatmulKernel::Candle => q.matmul(&k.t()?)?,
             MatmulKernel::CpuBf16 => super::kernels::batched_matmul_nt(&q, &k)?,
         };
-        let scores = (scores * self.scale)?
-            .reshape((batch, self.num_heads, seq_len, seq_len))?
-            .broadcast_add(mask)?;
-        let weights =
-            candle_nn::ops::softmax_last_dim(&scores)?.reshape((batch, self.num_kv_heads, group * seq_len, seq_len))?;
+        let weights = match mask {
+            KeyMask::Additive(mask) => {
+                let scores = (scores * self.scale)?
+                    .reshape((batch, self.num_heads, seq_len, seq_len))?
+                    .broadcast_add(mask)?;
+                candle_nn::ops::softmax_last_dim(&scores)?.reshape((
+                    batch,
+                    self.num_kv_heads,
+                    group * seq_len,
+                    seq_len,
+                ))?
+            }
+            KeyMask::Lengths { lengths, window } => {
+                super::kernels::masked_softmax(&scores, self.scale as f32, lengths, *window)?
+            }
+        };
         let out = match self.kernel {
             MatmulKernel::Candle => weights.matmul(&v)?,
             MatmulKernel::CpuBf16 => super::kernels::batched_matmul(&weights, &v)?,
@@ -185,6 +195,18 @@ impl Attention {
             .reshape((batch, seq_len, self.num_heads * self.head_dim))?;
         self.o_proj.forward(&out)
     }
+}
+
+/// Which keys each query sees.
+enum KeyMask<'a> {
+    /// Added to the scaled scores before candle's softmax (any device), broadcastable to
+    /// (batch, heads, seq, seq).
+    Additive(Tensor),
+    /// Each text's real tokens, within `window` of the query if any: the CPU's fused kernel.
+    Lengths {
+        lengths: &'a [usize],
+        window: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +266,7 @@ impl Layer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: &Tensor, rotary: &Rotary) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, mask: &KeyMask, rotary: &Rotary) -> Result<Tensor> {
         let attended = self.attention.forward(&self.input_norm.forward(xs)?, mask, rotary)?;
         let xs = (xs + self.post_attention_norm.forward(&attended)?)?;
         let fed = self.mlp.forward(&self.pre_feedforward_norm.forward(&xs)?)?;
@@ -303,12 +325,20 @@ impl GemmaEncoder {
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let seq_len = input_ids.dim(1)?;
         let device = input_ids.device();
-        let global_mask = self.attention_mask(lengths, seq_len, None, device)?;
         // Below the window size a sliding layer sees everything, so it can share the global mask.
-        let local_mask = if seq_len > self.sliding_window {
-            self.attention_mask(lengths, seq_len, Some(self.sliding_window), device)?
+        let window = (seq_len > self.sliding_window).then_some(self.sliding_window);
+        let (global_mask, local_mask) = if device.is_cpu() && self.dtype == DType::F32 {
+            (
+                KeyMask::Lengths { lengths, window: None },
+                KeyMask::Lengths { lengths, window },
+            )
         } else {
-            global_mask.clone()
+            let global = self.attention_mask(lengths, seq_len, None, device)?;
+            let local = match window {
+                Some(_) => self.attention_mask(lengths, seq_len, window, device)?,
+                None => global.clone(),
+            };
+            (KeyMask::Additive(global), KeyMask::Additive(local))
         };
         let mut xs = (self.embed_tokens.forward(input_ids)? * self.embed_scale)?;
         for layer in &self.layers {
