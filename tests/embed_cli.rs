@@ -165,3 +165,51 @@ fn embed_errors_are_clear_and_lose_nothing() {
         "failed runs must leave the old output alone"
     );
 }
+
+/// Without AVX-512 BF16 (here hidden with THEMAP_NO_AVX512) the CPU default is f32, and asking
+/// for bf16 is refused with the fix; with it the default is bf16.
+#[test]
+fn the_cpu_format_follows_the_instructions() {
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in.tsv");
+    std::fs::write(&input, "a\t关税\nb\t美元\n").unwrap();
+    let out = tmp.path().join("v.npy");
+    let dtype_of = |stdout: &str| serde_json::from_str::<serde_json::Value>(stdout).unwrap()["dtype"].clone();
+
+    let no_avx512 = |args: &[&str]| {
+        let out = themap()
+            .env("THEMAP_NO_AVX512", "1")
+            .args(args)
+            .output()
+            .expect("themap runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = no_avx512(&["embed", s(&input), "-o", s(&out), "--json", "-q", "--overwrite"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(dtype_of(&stdout), "f32");
+    let (code, _, err) = no_avx512(&["embed", s(&input), "-o", s(&out), "--dtype", "bf16", "--overwrite"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("avx512_bf16") && err.contains("--dtype f32"), "{err}");
+
+    let (code, stdout, _) = run(&[
+        "embed",
+        s(&input),
+        "-o",
+        s(&out),
+        "--json",
+        "-q",
+        "--overwrite",
+        "--restart",
+    ]);
+    assert_eq!(code, 0);
+    let expected = if themap::embed::kernels::bf16_supported() {
+        "bf16"
+    } else {
+        "f32"
+    };
+    assert_eq!(dtype_of(&stdout), expected);
+}
