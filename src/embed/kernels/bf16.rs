@@ -3,8 +3,9 @@
 //! `vdpbf16ps` multiplies two pairs of bf16 values per f32 lane and adds both products to the
 //! lane: 32 multiply-adds per instruction where an f32 FMA does 16, from half the bytes.
 //! candle's CPU matrix multiply has no bf16 kernel (its bf16 path is slower than f32), so the
-//! encoder's linear layers call this one. Weights are rounded to bf16 and packed once, at load;
-//! activations are rounded per call (to nearest even, as PyTorch rounds); every sum is f32.
+//! encoder's linear layers and attention's products call this one. Linear weights are rounded to
+//! bf16 and packed once, at load; activations are rounded per call (to nearest even, as PyTorch
+//! rounds); every sum is f32.
 //!
 //! The blocking is the classic GotoBLAS one. Weights are packed in panels of [`NR`] output
 //! columns, each k-pair's 64 columns contiguous, so the micro-kernel streams one panel while
