@@ -8,9 +8,11 @@
 # Engines, in this order:
 #   themap f32, and themap bf16 where the CPU has AVX-512 BF16 (or on a GPU with --device cuda);
 #   sentence-transformers on PyTorch, f32: the reference (pinned, in $THEMAP_CACHE/venv-ref);
+#   the same in bf16 (PyTorch's oneDNN bf16 kernels on the CPU), the reduced-precision peer;
 #   sentence-transformers' ONNX backend with its dynamic int8 quantization (avx512_vnni), the
 #   strongest CPU peer installable from PyPI (pinned, in $THEMAP_CACHE/venv-onnx; the export and
-#   quantized model are cached in $THEMAP_CACHE/onnx). PEERS=reference skips it.
+#   quantized model are cached in $THEMAP_CACHE/onnx).
+# PEERS lists the peers to run besides the reference: bf16,onnx (the default), or none.
 # Results go to target/bench-embed/CORPUS/ (OUT overrides); table.md there holds the table.
 #   REF_BATCH   the peers' batch size (default 32, sentence-transformers' default)
 #   REF_DEVICE  the reference's device (default cpu; cuda on a GPU machine, with REF_DTYPE bfloat16)
@@ -26,7 +28,7 @@ if ! "$VENV/bin/python" -c "import sentence_transformers, torch" 2>/dev/null; th
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q torch==2.15.0 sentence-transformers==6.2.0 numpy
 fi
-PEERS=${PEERS:-reference,onnx}
+PEERS=${PEERS:-bf16,onnx}
 ONNX_VENV="$CACHE/venv-onnx"
 if [[ $PEERS == *onnx* ]] && ! "$ONNX_VENV/bin/python" -c "import sentence_transformers, optimum.onnxruntime, onnxruntime, torch" 2>/dev/null; then
   # optimum-onnx needs transformers < 4.58, sentence-transformers 6 needs >= 5: a venv of its own.
@@ -70,6 +72,13 @@ echo "reference: sentence-transformers" >&2
   --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype "${REF_DTYPE:-float32}" \
   2>"$OUT/reference.log" > "$OUT/reference.json"
 ENGINES="$ENGINES reference"
+if [[ $PEERS == *bf16* ]]; then
+  echo "peer: sentence-transformers in bf16" >&2
+  "$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference-bf16.npy" \
+    --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype bfloat16 \
+    2>"$OUT/reference-bf16.log" > "$OUT/reference-bf16.json"
+  ENGINES="$ENGINES reference-bf16"
+fi
 if [[ $PEERS == *onnx* ]]; then
   echo "peer: sentence-transformers ONNX int8" >&2
   "$ONNX_VENV/bin/python" scripts/embed_onnx.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/onnx-int8.npy" \
