@@ -69,8 +69,8 @@ impl DeviceChoice {
 }
 
 /// The number format of the model's weights and activations. Norms, pooling and the final
-/// projections always run in f32. On the CPU, bf16 rounds the weights and the inputs of the
-/// linear layers' matrix products to bf16 and keeps everything between them in f32.
+/// projections always run in f32. On the CPU, bf16 rounds the inputs of every matrix product
+/// (linear layers and attention) to bf16, sums in f32, and keeps everything between them in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {

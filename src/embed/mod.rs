@@ -227,14 +227,14 @@ impl EmbeddingModel {
                 reason: e.to_string(),
             }
         };
-        // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
-        // fetch script replaces model directories by rename, never in place.
-        // On the CPU, bf16 means bf16 matrix products in the linear layers; the weights are read
-        // in f32 and rounded as they are packed, and everything between products stays f32.
+        // On the CPU, bf16 means bf16 matrix products (linear layers and attention); the weights
+        // are read in f32 and rounded as they are packed, and everything between products stays f32.
         let (weights_dtype, kernel) = match (options.device, dtype) {
             (DeviceChoice::Cpu, Dtype::Bf16) => (DType::F32, MatmulKernel::CpuBf16),
             _ => (dtype.candle(), MatmulKernel::Candle),
         };
+        // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
+        // fetch script replaces model directories by rename, never in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], weights_dtype, &device) }
             .map_err(weights_error(&model.weights))?;
         let encoder = GemmaEncoder::load(&model.encoder, kernel, vb).map_err(weights_error(&model.weights))?;
