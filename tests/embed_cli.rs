@@ -15,7 +15,12 @@ fn themap() -> Command {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = themap().args(args).output().expect("themap runs");
+    output(themap().args(args))
+}
+
+/// Exit code, stdout and stderr of a finished command.
+fn output(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("themap runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -176,23 +181,12 @@ fn the_cpu_format_follows_the_instructions() {
     let out = tmp.path().join("v.npy");
     let dtype_of = |stdout: &str| serde_json::from_str::<serde_json::Value>(stdout).unwrap()["dtype"].clone();
 
-    let no_avx512 = |args: &[&str]| {
-        let out = themap()
-            .env("THEMAP_NO_AVX512", "1")
-            .args(args)
-            .output()
-            .expect("themap runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let no_avx512 = |args: &[&str]| output(themap().env("THEMAP_NO_AVX512", "1").args(args));
     let (code, stdout, _) = no_avx512(&["embed", s(&input), "-o", s(&out), "--json", "-q", "--overwrite"]);
-    assert_eq!(code, Some(0));
+    assert_eq!(code, 0);
     assert_eq!(dtype_of(&stdout), "f32");
     let (code, _, err) = no_avx512(&["embed", s(&input), "-o", s(&out), "--dtype", "bf16", "--overwrite"]);
-    assert_eq!(code, Some(2));
+    assert_eq!(code, 2);
     assert!(err.contains("avx512_bf16") && err.contains("--dtype f32"), "{err}");
 
     let (code, stdout, _) = run(&[

@@ -13,10 +13,13 @@
 //! while every row block of a task passes over them. Tasks are row blocks, run in parallel.
 
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use half::bf16;
 use rayon::prelude::*;
+
+use super::contiguous_f32;
 
 /// Output columns per packed panel: four 16-lane registers.
 const NR: usize = 64;
@@ -27,16 +30,20 @@ const KC: usize = 96;
 /// Most rows per parallel task: the task's activations (96 × 576 pairs × 4 bytes) stay in L2.
 const MAX_TASK_ROWS: usize = 96;
 
-/// Whether this CPU can run the kernel (x86-64 with AVX512F and AVX512_BF16).
+/// Whether this CPU can run the kernel (x86-64 with AVX512F and AVX512_BF16), unless
+/// `THEMAP_NO_AVX512` is set. Read once: attention packs every head's keys and values through it.
 pub fn bf16_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::env::var_os("THEMAP_NO_AVX512").is_none()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::env::var_os("THEMAP_NO_AVX512").is_none()
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
 }
 
 /// A weight matrix of `n` rows (output features) by `k` columns (input features), rounded to
@@ -157,17 +164,11 @@ impl CustomOp1 for Bf16Weights {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(values) = storage else {
-            bail!("bf16-linear takes f32 activations");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("bf16-linear takes contiguous activations");
-        };
+        let a = contiguous_f32(storage, layout, self.name())?;
         let mut dims = layout.dims().to_vec();
         if dims.last() != Some(&self.k) {
             bail!("bf16-linear: activations {:?} do not end in {} features", dims, self.k);
         }
-        let a = &values[start..end];
         let out = self.product(a);
         *dims.last_mut().expect("checked above") = self.n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
@@ -199,12 +200,10 @@ impl CustomOp2 for Batched {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
-            bail!("bf16-batched-matmul takes f32 tensors");
-        };
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            bail!("bf16-batched-matmul takes contiguous tensors");
-        };
+        let (a, b) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let (a_dims, b_dims) = (l1.dims(), l2.dims());
         let rank = a_dims.len();
         if rank < 2 || b_dims.len() != rank || a_dims[..rank - 2] != b_dims[..rank - 2] {
@@ -228,7 +227,7 @@ impl CustomOp2 for Batched {
             // multiplying on one core beats splitting it across cores.
             out.spare_capacity_mut()[..len]
                 .par_chunks_exact_mut(m * n)
-                .zip(a[a0..a1].par_chunks_exact(m * k).zip(b[b0..b1].par_chunks_exact(n * k)))
+                .zip(a.par_chunks_exact(m * k).zip(b.par_chunks_exact(n * k)))
                 .for_each(|(out, (a, b))| {
                     let packed = match self.b_transposed {
                         true => Bf16Weights::pack(b, n, k),
@@ -378,6 +377,15 @@ mod tests {
             .collect()
     }
 
+    /// Tests of the kernel skip, saying so, where the CPU cannot run it.
+    fn cpu_lacks_bf16() -> bool {
+        let lacks = !bf16_supported();
+        if lacks {
+            eprintln!("skipped: this CPU lacks AVX512_BF16");
+        }
+        lacks
+    }
+
     fn round(x: f32) -> f64 {
         bf16::from_f32(x).to_f64()
     }
@@ -398,8 +406,7 @@ mod tests {
 
     #[test]
     fn matches_the_scalar_reference_on_odd_shapes() {
-        if !bf16_supported() {
-            eprintln!("skipped: this CPU lacks AVX512_BF16");
+        if cpu_lacks_bf16() {
             return;
         }
         // Rows, inputs and outputs around every block edge: 1 and MR ± 1 rows, odd k, k across
@@ -434,8 +441,7 @@ mod tests {
 
     #[test]
     fn close_to_f32_products() {
-        if !bf16_supported() {
-            eprintln!("skipped: this CPU lacks AVX512_BF16");
+        if cpu_lacks_bf16() {
             return;
         }
         let (m, k, n) = (64, 768, 192);
@@ -463,8 +469,7 @@ mod tests {
 
     #[test]
     fn batched_products_match_candle() -> Result<()> {
-        if !bf16_supported() {
-            eprintln!("skipped: this CPU lacks AVX512_BF16");
+        if cpu_lacks_bf16() {
             return Ok(());
         }
         let device = candle_core::Device::Cpu;
@@ -485,8 +490,7 @@ mod tests {
 
     #[test]
     fn candle_op_keeps_leading_dims() -> Result<()> {
-        if !bf16_supported() {
-            eprintln!("skipped: this CPU lacks AVX512_BF16");
+        if cpu_lacks_bf16() {
             return Ok(());
         }
         let device = candle_core::Device::Cpu;

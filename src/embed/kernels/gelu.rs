@@ -5,8 +5,10 @@
 //! pass: on this model's shapes that cost about a fifth of the matrix multiplies around it.
 //! Here it is one pass, vectorised, over all cores.
 
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::contiguous_f32;
 
 /// `gelu_tanh(gate) * up`, element-wise; the fused kernel on the CPU in f32, candle's ops elsewhere.
 pub fn gelu_tanh_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
@@ -28,13 +30,10 @@ impl CustomOp2 for GeluTanhMul {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(gate), CpuStorage::F32(up)) = (s1, s2) else {
-            bail!("gelu-tanh-mul takes f32 tensors");
-        };
-        let (Some((g0, g1)), Some((u0, u1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            bail!("gelu-tanh-mul takes contiguous tensors");
-        };
-        let (gate, up) = (&gate[g0..g1], &up[u0..u1]);
+        let (gate, up) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let mut out = vec![0f32; gate.len()];
         out.par_chunks_mut(CHUNK)
             .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))

@@ -10,3 +10,17 @@ pub use bf16::{batched_matmul, batched_matmul_nt, bf16_supported, Bf16Weights};
 pub use gelu::gelu_tanh_mul;
 pub use norm::rms_norm;
 pub use softmax::masked_softmax;
+
+use candle_core::{bail, CpuStorage, Layout, Result};
+
+/// The f32 values a kernel's input holds, which must be contiguous; `op` names the kernel in
+/// the error.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        bail!("{op} takes f32 tensors");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op} takes contiguous tensors");
+    };
+    Ok(&values[start..end])
+}

@@ -8,6 +8,8 @@
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::contiguous_f32;
+
 /// `x / sqrt(mean(x²) + eps) * scale` along the last dimension; the kernel on the CPU in f32,
 /// candle's op elsewhere.
 pub fn rms_norm(xs: &Tensor, scale: &Tensor, eps: f32) -> Result<Tensor> {
@@ -32,13 +34,10 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xs), CpuStorage::F32(scale)) = (s1, s2) else {
-            bail!("rms-norm takes f32 tensors");
-        };
-        let (Some((x0, x1)), Some((s0, s1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            bail!("rms-norm takes contiguous tensors");
-        };
-        let (xs, scale) = (&xs[x0..x1], &scale[s0..s1]);
+        let (xs, scale) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let dim = l1.dims().last().copied().unwrap_or(0);
         if dim == 0 || scale.len() != dim {
             bail!("rms-norm: scale of {} values for rows of {dim}", scale.len());

@@ -9,6 +9,8 @@
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::contiguous_f32;
+
 /// `softmax(scale · scores)` over the keys each query sees, zero elsewhere. `scores` is
 /// (batch, …, seq) with one row per query, rows of a text in query order repeating per head
 /// (so a row's query is its index modulo seq); `lengths[b]` is text b's real tokens; with a
@@ -47,15 +49,9 @@ impl CustomOp1 for MaskedSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(scores) = storage else {
-            bail!("masked-softmax takes f32 scores");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("masked-softmax takes contiguous scores");
-        };
+        let scores = contiguous_f32(storage, layout, self.name())?;
         let dims = layout.dims();
         let seq = dims.last().copied().unwrap_or(0);
-        let scores = &scores[start..end];
         if dims.first() != Some(&self.lengths.len()) || seq == 0 || scores.len() % (self.lengths.len() * seq) != 0 {
             bail!("masked-softmax: scores {dims:?} for {} texts", self.lengths.len());
         }
