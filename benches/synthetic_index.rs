@@ -142,8 +142,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         clustering_vectors: None,
         clustering_sample: None,
         graph: None,
+        generation: None,
     };
-    store::save(&index, &args.out)?;
+    store::save(&index, &store::lock(&args.out, false)?)?;
     let truth: String = labels.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(args.out.join("labels.txt"), truth)?;
     eprintln!(

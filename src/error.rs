@@ -59,8 +59,14 @@ pub enum Error {
     #[error("no index at {dir}; build one with `themap index PATH...` (or pass --index DIR)")]
     IndexMissing { dir: PathBuf },
 
-    #[error("index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild PATH...`")]
+    #[error("index file {path} is damaged ({reason}); rebuild it with `themap index --rebuild` (same sources) or `themap index --rebuild PATH...`")]
     IndexCorrupt { path: PathBuf, reason: String },
+
+    #[error("another themap command is writing the index in {dir} (it holds {dir}/writer.lock); wait for it to finish, or pass --wait to queue behind it")]
+    IndexBusy { dir: PathBuf },
+
+    #[error("the index in {dir} changed while this command ran (it read generation {read}, generation {now} is current); run the command again")]
+    IndexChanged { dir: PathBuf, read: u64, now: u64 },
 
     #[error("search graph {path} is damaged ({reason}); rebuild it with `themap index --compact`")]
     GraphCorrupt { path: PathBuf, reason: String },

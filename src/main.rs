@@ -11,11 +11,20 @@ fn main() -> ExitCode {
     init_tracing(args.verbose, args.quiet);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // `themap themes | head`: the reader has what it wanted; not an error (as in ripgrep).
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("themap: error: {error:#}");
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// 2: the request itself is wrong (bad setting); 1: anything else that failed.

@@ -153,17 +153,25 @@ fn embed_errors_are_clear_and_lose_nothing() {
         assert!(err.contains("--features cuda"), "{err}");
     }
 
+    // A bad line is passed over and named; the rest is embedded.
     let bad = tmp.path().join("bad.tsv");
     std::fs::write(&bad, "a\tok\nno tab on this line\n").unwrap();
-    let (code, _, err) = run(&["embed", s(&bad), "-o", s(&out), "--overwrite"]);
-    assert_eq!(code, 1);
+    let partly = tmp.path().join("partly.npy");
+    let (code, _, err) = run(&["embed", s(&bad), "-o", s(&partly)]);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("bad.tsv, line 2") && err.contains("no tab"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("partly.ids.txt")).unwrap(),
+        "a\n"
+    );
 
+    // Nothing to embed: an error, and no unfinished output left behind.
     let empty = tmp.path().join("empty.jsonl");
     std::fs::write(&empty, "\n").unwrap();
     let (code, _, err) = run(&["embed", s(&empty), "-o", s(&out), "--overwrite", "--restart"]);
     assert_eq!(code, 1);
     assert!(err.contains("no texts"), "{err}");
+    assert!(!tmp.path().join("v.npy.partial").exists());
     assert_eq!(
         std::fs::read(&out).unwrap(),
         before,

@@ -8,6 +8,7 @@ mod common;
 mod embed_cli;
 mod embed_golden;
 mod hnsw;
+mod hostile;
 mod import;
 mod report;
 mod store;

@@ -103,6 +103,7 @@ fn synthetic_index() -> Index {
         clustering_vectors: None,
         clustering_sample: None,
         graph: None,
+        generation: None,
     }
 }
 

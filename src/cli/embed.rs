@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use themap::corpus::{self, read_records, Record, RecordFormat};
-use themap::embed::output::{OutputSettings, VectorWriter, Written};
+use themap::embed::output::{Opened, OutputSettings, VectorWriter, Written};
 use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, Prompt, StreamOptions};
 use themap::npy::Element;
 use themap::Progress;
@@ -105,7 +105,13 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut writer = VectorWriter::open(&args.out, settings, &model.name(), args.overwrite, args.restart)?;
+    let mut writer = match VectorWriter::open(&args.out, settings, &model.name(), args.overwrite, args.restart)? {
+        Opened::Writer(writer) => writer,
+        Opened::Done(written) => {
+            tracing::info!("the previous run had finished; its files are now in place, nothing to embed");
+            return summary(&written, &EmbedStats::default(), written.rows, model.dtype(), &args);
+        }
+    };
     let resume = writer.resume();
     if let Some(resume) = resume {
         tracing::info!(
@@ -140,11 +146,21 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         window: args.window,
         resume,
     };
-    let stats = embed_stream(&model, records, &options, &mut writer, &progress)?;
+    let stats = embed_stream(&model, records, &options, &mut writer, &progress);
     progress.finish();
     if writer.rows() == 0 {
+        // Nothing to resume: leave no trace.
+        writer.discard()?;
+        stats?;
         bail!("no texts in {}: nothing written", corpus::list_paths(&args.inputs));
     }
+    let stats = stats.with_context(|| {
+        format!(
+            "the {} texts embedded so far are kept in {}: run the same command again to continue",
+            writer.rows(),
+            writer.partial_dir().display()
+        )
+    })?;
     let written = writer.finish()?;
     summary(&written, &stats, resume.map_or(0, |r| r.records), model.dtype(), &args)
 }
@@ -191,7 +207,14 @@ fn records(inputs: &[PathBuf], format: RecordFormat) -> Result<RecordStream<'sta
             streams.push(Box::new(read_records(BufReader::new(file), input.clone(), format)));
         }
     }
-    Ok(Box::new(streams.into_iter().flatten()))
+    // A bad line is passed over and named, as `themap index` does with JSONL documents.
+    Ok(Box::new(streams.into_iter().flatten().filter(|record| match record {
+        Err(error @ themap::Error::BadRecord { .. }) => {
+            tracing::warn!("passed over: {error}");
+            false
+        }
+        _ => true,
+    })))
 }
 
 /// Non-empty lines of the input files, for the progress bar; `None` for standard input.

@@ -7,11 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use themap::embed::output::VectorsMeta;
-use themap::embed::Prompt;
+use themap::embed::{LazyModel, Prompt};
 use themap::index::{import, store, BuildSettings, Index, Vectors};
 
 use super::progress::CliProgress;
-use super::{load_model, model_info, open_tokenizer, output, read_corpus, split_options, Compute, Locations, Reading};
+use super::{embed_options, model_dir, model_info, output, read_corpus, split_options, Compute, Locations, Reading};
 
 #[derive(Debug, Args)]
 pub struct IndexArgs {
@@ -55,6 +55,10 @@ pub struct IndexArgs {
     #[arg(long)]
     compact: bool,
 
+    /// When another command is writing the index, wait for it to finish instead of stopping.
+    #[arg(long)]
+    wait: bool,
+
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -62,46 +66,52 @@ pub struct IndexArgs {
 
 pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
-    // A rebuild from given paths needs nothing from the old index, so it also repairs a
-    // damaged one (the fix its error message names).
-    // --compact replaces the graph, so it also repairs a damaged graph file.
-    let previous = if store::exists(&args.at.index) && !(args.rebuild && !args.paths.is_empty()) {
-        Some(if args.compact {
-            store::load_without_graph(&args.at.index)?
-        } else {
-            store::load(&args.at.index)?
-        })
-    } else {
-        None
+    // Held from reading the previous index to committing the new one, so no other writer's
+    // work is lost in between; taken first, so a busy or impossible --index fails before any work.
+    let lock = store::lock(&args.at.index, args.wait)?;
+    // A rebuild needs nothing from the old index but its sources (in the manifest), so it also
+    // repairs a damaged one (the fix its error message names). --compact replaces the graph, so
+    // it also repairs a damaged graph file.
+    let exists = store::exists(&args.at.index);
+    let previous = match (exists && !args.rebuild, args.compact) {
+        (false, _) => None,
+        (true, true) => Some(store::load_without_graph(&args.at.index)?),
+        (true, false) => Some(store::load(&args.at.index)?),
     };
-    let sources = match (&previous, args.paths.is_empty()) {
-        (_, false) => args.paths.clone(),
-        (Some(previous), true) => previous.settings.sources.clone(),
-        (None, true) => {
-            anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
+    let sources = if !args.paths.is_empty() {
+        if exists {
+            note_replaced_sources(&store::settings(&args.at.index)?.sources, &args.paths);
         }
+        args.paths.clone()
+    } else if exists {
+        store::settings(&args.at.index)
+            .context("give the files or folders to index: the index's own list of them cannot be read")?
+            .sources
+    } else {
+        anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
     };
     let given = args.vectors.as_deref().map(import::read_meta).transpose()?;
     // Given vectors decide the size; the model's weights are then not needed at all.
     let dims = args.dims.or(given.as_ref().map(|meta| meta.settings.dims));
-    let tokenizer = open_tokenizer(args.at.model.as_deref(), dims)?;
-    let split = split_options(&args.reading, &tokenizer);
-    let corpus = read_corpus(&sources, &args.reading, &split, &tokenizer)?;
+    // The weights load only if some passage needs embedding: an update that changed nothing,
+    // or given vectors, need only the tokenizer.
+    let model = LazyModel::open(&model_dir(args.at.model.as_deref()), embed_options(dims, &args.compute))?;
+    let tokenizer = model.tokenizer();
+    let split = split_options(&args.reading, tokenizer);
+    let corpus = read_corpus(&sources, &args.reading, &split, tokenizer)?;
     let settings = BuildSettings {
         sources: absolute(&sources),
         max_tokens: split.max_tokens,
         min_tokens: split.min_tokens,
     };
-    // Index::build reuses vectors only from an index of the same model.
-    let previous = previous.filter(|_| !args.rebuild);
     let progress = CliProgress::new(quiet);
 
     let (built, stats) = match given {
         Some(meta) => {
-            let model = model_info(&tokenizer, Some(meta.settings.dtype));
+            let info = model_info(tokenizer, Some(meta.settings.dtype));
             let check = |path: &Path, meta: &VectorsMeta, prompt: Prompt| {
                 let expected = import::Expected {
-                    model: &model,
+                    model: &info,
                     prompt,
                     max_tokens: split.max_tokens,
                     min_tokens: split.min_tokens,
@@ -119,19 +129,36 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
                 None => None,
             };
             let vectors = Vectors::Given { search, clustering };
-            Index::build(&corpus, vectors, model, settings, previous.as_ref(), &progress)?
+            Index::build(&corpus, vectors, info, settings, previous.as_ref(), &progress)?
         }
         None => {
-            let embedder = load_model(args.at.model.as_deref(), args.dims, &args.compute)?;
-            let model = model_info(&tokenizer, Some(embedder.dtype()));
-            let vectors = Vectors::Embed(&embedder);
-            Index::build(&corpus, vectors, model, settings, previous.as_ref(), &progress)?
+            let info = model_info(tokenizer, Some(model.dtype()?));
+            let vectors = Vectors::Embed(&model);
+            Index::build(&corpus, vectors, info, settings, previous.as_ref(), &progress)?
         }
     };
-    store::save(&built, &args.at.index)
+    store::save(&built, &lock)
         .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     output::index_summary(&stats, &args.at.index, seconds, corpus.skipped.len(), args.json)
+}
+
+/// Paths given replace the index's sources (the index mirrors what it was last given): say so
+/// when sources drop out, since their documents leave the index.
+fn note_replaced_sources(old: &[PathBuf], given: &[PathBuf]) {
+    let given = absolute(given);
+    let dropped: Vec<String> = old
+        .iter()
+        .filter(|p| !given.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "the index now holds only the paths given; documents from {} leave it (to add files, give the old sources too, e.g. `themap index {} NEW...`)",
+            dropped.join(", "),
+            dropped.join(" ")
+        );
+    }
 }
 
 /// Sources are stored absolute, so `themap index` with no paths works from any directory.

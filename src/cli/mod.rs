@@ -140,8 +140,8 @@ struct Reading {
 #[derive(Debug, Args)]
 struct Lookup {
     /// Number of passages to show.
-    #[arg(short, default_value_t = 10, value_name = "N")]
-    k: usize,
+    #[arg(short, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
 
     /// At most N passages from any one document, so other documents get a place (0: no limit).
     #[arg(long, default_value_t = 3, value_name = "N")]
@@ -176,7 +176,7 @@ struct Lookup {
 impl Lookup {
     fn limits(&self) -> Limits {
         Limits {
-            k: self.k,
+            k: self.k as usize,
             per_doc: (self.per_doc > 0).then_some(self.per_doc),
             ef: self.ef.map(|ef| ef as usize),
             exact: self.exact,
@@ -197,16 +197,35 @@ impl Lookup {
 fn parse_date(text: &str) -> std::result::Result<String, String> {
     let digits = |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
     let parts: Vec<&str> = text.split('-').collect();
+    let number = |part: &str| part.parse::<u32>().unwrap_or(0);
+    let month_ok = |m: &str| digits(m, 2) && (1..=12).contains(&number(m));
     let ok = match parts.as_slice() {
         [y] => digits(y, 4),
-        [y, m] => digits(y, 4) && digits(m, 2),
-        [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2),
+        [y, m] => digits(y, 4) && month_ok(m),
+        [y, m, d] => {
+            digits(y, 4)
+                && month_ok(m)
+                && digits(d, 2)
+                && (1..=days_in_month(number(y), number(m))).contains(&number(d))
+        }
         _ => false,
     };
     if ok {
         Ok(text.to_string())
     } else {
-        Err(format!("{text:?} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD"))
+        Err(format!(
+            "{text:?} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD (a real month and day)"
+        ))
+    }
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -236,12 +255,10 @@ fn read_corpus(
     for skipped in &corpus.skipped {
         tracing::warn!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
-    for doc in corpus.documents.iter().filter(|d| d.front_matter_error.is_some()) {
-        tracing::warn!(
-            "{}: front matter ignored: {}",
-            doc.path.display(),
-            doc.front_matter_error.as_deref().unwrap_or_default()
-        );
+    for doc in &corpus.documents {
+        for note in &doc.notes {
+            tracing::warn!("{}: {note}", doc.path.display());
+        }
     }
     Ok(corpus)
 }

@@ -11,6 +11,19 @@ use themap::index::{BuildStats, Hit, Index};
 /// Characters of passage text shown per hit in the readable form.
 const SNIPPET_CHARS: usize = 140;
 
+/// Checks that `path` can be written as a file, before any work is done for it: it is not a
+/// folder, and its folder exists.
+pub fn check_output_file(path: &Path) -> Result<()> {
+    let problem = if path.is_dir() {
+        "is a folder"
+    } else if path.parent().is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        "is in a folder that does not exist"
+    } else {
+        return Ok(());
+    };
+    Err(themap::Error::InvalidArgument(format!("{} {problem}; name a file to write", path.display())).into())
+}
+
 pub fn index_summary(stats: &BuildStats, dir: &Path, seconds: f64, skipped: usize, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {

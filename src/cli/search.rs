@@ -44,9 +44,22 @@ pub struct SimilarArgs {
 }
 
 pub fn search(args: SearchArgs) -> Result<()> {
+    if args.query.trim().is_empty() {
+        anyhow::bail!(themap::Error::InvalidArgument(
+            "the query is empty; give words to look for, e.g. `themap search \"tariffs\"`".into()
+        ));
+    }
     let index = store::load(&args.at.index)?;
+    // Before the model loads: a filter that matches nothing is a mistake to report at once.
+    index.check_filter(&args.lookup.filter())?;
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
     store::check_model(&index, &model_info(model.tokenizer(), None), &args.at.index)?;
+    if model.tokenizer().is_cut(&args.query, Prompt::Query)? {
+        tracing::warn!(
+            "the query is longer than the model reads ({} tokens); only its start is searched for",
+            model.tokenizer().max_tokens()
+        );
+    }
     let query = model.embed(&[args.query.as_str()], Prompt::Query, &themap::Silent)?;
     let hits = index.search(query.row(0), &args.lookup.limits(), &args.lookup.filter())?;
     output::hits(&index, &hits, &args.query, args.json)

@@ -10,7 +10,7 @@ use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors, CLUSTERING_SAMP
 
 use themap::embed::LazyModel;
 
-use super::{embed_options, model_dir, model_info, progress::CliProgress, Compute, Locations};
+use super::{embed_options, model_dir, model_info, output, progress::CliProgress, Compute, Locations};
 
 /// How themes are found; shared by `themes` and `report`.
 #[derive(Debug, Args)]
@@ -57,6 +57,11 @@ pub struct ThemeArgs {
     /// shape the themes.
     #[arg(long, value_name = "N")]
     min_chars: Option<usize>,
+
+    /// When another command is writing the index, wait for it to finish before keeping the
+    /// vectors this run embedded (without it they are not kept, and the run says so).
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +116,15 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
     if computed {
         // Kept with the index, so later runs (and re-indexing) reuse them. Only they are
         // written: the index was read without its graph.
-        store::save_clustering(&index, &args.at.index)?;
+        let kept = store::lock(&args.at.index, args.wait).and_then(|lock| store::save_clustering(&index, &lock));
+        match kept {
+            Ok(()) => {}
+            // The themes are right for the index as read; only the cache is lost.
+            Err(e @ (themap::Error::IndexBusy { .. } | themap::Error::IndexChanged { .. })) => {
+                tracing::warn!("the clustering vectors computed for this run were not kept with the index: {e}")
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let options = ThemeOptions {
         k: args.k,
@@ -128,6 +141,9 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
 }
 
 pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
+    if let Some(path) = &args.assignments {
+        output::check_output_file(path)?;
+    }
     let map = build(&args.theme, false, quiet)?;
     if let Some(path) = &args.assignments {
         themap::fsutil::write_atomic(path, |w| report::write_assignments(&map, w))?;
@@ -201,8 +217,15 @@ fn count(n: usize, noun: &str) -> String {
 }
 
 pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
-    let map = build(&args.theme, true, quiet)?;
+    // Before the work: a report that cannot be written must not cost an embedding run.
+    if args.out.exists() && !args.out.is_dir() {
+        anyhow::bail!(themap::Error::InvalidArgument(format!(
+            "--out {} is a file; the report is a folder (index.html, themes.json, themes.md): name a new or existing folder",
+            args.out.display()
+        )));
+    }
     std::fs::create_dir_all(&args.out).map_err(themap::Error::io(&args.out))?;
+    let map = build(&args.theme, true, quiet)?;
     let html = args.out.join("index.html");
     themap::fsutil::write_atomic(&html, |w| report::html::write(&map, w))?;
     themap::fsutil::write_atomic(&args.out.join("themes.json"), |w| report::json::write(&map, w))?;

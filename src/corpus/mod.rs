@@ -113,8 +113,9 @@ pub struct Document {
     pub text: String,
     /// Byte offset where the body starts (after any front matter).
     pub body_start: usize,
-    /// Why the front matter was ignored, if it was.
-    pub front_matter_error: Option<String>,
+    /// What reading passed over or repaired (front matter ignored, bad bytes replaced, JSONL
+    /// lines skipped), for the caller to show.
+    pub notes: Vec<String>,
 }
 
 impl Document {
@@ -127,12 +128,12 @@ impl Document {
             meta: Metadata::default(),
             text,
             body_start: 0,
-            front_matter_error: None,
+            notes: Vec::new(),
         };
         if let Some((yaml, body_start)) = front_matter(&doc.text) {
             match serde_yaml_ng::from_str::<Option<Metadata>>(yaml) {
                 Ok(meta) => doc.meta = meta.unwrap_or_default(),
-                Err(e) => doc.front_matter_error = Some(e.to_string()),
+                Err(e) => doc.notes.push(format!("front matter ignored: {e}")),
             }
             doc.body_start = body_start;
         }
@@ -210,6 +211,12 @@ impl UniqueIds {
             doc.id = format!("{base}~{n}");
             n += 1;
         }
+        if doc.id != base {
+            doc.notes.push(format!(
+                "another document already has id {base:?}; this one is {:?}",
+                doc.id
+            ));
+        }
     }
 }
 
@@ -232,6 +239,9 @@ pub fn stream_passages<'a>(
         let mut records = Vec::new();
         for mut doc in documents {
             ids.assign(&mut doc);
+            for note in &doc.notes {
+                tracing::warn!("{}: {note}", file.display());
+            }
             records.extend(
                 passages_of(&mut doc, split, count_tokens)
                     .into_iter()

@@ -88,33 +88,60 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Reads one file into documents (one, or one per line for JSONL). `Err` is the reason to skip it.
+/// What was repaired or passed over inside the file is in the documents' `notes`.
 pub fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let (text, encoding) = decode(&bytes, options.encoding)?;
-    if text.trim().is_empty() {
+    let decoded = decode(&bytes, options.encoding)?;
+    drop(bytes);
+    if decoded.text.trim().is_empty() {
         return Err("empty file".into());
     }
     let is_jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
-    if is_jsonl {
-        return read_jsonl(path, &text, encoding);
+    let mut documents = if is_jsonl {
+        read_jsonl(path, &decoded.text, decoded.encoding)?
+    } else {
+        vec![Document::from_text(id, path, decoded.text, decoded.encoding)]
+    };
+    if let Some(note) = decoded.note {
+        documents[0].notes.insert(0, note);
     }
-    Ok(vec![Document::from_text(id, path, text, encoding)])
+    Ok(documents)
+}
+
+/// Decoded text, the encoding's name, and what was repaired on the way.
+#[derive(Debug)]
+pub struct Decoded {
+    pub text: String,
+    pub encoding: &'static str,
+    pub note: Option<String>,
 }
 
 /// Decodes file bytes: UTF-8 (with or without BOM), UTF-16 with BOM, the named encoding, or a
-/// detected one (GB18030, Big5, ...). Binary data and text that does not decode cleanly are refused.
-pub fn decode(bytes: &[u8], named: Option<&'static Encoding>) -> std::result::Result<(String, &'static str), String> {
-    if looks_binary(bytes) {
+/// detected one (GB18030, Big5, ...). UTF-8 with a few bad bytes (a damaged or truncated file)
+/// stays UTF-8, the bad bytes replaced by U+FFFD and noted. Binary data and text that does not
+/// decode cleanly are refused.
+pub fn decode(bytes: &[u8], named: Option<&'static Encoding>) -> std::result::Result<Decoded, String> {
+    let bom = Encoding::for_bom(bytes);
+    let utf16 = |e: &'static Encoding| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE;
+    // UTF-16 text is full of NULs: only other text is checked for binary data.
+    if !bom.is_some_and(|(e, _)| utf16(e)) && !named.is_some_and(utf16) && looks_binary(bytes) {
         return Err("binary file (not text)".into());
     }
-    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+    if let Some((encoding, bom_len)) = bom {
         return decode_with(encoding, &bytes[bom_len..]);
     }
     if let Some(encoding) = named {
         return decode_with(encoding, bytes);
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return Ok((text.to_string(), "UTF-8"));
+        return Ok(Decoded {
+            text: text.to_string(),
+            encoding: "UTF-8",
+            note: None,
+        });
+    }
+    if let Some(decoded) = mostly_utf8(bytes) {
+        return Ok(decoded);
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(bytes, true);
@@ -122,32 +149,54 @@ pub fn decode(bytes: &[u8], named: Option<&'static Encoding>) -> std::result::Re
     decode_with(guess, bytes).map_err(|e| format!("{e} (not UTF-8; name the encoding with --encoding)"))
 }
 
-fn decode_with(encoding: &'static Encoding, bytes: &[u8]) -> std::result::Result<(String, &'static str), String> {
+/// UTF-8 text with a few invalid bytes: at most one per 50 valid multi-byte characters. Text
+/// in a legacy encoding (GBK, Big5) is invalid as UTF-8 almost everywhere, so it never passes.
+fn mostly_utf8(bytes: &[u8]) -> Option<Decoded> {
+    let (mut multibyte, mut invalid) = (0usize, 0usize);
+    for chunk in bytes.utf8_chunks() {
+        multibyte += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        invalid += chunk.invalid().len();
+    }
+    if multibyte < 50 * invalid {
+        return None;
+    }
+    Some(Decoded {
+        text: String::from_utf8_lossy(bytes).into_owned(),
+        encoding: "UTF-8",
+        note: Some(format!(
+            "{invalid} byte{} that {} not UTF-8 replaced by U+FFFD (the file is damaged or was cut mid-character)",
+            if invalid == 1 { "" } else { "s" },
+            if invalid == 1 { "is" } else { "are" }
+        )),
+    })
+}
+
+fn decode_with(encoding: &'static Encoding, bytes: &[u8]) -> std::result::Result<Decoded, String> {
     let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
     if had_errors {
         return Err(format!("cannot be decoded as {}", encoding.name()));
     }
-    Ok((text.into_owned(), encoding.name()))
+    Ok(Decoded {
+        text: text.into_owned(),
+        encoding: encoding.name(),
+        note: None,
+    })
 }
 
-/// NUL bytes, or many control characters, in the first 8 KiB mean binary data.
+/// NUL bytes anywhere, or many control characters in any 8 KiB block, mean binary data.
 fn looks_binary(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(8192)];
-    // UTF-16 text has NULs; let the BOM check take it.
-    if Encoding::for_bom(head).is_some_and(|(e, _)| e != encoding_rs::UTF_8) {
-        return false;
-    }
-    if head.contains(&0) {
-        return true;
-    }
-    let control = head
-        .iter()
-        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c))
-        .count();
-    control * 20 > head.len().max(1)
+    bytes.contains(&0)
+        || bytes.chunks(8192).any(|block| {
+            let control = block
+                .iter()
+                .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b))
+                .count();
+            control * 20 > block.len()
+        })
 }
 
-/// One JSON object per line, `{"id": ..., "text": ..., "title"?, "date"?, "tags"?, ...}`.
+/// One JSON object per line, `{"id": ..., "text": ..., "title"?, "date"?, "tags"?, ...}`. A line
+/// that is not one is passed over and noted, as `themap embed` does; a file with none is refused.
 fn read_jsonl(path: &Path, text: &str, encoding: &'static str) -> std::result::Result<Vec<Document>, String> {
     #[derive(Deserialize)]
     struct Record {
@@ -157,22 +206,27 @@ fn read_jsonl(path: &Path, text: &str, encoding: &'static str) -> std::result::R
         meta: super::Metadata,
     }
     let mut documents = Vec::new();
+    let mut passed_over = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(line)
-            .map_err(|e| format!("line {}: not a {{\"id\", \"text\"}} JSON object: {e}", n + 1))?;
-        let id = match record.id {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        let mut doc = Document::from_text(&id, path, record.text, encoding);
-        doc.meta.merge(record.meta);
-        documents.push(doc);
+        let parsed = serde_json::from_str::<Record>(line)
+            .map_err(|e| format!("not a {{\"id\", \"text\"}} JSON object: {e}"))
+            .and_then(|record| Ok((super::records::record_id(record.id)?, record.text, record.meta)));
+        match parsed {
+            Ok((id, text, meta)) => {
+                let mut doc = Document::from_text(&id, path, text, encoding);
+                doc.meta.merge(meta);
+                documents.push(doc);
+            }
+            Err(reason) => passed_over.push(format!("line {} passed over: {reason}", n + 1)),
+        }
     }
-    if documents.is_empty() {
-        return Err("no records".into());
+    match documents.first_mut() {
+        Some(first) => first.notes.splice(0..0, passed_over).for_each(drop),
+        None if passed_over.is_empty() => return Err("no records".into()),
+        None => return Err(format!("no valid records ({})", passed_over[0])),
     }
     Ok(documents)
 }
@@ -188,17 +242,65 @@ mod tests {
         for encoding in [encoding_rs::GB18030, encoding_rs::BIG5] {
             let (bytes, _, unmappable) = encoding.encode(TEXT);
             assert!(!unmappable);
-            let (text, found) = decode(&bytes, None).unwrap();
-            assert_eq!(text, TEXT, "decoded as {found}");
+            let decoded = decode(&bytes, None).unwrap();
+            assert_eq!(decoded.text, TEXT, "decoded as {}", decoded.encoding);
         }
     }
 
     #[test]
     fn named_encoding_wins_and_bad_bytes_are_refused() {
         let (bytes, _, _) = encoding_rs::BIG5.encode(TEXT);
-        assert_eq!(decode(&bytes, Some(encoding_rs::BIG5)).unwrap().0, TEXT);
+        assert_eq!(decode(&bytes, Some(encoding_rs::BIG5)).unwrap().text, TEXT);
         let err = decode(&bytes, Some(encoding_rs::UTF_8)).unwrap_err();
         assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_byte_in_utf8_is_replaced_not_decoded_as_another_encoding() {
+        let mut bytes = TEXT.repeat(3).into_bytes();
+        bytes.insert(30, 0xFF);
+        let decoded = decode(&bytes, None).unwrap();
+        assert_eq!(decoded.encoding, "UTF-8");
+        assert!(
+            decoded.text.contains('\u{FFFD}') && decoded.text.contains("最高法院"),
+            "{}",
+            decoded.text
+        );
+        assert!(decoded.note.unwrap().contains("1 byte that is not UTF-8"));
+        // Legacy encodings are still detected, not taken for damaged UTF-8.
+        let text = TEXT.repeat(3);
+        let (gbk, _, _) = encoding_rs::GB18030.encode(&text);
+        assert_eq!(decode(&gbk, None).unwrap().text, text);
+    }
+
+    #[test]
+    fn binary_anywhere_is_refused_and_named_utf16_needs_no_bom() {
+        let mut bytes = "关税 tariffs\n".repeat(2000).into_bytes();
+        assert!(bytes.len() > 8192);
+        bytes.extend([0, 0, 0, 1, 2, 3]);
+        assert!(decode(&bytes, None).unwrap_err().contains("binary"));
+        let utf16: Vec<u8> = "关税 tariffs".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert!(decode(&utf16, None).is_err());
+        assert_eq!(
+            decode(&utf16, Some(encoding_rs::UTF_16LE)).unwrap().text,
+            "关税 tariffs"
+        );
+    }
+
+    #[test]
+    fn bad_jsonl_lines_are_passed_over_and_named() {
+        let text = "{\"id\": \"a\", \"text\": \"关税\"}\nnot json\n{\"id\": [1, 2], \"text\": \"x\"}\n{\"id\": null, \"text\": \"y\"}\n{\"id\": 7, \"text\": \"美元\"}\n";
+        let docs = read_jsonl(Path::new("in.jsonl"), text, "UTF-8").unwrap();
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a", "7"]);
+        let notes = docs[0].notes.join("; ");
+        assert!(
+            notes.contains("line 2") && notes.contains("line 3") && notes.contains("line 4"),
+            "{notes}"
+        );
+        assert!(read_jsonl(Path::new("in.jsonl"), "not json\n", "UTF-8")
+            .unwrap_err()
+            .contains("line 1"));
     }
 
     #[test]
@@ -208,6 +310,6 @@ mod tests {
             .contains("binary"));
         let mut utf16 = vec![0xFF, 0xFE];
         utf16.extend("关税".encode_utf16().flat_map(|u| u.to_le_bytes()));
-        assert_eq!(decode(&utf16, None).unwrap().0, "关税");
+        assert_eq!(decode(&utf16, None).unwrap().text, "关税");
     }
 }

@@ -97,12 +97,20 @@ fn parse_json(line: &str) -> std::result::Result<Record, String> {
         text: String,
     }
     let line: Line = serde_json::from_str(line).map_err(|e| format!("not a {{\"id\", \"text\"}} JSON object: {e}"))?;
-    let id = match line.id {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        other => return Err(format!("the id must be a string or a number, not {other}")),
-    };
-    Ok(Record { id, text: line.text })
+    Ok(Record {
+        id: record_id(line.id)?,
+        text: line.text,
+    })
+}
+
+/// A JSONL record's id: a string, or a number written as text. `index` and `embed` read ids
+/// alike, so vectors computed by one match passages read by the other.
+pub(crate) fn record_id(id: serde_json::Value) -> std::result::Result<String, String> {
+    match id {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(format!("the id must be a non-empty string or a number, not {other}")),
+    }
 }
 
 fn parse_tsv(line: &str) -> std::result::Result<Record, String> {

@@ -94,19 +94,29 @@ pub fn split(
     to_passages(doc, chunks)
 }
 
+/// Text longer than this many bytes per token of budget is over budget without counting: a
+/// token covers a few bytes, and tokenizing a megabyte-long line at once takes gigabytes. Text
+/// judged over budget this way is cut and packed again by counts, so nothing is lost by it.
+const BYTES_PER_TOKEN_BOUND: usize = 16;
+
+/// Whether `range` fits in `budget` tokens; never tokenizes more than a few budgets of text.
+fn fits(text: &str, range: &Range<usize>, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> bool {
+    range.len() <= budget * BYTES_PER_TOKEN_BOUND && count_tokens(&text[range.clone()]) <= budget
+}
+
 /// Cuts `range` into pieces of at most `budget` tokens: whole sentences where possible.
 fn cut(text: &str, range: Range<usize>, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Range<usize>> {
-    if count_tokens(&text[range.clone()]) <= budget {
+    if fits(text, &range, budget, count_tokens) {
         return vec![range];
     }
     let mut pieces = Vec::new();
     for sentence in boundaries(text, range, SENTENCE_ENDS, true) {
-        if count_tokens(&text[sentence.clone()]) <= budget {
+        if fits(text, &sentence, budget, count_tokens) {
             pieces.push(sentence);
             continue;
         }
         for clause in boundaries(text, sentence, CLAUSE_MARKS, false) {
-            if count_tokens(&text[clause.clone()]) <= budget {
+            if fits(text, &clause, budget, count_tokens) {
                 pieces.push(clause);
             } else {
                 pieces.extend(hard_cut(text, clause, budget, count_tokens));
@@ -148,8 +158,31 @@ fn boundaries(text: &str, range: Range<usize>, marks: &[char], dots: bool) -> Ve
     out
 }
 
-/// Cuts a run with no usable marks into pieces of about `budget` tokens, on character bounds.
+/// Cuts a run with no usable marks into pieces of about `budget` tokens, on character bounds,
+/// a window of a few budgets at a time.
 fn hard_cut(text: &str, range: Range<usize>, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        // The window's end, back to a character boundary (the budget is at least 16 tokens, so
+        // a window holds many characters).
+        let mut end = (start + budget * BYTES_PER_TOKEN_BOUND).min(range.end);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.extend(cut_evenly(text, start..end, budget, count_tokens));
+        start = end;
+    }
+    pieces
+}
+
+/// Cuts `range` into pieces of equal character counts, about `budget` tokens each.
+fn cut_evenly(
+    text: &str,
+    range: Range<usize>,
+    budget: usize,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> Vec<Range<usize>> {
     let run = &text[range.clone()];
     let tokens = count_tokens(run).max(1);
     let chars: Vec<usize> = run.char_indices().map(|(i, _)| i).collect();
@@ -283,9 +316,10 @@ fn locate(text: &str, byte_offsets: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Passage text as shown and embedded: one line per paragraph, Markdown emphasis and heading
-/// marks removed, runs of spaces folded.
+/// marks removed, runs of spaces folded, control characters (terminal escapes, form feeds) dropped.
 pub fn display_text(raw: &str) -> String {
     raw.lines()
+        .map(|line| line.replace(|c: char| c.is_control() && c != '\t', ""))
         .map(|line| {
             let line = line.trim();
             let line = if line.starts_with('#') {
@@ -350,6 +384,41 @@ mod tests {
         );
         assert!(out.iter().all(|p| chars(&p.text) <= 30), "{out:#?}");
         assert_eq!(out.iter().map(|p| p.text.as_str()).collect::<String>(), text);
+    }
+
+    /// A megabyte on one line, with and without sentence marks: the tokenizer never sees more
+    /// than a few budgets of it at once (tokenizing it whole took gigabytes), and nothing is lost.
+    #[test]
+    fn a_huge_line_is_measured_a_window_at_a_time() {
+        let options = SplitOptions {
+            max_tokens: 64,
+            min_tokens: 12,
+        };
+        let longest = std::cell::Cell::new(0);
+        let counting = |text: &str| {
+            longest.set(longest.get().max(text.len()));
+            chars(text)
+        };
+        for line in [
+            "美元霸权正在衰落，多极货币秩序萌芽。".repeat(20_000),
+            "子".repeat(350_000),
+        ] {
+            longest.set(0);
+            let doc = Document::from_text("doc", Path::new("doc.txt"), line.clone(), "UTF-8");
+            let out = split(&doc, &clean(&doc.text, doc.body_start).paragraphs, &options, &counting);
+            assert!(
+                longest.get() <= 64 * BYTES_PER_TOKEN_BOUND,
+                "counted {} bytes at once",
+                longest.get()
+            );
+            assert!(out.iter().all(|p| chars(&p.text) <= 64));
+            assert_eq!(out.iter().map(|p| p.text.as_str()).collect::<String>(), line);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        assert_eq!(display_text("关税\u{1b}[31m red\u{7}\u{0c}"), "关税[31m red");
     }
 
     #[test]

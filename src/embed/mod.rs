@@ -103,6 +103,8 @@ pub struct ModelTokenizer {
     tokenizer: Tokenizer,
     dims: usize,
     checksum: String,
+    /// Most bytes of text one token stands for (the vocabulary's longest token).
+    max_token_bytes: usize,
 }
 
 impl ModelTokenizer {
@@ -121,11 +123,19 @@ impl ModelTokenizer {
             source,
         })?;
         let checksum = weights_checksum(&model)?;
+        let max_token_bytes = tokenizer
+            .get_vocab(true)
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         Ok(Self {
             model,
             tokenizer,
             dims,
             checksum,
+            max_token_bytes,
         })
     }
 
@@ -173,13 +183,33 @@ impl ModelTokenizer {
         self.model.max_seq_len
     }
 
+    /// The start of `text` that holds its first `tokens` tokens: what is worth tokenizing of a
+    /// text that will be cut there anyway (a megabyte-long text would cost gigabytes at once).
+    /// The margin keeps the cut clear of the tokens that are kept.
+    pub fn head<'a>(&self, text: &'a str, tokens: usize) -> &'a str {
+        let mut end = ((tokens + 64) * self.max_token_bytes).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[..end]
+    }
+
+    /// Whether `text` under `prompt` is longer than the model reads (the rest is ignored).
+    pub fn is_cut(&self, text: &str, prompt: Prompt) -> Result<bool> {
+        let max = self.max_tokens();
+        let head = self.head(text, max);
+        let prompt_tokens = self.count_tokens(self.prompt_text(prompt)?);
+        // Two special tokens (start and end) besides the prompt.
+        Ok(head.len() < text.len() || prompt_tokens + self.count_tokens(head) + 2 > max)
+    }
+
     /// Token ids as the model sees them: prompt + text, with special tokens, cut to the
     /// model's maximum length (the final special token is kept).
     pub fn tokenize(&self, texts: &[&str], prompt: Prompt) -> Result<Vec<Vec<u32>>> {
         let prefix = self.prompt_text(prompt)?;
-        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
         let max = self.model.max_seq_len;
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{}", self.head(t, max))).collect();
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(Error::Tokenize)?;
         Ok(encodings
             .into_iter()
             .map(|e| {
@@ -361,6 +391,13 @@ impl LazyModel {
 
     pub fn tokenizer(&self) -> &ModelTokenizer {
         &self.tokenizer
+    }
+
+    /// The number format the model will compute in, checked against the device.
+    pub fn dtype(&self) -> Result<Dtype> {
+        let dtype = self.options.dtype.unwrap_or(self.options.device.default_dtype());
+        dtype.check(self.options.device)?;
+        Ok(dtype)
     }
 
     /// The loaded model, loading it now if needed.

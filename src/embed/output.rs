@@ -5,9 +5,11 @@
 //! While a run goes on, everything lives in `<out>.partial/`: `vectors.npy` (its header's row
 //! count is fixed at the end), `ids.txt` and `state.json`. After each window both data files are
 //! flushed to disk, and only then does `state.json` (replaced atomically) record how far they go;
-//! anything past that point was not finished and is cut off on resume. At the end the files are
-//! renamed to `<out stem>.ids.txt`, `<out stem>.meta.json` and, last, `<out>`, and the folder
-//! is removed.
+//! anything past that point was not finished and is cut off on resume. At the end the vectors
+//! header and `meta.json` are completed, `state.json` records that the files are final, and the
+//! files are renamed to `<out stem>.ids.txt`, `<out stem>.meta.json` and, last, `<out>`; then the
+//! folder is removed. A run stopped among those renames is completed by the next one, which
+//! embeds nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -75,6 +77,9 @@ struct State {
     ids_bytes: u64,
     /// [`digest`] of the records written, hex.
     digest: String,
+    /// The files are complete and only have to be moved into place.
+    #[serde(default)]
+    finished: bool,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -99,7 +104,6 @@ pub struct Written {
 /// Writes vectors and ids a window at a time; see the module documentation.
 pub struct VectorWriter {
     out: PathBuf,
-    ids_out: PathBuf,
     model_name: String,
     partial: PathBuf,
     vectors: File,
@@ -109,26 +113,39 @@ pub struct VectorWriter {
     buffer: Vec<u8>,
 }
 
+/// What [`VectorWriter::open`] found.
+pub enum Opened {
+    /// A writer, new or resuming an interrupted run ([`VectorWriter::resume`]).
+    Writer(VectorWriter),
+    /// An earlier run with the same settings had finished and was stopped while moving its
+    /// files into place; they are in place now.
+    Done(Written),
+}
+
 impl VectorWriter {
     /// Opens `out` for writing. A partial run with the same settings is resumed ([`Self::resume`]
-    /// says from where) unless `restart`; a finished `out` is replaced only with `overwrite`.
-    /// `model_name` goes into the metadata file.
+    /// says from where), or completed if it had finished, unless `restart`; an existing `out` is
+    /// replaced only with `overwrite`. `model_name` goes into the metadata file.
     pub fn open(
         out: &Path,
         settings: OutputSettings,
         model_name: &str,
         overwrite: bool,
         restart: bool,
-    ) -> Result<Self> {
+    ) -> Result<Opened> {
         let partial = partial_dir(out);
-        let ids_out = ids_path(out);
-        if out.exists() && !overwrite && !partial.exists() {
+        if partial.exists() && !restart {
+            if let Some(written) = complete_finished(out, &partial, &settings)? {
+                return Ok(Opened::Done(written));
+            }
+        }
+        if out.exists() && !overwrite {
             return Err(Error::OutputExists {
                 path: out.to_path_buf(),
             });
         }
         if partial.exists() && !restart {
-            return Self::reopen(out, ids_out, model_name, partial, settings);
+            return Self::reopen(out, model_name, partial, settings).map(Opened::Writer);
         }
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(Error::io(&partial))?;
@@ -143,7 +160,6 @@ impl VectorWriter {
         let ids = File::create(&ids_path).map_err(Error::io(&ids_path))?;
         let writer = Self {
             out: out.to_path_buf(),
-            ids_out,
             model_name: model_name.to_string(),
             partial,
             vectors,
@@ -154,21 +170,26 @@ impl VectorWriter {
                 records: 0,
                 ids_bytes: 0,
                 digest: hex(&[0; 32]),
+                finished: false,
             },
             digest: [0; 32],
             buffer: Vec::new(),
         };
         writer.save_state()?;
-        Ok(writer)
+        Ok(Opened::Writer(writer))
     }
 
-    fn reopen(
-        out: &Path,
-        ids_out: PathBuf,
-        model_name: &str,
-        partial: PathBuf,
-        settings: OutputSettings,
-    ) -> Result<Self> {
+    /// Removes the unfinished output: for a run that wrote nothing worth resuming.
+    pub fn discard(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.partial).map_err(Error::io(&self.partial))
+    }
+
+    /// Where unfinished output is kept.
+    pub fn partial_dir(&self) -> &Path {
+        &self.partial
+    }
+
+    fn reopen(out: &Path, model_name: &str, partial: PathBuf, settings: OutputSettings) -> Result<Self> {
         let state_path = partial.join(STATE);
         let damaged = |reason: String| {
             Error::ResumeMismatch(format!(
@@ -211,7 +232,6 @@ impl VectorWriter {
         let ids = open(IDS, state.ids_bytes)?;
         Ok(Self {
             out: out.to_path_buf(),
-            ids_out,
             model_name: model_name.to_string(),
             partial,
             vectors,
@@ -237,6 +257,12 @@ impl VectorWriter {
 
     /// Completes the files: the header gets its row count, and both files move to their names.
     pub fn finish(mut self) -> Result<Written> {
+        self.seal()?;
+        move_into_place(&self.out, &self.partial)
+    }
+
+    /// Completes the files in the partial folder and records that they are final.
+    fn seal(&mut self) -> Result<()> {
         let vectors_path = self.partial.join(VECTORS);
         let (element, dims) = (self.state.settings.element, self.state.settings.dims);
         let header = npy::header(element, self.state.records as usize, dims);
@@ -259,21 +285,9 @@ impl VectorWriter {
             serde_json::to_writer_pretty(&mut *w, &meta)?;
             w.write_all(b"\n")
         })?;
-        // The vectors file is renamed last: once it is there, so are its ids and metadata.
-        let meta_out = meta_path_for(&self.out);
-        let ids_path = self.partial.join(IDS);
-        std::fs::rename(&ids_path, &self.ids_out).map_err(Error::io(&self.ids_out))?;
-        std::fs::rename(&meta_path, &meta_out).map_err(Error::io(&meta_out))?;
-        std::fs::rename(&vectors_path, &self.out).map_err(Error::io(&self.out))?;
-        std::fs::remove_dir_all(&self.partial).map_err(Error::io(&self.partial))?;
-        Ok(Written {
-            vectors: self.out,
-            ids: self.ids_out,
-            meta: meta_out,
-            rows: self.state.records,
-            dims,
-            element,
-        })
+        // From here on a stopped run is completed by the next, not redone.
+        self.state.finished = true;
+        self.save_state()
     }
 
     fn save_state(&self) -> Result<()> {
@@ -305,6 +319,49 @@ impl VectorSink for VectorWriter {
         self.state.digest = hex(&self.digest);
         self.save_state()
     }
+}
+
+/// Completes the output in `partial` if its run had finished (see the module docs): returns
+/// what is now in place, or `None` if there is no finished run there.
+fn complete_finished(out: &Path, partial: &Path, settings: &OutputSettings) -> Result<Option<Written>> {
+    let state: Option<State> = std::fs::read_to_string(partial.join(STATE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    match state {
+        Some(state) if state.finished && &state.settings == settings => move_into_place(out, partial).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Moves the finished files from `partial` to their names, the vectors last (once they are
+/// there, so are their ids and metadata), skipping those already moved; then removes `partial`.
+fn move_into_place(out: &Path, partial: &Path) -> Result<Written> {
+    let meta_out = meta_path_for(out);
+    let moves = [
+        (IDS, ids_path(out)),
+        (META, meta_out.clone()),
+        (VECTORS, out.to_path_buf()),
+    ];
+    for (name, to) in &moves {
+        let from = partial.join(name);
+        if from.exists() {
+            std::fs::rename(&from, to).map_err(Error::io(to))?;
+        }
+    }
+    std::fs::remove_dir_all(partial).map_err(Error::io(partial))?;
+    let meta: VectorsMeta = serde_json::from_str(&std::fs::read_to_string(&meta_out).map_err(Error::io(&meta_out))?)
+        .map_err(|source| Error::Json {
+            path: meta_out.clone(),
+            source,
+        })?;
+    Ok(Written {
+        vectors: out.to_path_buf(),
+        ids: ids_path(out),
+        meta: meta_out,
+        rows: meta.rows,
+        dims: meta.settings.dims,
+        element: meta.settings.element,
+    })
 }
 
 /// Appends `bytes` and flushes them to disk before the state may record them.
@@ -344,14 +401,17 @@ pub fn partial_dir(out: &Path) -> PathBuf {
 
 fn describe(s: &OutputSettings) -> String {
     format!(
-        "{} dims, {:?} prompt, {} {}, {:?} output, window {}, passages of {:?} tokens, model {}",
+        "{} dims, {:?} prompt, {} {}, {:?} output, window {}, {}, model {}",
         s.dims,
         s.prompt,
         s.device,
         s.dtype.name(),
         s.element,
         s.window,
-        s.max_tokens,
+        match s.max_tokens {
+            Some(n) => format!("documents split into passages of {n} tokens"),
+            None => "records embedded whole".to_string(),
+        },
         &s.model[..s.model.len().min(12)]
     )
 }
@@ -417,7 +477,9 @@ mod tests {
     }
 
     fn run(out: &Path, n: usize, fail_at: Option<usize>, restart: bool) -> Result<Option<Written>> {
-        let mut writer = VectorWriter::open(out, settings(), "fake", false, restart)?;
+        let Opened::Writer(mut writer) = VectorWriter::open(out, settings(), "fake", false, restart)? else {
+            panic!("nothing to complete in these tests")
+        };
         let options = StreamOptions {
             window: 5,
             resume: writer.resume(),
@@ -469,10 +531,61 @@ mod tests {
             element: Element::F16,
             ..settings()
         };
-        let err = VectorWriter::open(&out, other, "fake", false, false).err().unwrap();
+        let Err(err) = VectorWriter::open(&out, other, "fake", false, false) else {
+            panic!("other settings must be refused")
+        };
         assert!(err.to_string().contains("other settings"), "{err}");
         // --restart starts over.
         assert_eq!(run(&out, 23, None, true).unwrap().unwrap().rows, 23);
         assert!(matches!(run(&out, 23, None, false), Err(Error::OutputExists { .. })));
+        // Even with a partial run beside it, a finished file is replaced only with --overwrite.
+        std::fs::create_dir_all(partial_dir(&out)).unwrap();
+        assert!(matches!(run(&out, 23, None, true), Err(Error::OutputExists { .. })));
+    }
+
+    /// `--overwrite` stopped among its final renames: the next run completes them, embedding
+    /// nothing, and the three files agree (not new ids beside old vectors).
+    #[test]
+    fn a_run_stopped_while_moving_its_files_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("v.npy");
+        run(&out, 7, None, false).unwrap();
+        let Opened::Writer(mut writer) = VectorWriter::open(&out, settings(), "fake", true, false).unwrap() else {
+            panic!("a new run")
+        };
+        let options = StreamOptions {
+            window: 5,
+            ..StreamOptions::new(Prompt::Document)
+        };
+        embed_stream(&Fake, records(23, None), &options, &mut writer, &crate::Silent).unwrap();
+        writer.seal().unwrap();
+        // Stopped after the first rename: new ids beside the old vectors.
+        std::fs::rename(partial_dir(&out).join(IDS), ids_path(&out)).unwrap();
+
+        let Opened::Done(written) = VectorWriter::open(&out, settings(), "fake", false, false).unwrap() else {
+            panic!("the finished run must be completed, not redone")
+        };
+        assert_eq!(written.rows, 23);
+        assert!(!partial_dir(&out).exists());
+        let vectors = npy::read_array(&mut File::open(&out).unwrap()).unwrap();
+        let ids = std::fs::read_to_string(ids_path(&out)).unwrap();
+        assert_eq!((vectors.nrows(), ids.lines().count()), (23, 23));
+
+        // Stopped after all renames, before the folder was removed: also complete.
+        std::fs::create_dir_all(partial_dir(&out)).unwrap();
+        let state = State {
+            version: STATE_VERSION,
+            settings: settings(),
+            records: 23,
+            ids_bytes: 0,
+            digest: hex(&[0; 32]),
+            finished: true,
+        };
+        std::fs::write(partial_dir(&out).join(STATE), serde_json::to_string(&state).unwrap()).unwrap();
+        let Opened::Done(written) = VectorWriter::open(&out, settings(), "fake", false, false).unwrap() else {
+            panic!("nothing left to do but remove the folder")
+        };
+        assert_eq!(written.rows, 23);
+        assert!(!partial_dir(&out).exists());
     }
 }

@@ -122,6 +122,9 @@ pub struct Index {
     pub clustering_sample: Option<ClusteringSample>,
     /// The approximate-search graph over `vectors` (absent in indexes from before it existed).
     pub graph: Option<SearchGraph>,
+    /// The generation of the index on disk this was read from or built on, if any: a save
+    /// refuses to commit over a newer one ([`store`]).
+    pub generation: Option<u64>,
 }
 
 /// Where a build's vectors come from.
@@ -310,6 +313,7 @@ impl Index {
         previous: Option<&Index>,
         progress: &dyn Progress,
     ) -> Result<(Index, BuildStats)> {
+        let generation = previous.and_then(|p| p.generation);
         let previous = previous.filter(|p| p.model.same_vectors(&model));
         let passages: Vec<PassageRecord> = corpus
             .passages
@@ -399,6 +403,7 @@ impl Index {
             clustering_vectors,
             clustering_sample,
             graph: Some(graph),
+            generation,
         };
         // Dead nodes slow searches down; past half of the graph, start afresh.
         if index.graph.as_ref().is_some_and(|g| g.live() * 2 < g.nodes()) {
@@ -443,6 +448,42 @@ impl Index {
         })
     }
 
+    /// Refuses a filter naming a document or tag the index does not have: a typo would
+    /// otherwise look like "no results".
+    pub fn check_filter(&self, filter: &Filter) -> Result<()> {
+        for id in &filter.documents {
+            if !self.documents.iter().any(|d| d.is_named(id)) {
+                return Err(Error::InvalidArgument(format!(
+                    "no document {id:?} in the index (document ids are shown by `themap search`)"
+                )));
+            }
+        }
+        for tag in &filter.tags {
+            if !self
+                .documents
+                .iter()
+                .any(|d| d.meta.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+            {
+                let mut known: Vec<&str> = self
+                    .documents
+                    .iter()
+                    .flat_map(|d| d.meta.tags.iter().map(String::as_str))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                let known = match known.len() {
+                    0 => "no document has tags".to_string(),
+                    n if n <= 20 => format!("tags: {}", known.join(", ")),
+                    n => format!("{n} tags, e.g. {}", known[..20].join(", ")),
+                };
+                return Err(Error::InvalidArgument(format!(
+                    "no document tagged {tag:?} in the index ({known})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The best `limits.k` rows that `keep` and `filter` accept: exact below [`EXACT_BELOW`]
     /// candidates (or when asked), else through the graph with the filter applied inside it.
     fn ranked(
@@ -452,13 +493,7 @@ impl Index {
         filter: &Filter,
         keep: impl Fn(usize) -> bool,
     ) -> Result<Vec<Hit>> {
-        for id in &filter.documents {
-            if !self.documents.iter().any(|d| d.is_named(id)) {
-                return Err(Error::InvalidArgument(format!(
-                    "no document {id:?} in the index (document ids are shown by `themap search`)"
-                )));
-            }
-        }
+        self.check_filter(filter)?;
         // Documents as numbers, and which the filter accepts.
         let doc_number = self.document_numbers();
         let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();

@@ -15,9 +15,16 @@
 //! A save writes a new generation of data files, then replaces `manifest.json` by rename: the
 //! rename is the commit. A save interrupted at any point leaves the previous manifest pointing
 //! at the previous, complete files. Files of older generations are removed after the commit.
+//!
+//! Writers take `writer.lock` ([`lock`]), so two commands never commit over each other, and a
+//! save checks that the index is still the generation its data was read from: a command that
+//! read generation 3 never commits over a generation 4 that another wrote meanwhile.
+//!
+//! The manifest records each data file's size and xxh3 checksum; reading a file checks both, as
+//! the bytes stream past, so a damaged file is an error naming it, never a wrong answer.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
@@ -27,11 +34,13 @@ use super::{
     BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph,
 };
 use crate::error::{Error, Result};
+use crate::hash::Hashing;
 
 /// Version of the on-disk layout. Bump it when a change makes old indexes unreadable.
 pub const FORMAT_VERSION: u32 = 1;
 
 const MANIFEST: &str = "manifest.json";
+const LOCK: &str = "writer.lock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
@@ -77,11 +86,15 @@ struct SampleFiles {
     hashes: FileEntry,
 }
 
-/// A data file and its exact size, so truncation is caught before parsing.
+/// A data file, its exact size (so truncation is caught before parsing) and its checksum.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileEntry {
     name: String,
     bytes: u64,
+    /// xxh3-64 of the file, 16 hex digits. Added without a format bump: older indexes have none
+    /// and get a cheaper check of their vectors instead (unit length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    xxh3: Option<String>,
 }
 
 /// Whether `dir` holds an index (a manifest).
@@ -89,11 +102,76 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file()
 }
 
-/// Writes `index` into `dir` atomically (see the module docs).
-pub fn save(index: &Index, dir: &Path) -> Result<()> {
+/// The right to commit to an index: an exclusive advisory lock on `writer.lock` in its
+/// directory, held until dropped. The system releases it when the process dies, however it dies.
+#[derive(Debug)]
+pub struct WriteLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+impl WriteLock {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Takes the writer lock of the index in `dir` (creating the directory if needed). With `wait`,
+/// queues behind the command holding it; without, fails at once with [`Error::IndexBusy`].
+pub fn lock(dir: &Path, wait: bool) -> Result<WriteLock> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is a file, not an index directory; pass --index with a directory (new or holding an index)",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let path = dir.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    if wait {
+        file.lock().map_err(Error::io(&path))?;
+    } else {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::IndexBusy { dir: dir.to_path_buf() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
+        }
+    }
+    Ok(WriteLock {
+        dir: dir.to_path_buf(),
+        _file: file,
+    })
+}
+
+/// How the index in `dir` was built (its sources among them), read from the manifest alone.
+pub fn settings(dir: &Path) -> Result<BuildSettings> {
+    Ok(read_manifest(dir)?.settings)
+}
+
+/// Refuses to commit `index` if it was read from (or built on) a generation that is no longer
+/// the current one: committing would drop what the newer generation added.
+fn check_unchanged(index: &Index, current: Option<&Manifest>, dir: &Path) -> Result<()> {
+    match (index.generation, current.map(|m| m.generation)) {
+        (Some(read), now) if now != Some(read) => Err(Error::IndexChanged {
+            dir: dir.to_path_buf(),
+            read,
+            now: now.unwrap_or(0),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `index` into the locked directory atomically (see the module docs).
+pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
+    let dir = lock.dir();
     let previous = read_manifest(dir).ok();
-    let generation = previous.as_ref().map_or(1, |m| m.generation + 1);
+    check_unchanged(index, previous.as_ref(), dir)?;
+    let generation = next_generation(dir, previous.as_ref());
 
     let documents = write_file(dir, &format!("documents-{generation}.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &index.documents).map_err(std::io::Error::other)?;
@@ -138,21 +216,15 @@ pub fn save(index: &Index, dir: &Path) -> Result<()> {
     commit(dir, &manifest, previous.as_ref())
 }
 
-/// Adds `index`'s clustering vectors and clustering sample to the index in `dir`, keeping every
+/// Adds `index`'s clustering vectors and clustering sample to the locked index, keeping every
 /// other file of its current generation as it is. For an index loaded without some parts
 /// ([`load_parts`]), which [`save`] would lose, and so that adding a 2,000-row sample does not
 /// rewrite a million passages and their vectors.
-pub fn save_clustering(index: &Index, dir: &Path) -> Result<()> {
+pub fn save_clustering(index: &Index, lock: &WriteLock) -> Result<()> {
+    let dir = lock.dir();
     let previous = read_manifest(dir)?;
-    if previous.passages != index.passages.len() {
-        return Err(Error::InvalidArgument(format!(
-            "the index in {} changed while it was being read ({} passages now, {} read); run the command again",
-            dir.display(),
-            previous.passages,
-            index.passages.len()
-        )));
-    }
-    let generation = previous.generation + 1;
+    check_unchanged(index, Some(&previous), dir)?;
+    let generation = next_generation(dir, Some(&previous));
     let (clustering_vectors, clustering_sample) = write_clustering(index, dir, generation)?;
     let mut manifest = previous.clone();
     manifest.generation = generation;
@@ -247,64 +319,53 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
         return Err(Error::IndexMissing { dir: dir.to_path_buf() });
     }
     let manifest = read_manifest(dir)?;
-    let path_of = |entry: &FileEntry| -> Result<PathBuf> {
-        let path = dir.join(&entry.name);
-        let bytes = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
-        if bytes != entry.bytes {
-            return Err(corrupt(
-                &path,
-                format!("it is {bytes} bytes, the manifest expects {}", entry.bytes),
-            ));
-        }
-        Ok(path)
+    let dims = manifest.model.dims;
+    let files = &manifest.files;
+    let read = |entry: &FileEntry, parse: &mut dyn FnMut(&mut dyn BufRead) -> Result<(), String>| {
+        read_data(dir, entry, parse).map_err(|reason| corrupt(&dir.join(&entry.name), reason))
     };
 
-    let path = path_of(&manifest.files.documents)?;
-    let documents: Vec<DocumentRecord> =
-        serde_json::from_reader(BufReader::new(File::open(&path).map_err(Error::io(&path))?))
-            .map_err(|e| corrupt(&path, e.to_string()))?;
-
-    let path = path_of(&manifest.files.passages)?;
-    let reader = BufReader::new(File::open(&path).map_err(Error::io(&path))?);
-    let passages = reader
-        .lines()
-        .enumerate()
-        .map(|(n, line)| {
-            let line = line.map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))?;
-            serde_json::from_str::<PassageRecord>(&line).map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-
-    if documents.len() != manifest.documents {
-        let path = dir.join(&manifest.files.documents.name);
-        return Err(corrupt(
-            &path,
-            format!(
+    let mut documents: Vec<DocumentRecord> = Vec::new();
+    read(&files.documents, &mut |r| {
+        documents = serde_json::from_reader(r).map_err(|e| e.to_string())?;
+        match documents.len() == manifest.documents {
+            true => Ok(()),
+            false => Err(format!(
                 "{} documents, the manifest says {}",
                 documents.len(),
                 manifest.documents
-            ),
-        ));
-    }
-    let vectors = read_vectors(&path_of(&manifest.files.vectors)?, passages.len(), manifest.model.dims)?;
-    let clustering_vectors = match manifest
-        .files
-        .clustering_vectors
-        .as_ref()
-        .filter(|_| parts.clustering_vectors)
-    {
-        Some(entry) => Some(read_vectors(&path_of(entry)?, passages.len(), manifest.model.dims)?),
+            )),
+        }
+    })?;
+    let mut passages: Vec<PassageRecord> = Vec::with_capacity(manifest.passages);
+    read(&files.passages, &mut |r| {
+        for (n, line) in r.lines().enumerate() {
+            let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
+            passages.push(serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
+        }
+        Ok(())
+    })?;
+    let vectors_of = |entry: &FileEntry, rows: usize| -> Result<Array2<f32>> {
+        let mut vectors = Array2::zeros((0, dims));
+        read(entry, &mut |r| {
+            vectors = read_vectors(r, rows, dims, entry.xxh3.is_none())?;
+            Ok(())
+        })?;
+        Ok(vectors)
+    };
+    let vectors = vectors_of(&files.vectors, passages.len())?;
+    let clustering_vectors = match files.clustering_vectors.as_ref().filter(|_| parts.clustering_vectors) {
+        Some(entry) => Some(vectors_of(entry, passages.len())?),
         None => None,
     };
-    let clustering_sample = match &manifest.files.clustering_sample {
-        Some(files) => {
-            let path = path_of(&files.hashes)?;
-            let hashes: Vec<String> = std::fs::read_to_string(&path)
-                .map_err(Error::io(&path))?
-                .lines()
-                .map(str::to_string)
-                .collect();
-            let vectors = read_vectors(&path_of(&files.vectors)?, hashes.len(), manifest.model.dims)?;
+    let clustering_sample = match &files.clustering_sample {
+        Some(sample) => {
+            let mut hashes = Vec::new();
+            read(&sample.hashes, &mut |r| {
+                hashes = r.lines().collect::<std::io::Result<_>>().map_err(|e| e.to_string())?;
+                Ok(())
+            })?;
+            let vectors = vectors_of(&sample.vectors, hashes.len())?;
             Some(ClusteringSample { hashes, vectors })
         }
         None => None,
@@ -314,6 +375,7 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
         None => None,
     };
     Ok(Index {
+        generation: Some(manifest.generation),
         graph,
         model: manifest.model,
         settings: manifest.settings,
@@ -326,45 +388,68 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
 }
 
 fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
-    let path = dir.join(&entry.file.name);
-    let damaged = |reason: String| Error::GraphCorrupt {
-        path: path.clone(),
+    let mut graph = None;
+    read_data(dir, &entry.file, &mut |r| {
+        let read = SearchGraph::read_from(&mut { r }, entry.params, passages).map_err(|e| e.to_string())?;
+        if read.nodes() != entry.nodes {
+            return Err(format!("{} nodes, the manifest says {}", read.nodes(), entry.nodes));
+        }
+        graph = Some(read);
+        Ok(())
+    })
+    .map_err(|reason| Error::GraphCorrupt {
+        path: dir.join(&entry.file.name),
         reason,
-    };
-    let file = File::open(&path).map_err(|e| damaged(e.to_string()))?;
-    let bytes = file.metadata().map_err(Error::io(&path))?.len();
-    if bytes != entry.file.bytes {
-        return Err(damaged(format!(
-            "it is {bytes} bytes, the manifest expects {}",
-            entry.file.bytes
-        )));
+    })?;
+    Ok(graph.expect("set when read_data succeeds"))
+}
+
+/// Reads a data file through `parse`, checking its size first and, where the manifest recorded
+/// one, its checksum over every byte (what the parser left unread included). `Err` says what is
+/// wrong with the file.
+fn read_data(
+    dir: &Path,
+    entry: &FileEntry,
+    parse: &mut dyn FnMut(&mut dyn BufRead) -> Result<(), String>,
+) -> Result<(), String> {
+    let file = File::open(dir.join(&entry.name)).map_err(|e| e.to_string())?;
+    let bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    if bytes != entry.bytes {
+        return Err(format!("it is {bytes} bytes, the manifest expects {}", entry.bytes));
     }
-    let graph = SearchGraph::read_from(&mut BufReader::new(file), entry.params, passages)
-        .map_err(|e| damaged(e.to_string()))?;
-    if graph.nodes() != entry.nodes {
-        return Err(damaged(format!(
-            "{} nodes, the manifest says {}",
-            graph.nodes(),
-            entry.nodes
-        )));
+    let mut reader = BufReader::with_capacity(1 << 20, Hashing::new(file));
+    let parsed = parse(&mut reader);
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    // A checksum mismatch is the cause when both fail: the parser saw damaged bytes.
+    if let Some(expected) = &entry.xxh3 {
+        let found = reader.get_ref().digest();
+        if &found != expected {
+            return Err(format!(
+                "its checksum is {found}, the manifest recorded {expected}: the file was changed after it was written"
+            ));
+        }
     }
-    Ok(graph)
+    parsed
 }
 
 fn write_vectors(dir: &Path, name: &str, vectors: &Array2<f32>) -> Result<FileEntry> {
     write_file(dir, name, |w| crate::npy::write_array(w, vectors))
 }
 
-/// Reads a vector file and checks it has one row of `dims` per passage.
-fn read_vectors(path: &Path, passages: usize, dims: usize) -> Result<Array2<f32>> {
-    let file = File::open(path).map_err(Error::io(path))?;
-    let vectors = crate::npy::read_array(&mut BufReader::new(file)).map_err(|e| corrupt(path, e))?;
+/// Reads a vector file and checks it has one row of `dims` per passage; with `check_norms` (a
+/// file without checksum), also that every row is a unit vector, which damage rarely leaves.
+fn read_vectors(r: &mut dyn Read, passages: usize, dims: usize, check_norms: bool) -> Result<Array2<f32>, String> {
+    let vectors = crate::npy::read_array(&mut { r })?;
     let (rows, cols) = vectors.dim();
     if rows != passages || cols != dims {
-        return Err(corrupt(
-            path,
-            format!("{rows}×{cols} vectors for {passages} passages of {dims} dimensions"),
+        return Err(format!(
+            "{rows}×{cols} vectors for {passages} passages of {dims} dimensions"
         ));
+    }
+    if check_norms {
+        if let Some(row) = vectors.outer_iter().position(|v| (v.dot(&v) - 1.0).abs() > 1e-3) {
+            return Err(format!("row {row} is not a unit vector"));
+        }
     }
     Ok(vectors)
 }
@@ -388,61 +473,85 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     serde_json::from_value(value).map_err(|e| corrupt(&path, e.to_string()))
 }
 
-/// Writes `name` in `dir` atomically and records its size.
+/// Writes `name` in `dir` atomically and records its size and checksum.
 fn write_file(
     dir: &Path,
     name: &str,
-    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut Hashing<&mut BufWriter<File>>) -> std::io::Result<()>,
 ) -> Result<FileEntry> {
     let path = dir.join(name);
-    crate::fsutil::write_atomic(&path, fill)?;
+    let mut digest = String::new();
+    crate::fsutil::write_atomic(&path, |w| {
+        let mut hashing = Hashing::new(w);
+        fill(&mut hashing)?;
+        digest = hashing.digest();
+        Ok(())
+    })?;
     let bytes = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
     Ok(FileEntry {
         name: name.to_string(),
         bytes,
+        xxh3: Some(digest),
     })
 }
 
 /// Removes data files of older generations and temporary files left by interrupted saves.
 /// The previous generation stays: a reader that read the old manifest just before the commit
-/// can still open its files. Best effort: a file left behind costs disk space, not correctness.
+/// can still open its files. Files of a generation above `manifest`'s are never touched. Best
+/// effort: a file left behind costs disk space, not correctness.
 fn remove_stale(dir: &Path, manifest: &Manifest, previous: Option<&Manifest>) {
-    let names = |m: &Manifest| -> Vec<String> {
-        let f = &m.files;
-        [&f.documents, &f.passages, &f.vectors]
-            .into_iter()
-            .chain(&f.clustering_vectors)
-            .chain(f.clustering_sample.iter().flat_map(|s| [&s.vectors, &s.hashes]))
-            .chain(m.graph.as_ref().map(|g| &g.file))
-            .map(|e| e.name.clone())
-            .collect()
-    };
-    let mut current = names(manifest);
-    current.extend(previous.map(names).unwrap_or_default());
+    let mut keep = file_names(manifest);
+    keep.extend(previous.map(file_names).unwrap_or_default());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = [
-            "documents-",
-            "passages-",
-            "vectors-",
-            "graph-",
-            ".graph-",
-            "clustering-sample-",
-            ".clustering-sample-",
-            ".documents-",
-            ".passages-",
-            ".vectors-",
-            ".manifest.json.tmp",
-        ]
-        .iter()
-        .any(|prefix| name.starts_with(prefix));
-        if ours && !current.contains(&name) {
+        // Temporary files: this writer holds the lock, so no other save is writing one.
+        let temporary = name.starts_with('.') && name.contains(".tmp-");
+        let older = data_generation(&name).is_some_and(|g| g < manifest.generation);
+        if temporary || (older && !keep.contains(&name)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The data files `manifest` refers to.
+fn file_names(manifest: &Manifest) -> Vec<String> {
+    let f = &manifest.files;
+    [&f.documents, &f.passages, &f.vectors]
+        .into_iter()
+        .chain(&f.clustering_vectors)
+        .chain(f.clustering_sample.iter().flat_map(|s| [&s.vectors, &s.hashes]))
+        .chain(manifest.graph.as_ref().map(|g| &g.file))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// The generation in a data file's name (`vectors-clustering-3.npy` → 3), if it is one.
+fn data_generation(name: &str) -> Option<u64> {
+    let (stem, generation) = name.split('.').next()?.rsplit_once('-')?;
+    let kinds = [
+        "documents",
+        "passages",
+        "vectors",
+        "vectors-clustering",
+        "graph",
+        "clustering-sample",
+    ];
+    kinds.contains(&stem).then(|| generation.parse().ok()).flatten()
+}
+
+/// The generation a save writes: above the current one and above any data file in the directory,
+/// so it never overwrites a file that a manifest (perhaps a damaged one) may refer to.
+fn next_generation(dir: &Path, current: Option<&Manifest>) -> u64 {
+    let on_disk = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| data_generation(&e.file_name().to_string_lossy()))
+        .max();
+    current.map(|m| m.generation).max(on_disk).unwrap_or(0) + 1
 }
 
 fn corrupt(path: &Path, reason: String) -> Error {
