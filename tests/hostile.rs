@@ -80,9 +80,10 @@ fn document_ids(index: &Path) -> Vec<String> {
 }
 
 /// Two `themap index` runs at a time on one index, each adding a file of its own, started a
-/// random moment apart, round after round (THEMAP_STRESS_ROUNDS, 8 by default; 50 for the
-/// figure in the notes). One waits for the lock, the other does not: it either commits or says
-/// the index is busy. After every round the index holds every file added so far and searches.
+/// random moment apart in a random order, round after round (THEMAP_STRESS_ROUNDS, 8 by
+/// default; 50 for the figure in the notes). One waits for the lock, the other does not: it
+/// either commits or says the index is busy. After every round the index holds every file
+/// added so far and searches.
 #[test]
 fn concurrent_index_runs_lose_no_update() {
     use rand::{Rng, SeedableRng};
@@ -101,7 +102,9 @@ fn concurrent_index_runs_lose_no_update() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     let (mut busy, mut committed) = (0, 0);
     for round in 0..rounds {
-        let delay = std::time::Duration::from_millis(rng.gen_range(0..600));
+        // A run takes about 1.5 s: the second starts while the first runs, or after it ended.
+        let delay = std::time::Duration::from_millis(rng.gen_range(0..2500));
+        let waiting_first: bool = rng.gen();
         let (a, b) = (docs.join(format!("a{round}.txt")), docs.join(format!("b{round}.txt")));
         let index_run = |file: &Path, wait: bool| {
             std::fs::copy(&source, file).unwrap();
@@ -111,18 +114,28 @@ fn concurrent_index_runs_lose_no_update() {
             }
             themap(&args)
         };
-        let (first, second) = std::thread::scope(|scope| {
-            let first = scope.spawn(|| index_run(&a, true));
+        let (waiting, not_waiting) = std::thread::scope(|scope| {
+            let (early, late) = if waiting_first {
+                ((&a, true), (&b, false))
+            } else {
+                ((&b, false), (&a, true))
+            };
+            let early = scope.spawn(move || index_run(early.0, early.1));
             std::thread::sleep(delay);
-            let second = scope.spawn(|| index_run(&b, false));
-            (first.join().unwrap(), second.join().unwrap())
+            let late = scope.spawn(move || index_run(late.0, late.1));
+            let (early, late) = (early.join().unwrap(), late.join().unwrap());
+            if waiting_first {
+                (early, late)
+            } else {
+                (late, early)
+            }
         });
-        assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+        assert!(waiting.status.success(), "{}", String::from_utf8_lossy(&waiting.stderr));
         committed += 1;
-        if second.status.success() {
+        if not_waiting.status.success() {
             committed += 1;
         } else {
-            let err = String::from_utf8_lossy(&second.stderr);
+            let err = String::from_utf8_lossy(&not_waiting.stderr);
             assert!(
                 err.contains("writer.lock") && err.contains("--wait"),
                 "round {round}: {err}"

@@ -7,6 +7,7 @@ mod cluster;
 mod common;
 mod embed_cli;
 mod embed_golden;
+mod fuzz;
 mod hnsw;
 mod hostile;
 mod import;

@@ -65,10 +65,20 @@ pub struct IndexArgs {
 }
 
 pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
-    let started = Instant::now();
+    let new_folder = !args.at.index.exists();
     // Held from reading the previous index to committing the new one, so no other writer's
     // work is lost in between; taken first, so a busy or impossible --index fails before any work.
     let lock = store::lock(&args.at.index, args.wait)?;
+    let result = index_locked(&args, &lock, quiet);
+    if result.is_err() && new_folder {
+        // A first index that failed leaves nothing behind, not an empty folder.
+        let _ = std::fs::remove_dir_all(&args.at.index);
+    }
+    result
+}
+
+fn index_locked(args: &IndexArgs, lock: &store::WriteLock, quiet: bool) -> Result<()> {
+    let started = Instant::now();
     // A rebuild needs nothing from the old index but its sources (in the manifest), so it also
     // repairs a damaged one (the fix its error message names). --compact replaces the graph, so
     // it also repairs a damaged graph file.
@@ -137,7 +147,7 @@ pub fn index(args: IndexArgs, quiet: bool) -> Result<()> {
             Index::build(&corpus, vectors, info, settings, previous.as_ref(), &progress)?
         }
     };
-    store::save(&built, &lock)
+    store::save(&built, lock)
         .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     output::index_summary(&stats, &args.at.index, seconds, corpus.skipped.len(), args.json)

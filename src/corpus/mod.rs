@@ -198,6 +198,26 @@ fn passages_of(doc: &mut Document, split: &SplitOptions, count_tokens: &dyn Fn(&
     split::split(doc, &cleaned.paragraphs, split, count_tokens)
 }
 
+/// The passages of one file's bytes, read, cleaned and split as [`load`] does a file on disk
+/// (`Err`: why the file would be skipped). The whole path from bytes to passages in one call,
+/// for the fuzz target and tests.
+pub fn passages_of_bytes(
+    path: &Path,
+    bytes: &[u8],
+    read: ReadOptions,
+    split: &SplitOptions,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> std::result::Result<Vec<Passage>, String> {
+    split.check().map_err(|e| e.to_string())?;
+    let mut ids = UniqueIds::default();
+    let mut passages = Vec::new();
+    for mut doc in read::read_bytes(path, "doc", bytes, read)? {
+        ids.assign(&mut doc);
+        passages.extend(passages_of(&mut doc, split, count_tokens));
+    }
+    Ok(passages)
+}
+
 /// Keeps document ids unique: two inputs named alike (a.txt and a.md, or the same file twice)
 /// must not share one, so later ones get `~2`, `~3`, ...
 #[derive(Default)]

@@ -91,8 +91,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// What was repaired or passed over inside the file is in the documents' `notes`.
 pub fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let decoded = decode(&bytes, options.encoding)?;
-    drop(bytes);
+    read_bytes(path, id, &bytes, options)
+}
+
+/// [`read_file`] on bytes already read; `path` names the file (its extension says whether it
+/// is JSONL).
+pub fn read_bytes(
+    path: &Path,
+    id: &str,
+    bytes: &[u8],
+    options: ReadOptions,
+) -> std::result::Result<Vec<Document>, String> {
+    let decoded = decode(bytes, options.encoding)?;
     if decoded.text.trim().is_empty() {
         return Err("empty file".into());
     }

@@ -264,27 +264,36 @@ fn push_or_join_previous(out: &mut Vec<Chunk>, small: Chunk, options: &SplitOpti
 
 fn to_passages(doc: &Document, chunks: Vec<Chunk>) -> Vec<Passage> {
     let text = doc.text.as_str();
+    // Chunks with nothing to show (a lone `#`, only control characters) are no passages.
+    let shown: Vec<(Chunk, String)> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let shown = display_text(&text[chunk.range.clone()]);
+            (chunk, shown)
+        })
+        .filter(|(_, shown)| !shown.is_empty())
+        .collect();
     // Byte offsets to character offsets and line numbers, in one pass over the text.
-    let mut positions = Vec::with_capacity(chunks.len() * 2);
-    for chunk in &chunks {
+    let mut positions = Vec::with_capacity(shown.len() * 2);
+    for (chunk, _) in &shown {
         positions.push(chunk.range.start);
         positions.push(chunk.range.end);
     }
     let located = locate(text, &positions);
-    chunks
+    shown
         .into_iter()
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(|(i, (chunk, shown))| {
             let ((char_start, line), (char_end, _)) = (located[2 * i], located[2 * i + 1]);
             Passage {
                 id: format!("{}#{}", doc.id, i + 1),
                 doc_id: doc.id.clone(),
                 ordinal: i as u32 + 1,
-                section: chunk.section,
+                section: chunk.section.filter(|s| !s.is_empty()),
                 char_start,
                 char_end,
                 line,
-                text: display_text(&text[chunk.range]),
+                text: shown,
             }
         })
         .collect()

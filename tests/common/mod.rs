@@ -5,7 +5,7 @@ pub mod synthetic;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use themap::embed::{Dtype, EmbedOptions, EmbeddingModel};
+use themap::embed::{Dtype, EmbedOptions, EmbeddingModel, ModelTokenizer};
 
 /// The model directory: `THEMAP_MODEL` if set, else the cache the fetch script fills.
 pub fn model_dir() -> PathBuf {
@@ -28,6 +28,15 @@ pub fn model() -> &'static EmbeddingModel {
             ..EmbedOptions::default()
         };
         EmbeddingModel::load(&model_dir(), &options)
+            .unwrap_or_else(|e| panic!("{e} (the test command runs scripts/fetch-model.sh first)"))
+    })
+}
+
+/// The model's tokenizer alone, opened once for all tests in this binary.
+pub fn tokenizer() -> &'static ModelTokenizer {
+    static TOKENIZER: OnceLock<ModelTokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        ModelTokenizer::open(&model_dir(), None)
             .unwrap_or_else(|e| panic!("{e} (the test command runs scripts/fetch-model.sh first)"))
     })
 }
