@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("cannot read or write {path}")]
+    #[error("cannot read or write {path} ({})", io_fix(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -102,6 +102,19 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about an I/O error, by its kind; the system's own message follows in the chain.
+fn io_fix(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match error.kind() {
+        NotFound => "check that the path exists",
+        PermissionDenied | ReadOnlyFilesystem => "check the permissions, or choose another path",
+        StorageFull | QuotaExceeded => "free some disk space and run the command again",
+        IsADirectory => "it is a folder; name a file",
+        NotADirectory => "a part of the path is a file, not a folder",
+        _ => "check the path, the permissions and the disk",
+    }
+}
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.

@@ -328,21 +328,24 @@ fn locate(text: &str, byte_offsets: &[usize]) -> Vec<(usize, usize)> {
 /// marks removed, runs of spaces folded, control characters (terminal escapes, form feeds) dropped.
 pub fn display_text(raw: &str) -> String {
     raw.lines()
-        .map(|line| line.replace(|c: char| c.is_control() && c != '\t', ""))
         .map(|line| {
+            // Marks removed before trimming, so a line of marks and spaces ends up empty.
+            let line = line
+                .replace(|c: char| c.is_control() && c != '\t', "")
+                .replace("**", "")
+                .replace("__", "");
             let line = line.trim();
             let line = if line.starts_with('#') {
                 line.trim_start_matches('#').trim_start()
             } else {
                 line
             };
-            let line = line.replace("**", "").replace("__", "");
             line.split([' ', '\t'])
                 .filter(|w| !w.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.trim().is_empty())
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -428,6 +431,25 @@ mod tests {
     #[test]
     fn control_characters_are_dropped() {
         assert_eq!(display_text("关税\u{1b}[31m red\u{7}\u{0c}"), "关税[31m red");
+    }
+
+    /// Found by the fuzzer: a line of no-break spaces and `__` marks was a passage of one space.
+    #[test]
+    fn lines_of_marks_and_unicode_spaces_are_empty() {
+        assert_eq!(display_text("\u{a0}\u{a0}____\u{a0}\n#\n\u{3000}**"), "");
+        let doc = Document::from_text(
+            "doc",
+            Path::new("doc.txt"),
+            "\u{a0}__\u{a0}\n\n第一段。\n".into(),
+            "UTF-8",
+        );
+        let out = split(
+            &doc,
+            &clean(&doc.text, doc.body_start).paragraphs,
+            &SplitOptions::default(),
+            &chars,
+        );
+        assert!(out.iter().all(|p| !p.text.trim().is_empty()), "{out:?}");
     }
 
     #[test]

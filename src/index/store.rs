@@ -321,15 +321,11 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
     let manifest = read_manifest(dir)?;
     let dims = manifest.model.dims;
     let files = &manifest.files;
-    let read = |entry: &FileEntry, parse: &mut dyn FnMut(&mut dyn BufRead) -> Result<(), String>| {
-        read_data(dir, entry, parse).map_err(|reason| corrupt(&dir.join(&entry.name), reason))
-    };
 
-    let mut documents: Vec<DocumentRecord> = Vec::new();
-    read(&files.documents, &mut |r| {
-        documents = serde_json::from_reader(r).map_err(|e| e.to_string())?;
+    let documents: Vec<DocumentRecord> = read_index_file(dir, &files.documents, |r| {
+        let documents: Vec<DocumentRecord> = serde_json::from_reader(r).map_err(|e| e.to_string())?;
         match documents.len() == manifest.documents {
-            true => Ok(()),
+            true => Ok(documents),
             false => Err(format!(
                 "{} documents, the manifest says {}",
                 documents.len(),
@@ -337,21 +333,17 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
             )),
         }
     })?;
-    let mut passages: Vec<PassageRecord> = Vec::with_capacity(manifest.passages);
-    read(&files.passages, &mut |r| {
-        for (n, line) in r.lines().enumerate() {
-            let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
-            passages.push(serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
-        }
-        Ok(())
+    let passages: Vec<PassageRecord> = read_index_file(dir, &files.passages, |r| {
+        r.lines()
+            .enumerate()
+            .map(|(n, line)| {
+                let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
+                serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))
+            })
+            .collect()
     })?;
-    let vectors_of = |entry: &FileEntry, rows: usize| -> Result<Array2<f32>> {
-        let mut vectors = Array2::zeros((0, dims));
-        read(entry, &mut |r| {
-            vectors = read_vectors(r, rows, dims, entry.xxh3.is_none())?;
-            Ok(())
-        })?;
-        Ok(vectors)
+    let vectors_of = |entry: &FileEntry, rows: usize| {
+        read_index_file(dir, entry, |r| read_vectors(r, rows, dims, entry.xxh3.is_none()))
     };
     let vectors = vectors_of(&files.vectors, passages.len())?;
     let clustering_vectors = match files.clustering_vectors.as_ref().filter(|_| parts.clustering_vectors) {
@@ -360,10 +352,8 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
     };
     let clustering_sample = match &files.clustering_sample {
         Some(sample) => {
-            let mut hashes = Vec::new();
-            read(&sample.hashes, &mut |r| {
-                hashes = r.lines().collect::<std::io::Result<_>>().map_err(|e| e.to_string())?;
-                Ok(())
+            let hashes: Vec<String> = read_index_file(dir, &sample.hashes, |r| {
+                r.lines().collect::<std::io::Result<_>>().map_err(|e| e.to_string())
             })?;
             let vectors = vectors_of(&sample.vectors, hashes.len())?;
             Some(ClusteringSample { hashes, vectors })
@@ -388,30 +378,36 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
 }
 
 fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
-    let mut graph = None;
-    read_data(dir, &entry.file, &mut |r| {
-        let read = SearchGraph::read_from(&mut { r }, entry.params, passages).map_err(|e| e.to_string())?;
-        if read.nodes() != entry.nodes {
-            return Err(format!("{} nodes, the manifest says {}", read.nodes(), entry.nodes));
+    read_data(dir, &entry.file, |r| {
+        let graph = SearchGraph::read_from(&mut { r }, entry.params, passages).map_err(|e| e.to_string())?;
+        match graph.nodes() == entry.nodes {
+            true => Ok(graph),
+            false => Err(format!("{} nodes, the manifest says {}", graph.nodes(), entry.nodes)),
         }
-        graph = Some(read);
-        Ok(())
     })
     .map_err(|reason| Error::GraphCorrupt {
         path: dir.join(&entry.file.name),
         reason,
-    })?;
-    Ok(graph.expect("set when read_data succeeds"))
+    })
+}
+
+/// [`read_data`], with a damaged file reported as [`Error::IndexCorrupt`].
+fn read_index_file<T>(
+    dir: &Path,
+    entry: &FileEntry,
+    parse: impl FnOnce(&mut dyn BufRead) -> Result<T, String>,
+) -> Result<T> {
+    read_data(dir, entry, parse).map_err(|reason| corrupt(&dir.join(&entry.name), reason))
 }
 
 /// Reads a data file through `parse`, checking its size first and, where the manifest recorded
 /// one, its checksum over every byte (what the parser left unread included). `Err` says what is
 /// wrong with the file.
-fn read_data(
+fn read_data<T>(
     dir: &Path,
     entry: &FileEntry,
-    parse: &mut dyn FnMut(&mut dyn BufRead) -> Result<(), String>,
-) -> Result<(), String> {
+    parse: impl FnOnce(&mut dyn BufRead) -> Result<T, String>,
+) -> Result<T, String> {
     let file = File::open(dir.join(&entry.name)).map_err(|e| e.to_string())?;
     let bytes = file.metadata().map_err(|e| e.to_string())?.len();
     if bytes != entry.bytes {
