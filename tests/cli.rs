@@ -541,8 +541,11 @@ fn filters_by_document_date_and_tag() {
             !hits.is_empty() && hits.iter().all(|(_, doc)| doc.starts_with("002")),
             "{hits:?}"
         );
-        assert!(only(&["--tag", "no-such-tag"]).is_empty());
     }
+    // An unknown tag is a mistake to report, as an unknown document is, not "no results".
+    let (code, err) = fails(&["search", "x", "--tag", "no-such-tag", "--index", s(sample_index())]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no document tagged \"no-such-tag\""), "{err}");
     let (code, err) = fails(&["search", "x", "--doc", "nope", "--index", s(sample_index())]);
     assert_eq!(code, 2);
     assert!(err.contains("no document \"nope\""), "{err}");
