@@ -5,6 +5,7 @@
 //! length, so cosine similarity is a dot product. Small collections, and small filtered parts of
 //! large ones, are searched exactly ([`flat`]); the rest through the graph, re-ranked exactly.
 
+pub mod descent;
 pub mod flat;
 pub mod graph;
 pub mod hnsw;

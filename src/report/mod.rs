@@ -6,6 +6,7 @@ pub mod json;
 pub mod markdown;
 mod project;
 mod tsne;
+pub mod umap;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -285,7 +286,7 @@ impl ThemeMap {
         };
         let short: Vec<bool> = shapes.iter().map(|s| !s).collect();
         let layout = if options.map {
-            Some(project::to_2d(clustered.view())?)
+            Some(project::to_2d(clustered.view(), progress)?)
         } else {
             None
         };

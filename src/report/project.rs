@@ -1,7 +1,9 @@
 //! Passages on a plane for the map. t-SNE on a 50-component PCA (linfa) keeps themes apart on
 //! the page, which two principal components alone cannot (they hold about a sixth of the
 //! variance of sentence embeddings). Above `TSNE_MAX_POINTS`, where exact t-SNE would take
-//! minutes, the map falls back to PCA. Both are seeded: the same data gives the same map.
+//! minutes, the map is a UMAP layout ([`super::umap`]): on 10,000 THUCNews headlines its
+//! trustworthiness is 0.958 against PCA's 0.772 (benches/README.md). All are seeded: the same
+//! data gives the same map.
 
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -9,6 +11,7 @@ use linfa_reduction::Pca;
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// Largest input laid out with t-SNE.
 const TSNE_MAX_POINTS: usize = 3_000;
@@ -18,21 +21,27 @@ const PERPLEXITY: f64 = 30.0;
 const SEED: u64 = 42;
 
 /// 2D coordinates of the rows scaled to [-1, 1], and how they were made.
-pub fn to_2d(vectors: ArrayView2<f32>) -> Result<(Array2<f32>, String)> {
+pub fn to_2d(vectors: ArrayView2<f32>, progress: &dyn Progress) -> Result<(Array2<f32>, String)> {
     let n = vectors.nrows();
     if n < 4 {
         // Too few points for either method; lay them on a line.
         let xy = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { i as f32 } else { 0.0 });
         return Ok((scale(xy), "none (fewer than 4 passages)".into()));
     }
-    let data = vectors.mapv(f64::from);
     if n > TSNE_MAX_POINTS {
-        let (xy, kept) = pca(&data, 2)?;
+        // Cosine neighbours need unit rows (mapped vectors are not quite).
+        let mut unit = vectors.to_owned();
+        for mut row in unit.outer_iter_mut() {
+            let norm = row.dot(&row).sqrt().max(f32::MIN_POSITIVE);
+            row /= norm;
+        }
+        let xy = super::umap::umap(unit.view(), SEED, progress);
         return Ok((
-            scale(xy.mapv(|v| v as f32)),
-            format!("PCA, first two components ({:.1}% of variance)", 100.0 * kept),
+            scale(xy),
+            format!("UMAP ({} neighbours by cosine)", super::umap::NEIGHBOURS),
         ));
     }
+    let data = vectors.mapv(f64::from);
     let dims = TSNE_INPUT_DIMS.min(n - 1).min(data.ncols());
     let (reduced, _) = pca(&data, dims)?;
     // Perplexity must stay below a third of the points.
