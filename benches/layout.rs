@@ -6,7 +6,9 @@
 //! cargo bench --bench layout -- --vectors FILE.npy --out FILE.npy [--seed 42]
 //! ```
 //!
-//! Under `cargo test --benches` it lays out a small seeded set, as a smoke test.
+//! With `LAYOUT_KNN_ONLY=1` it also times the neighbour graph alone and prints its recall@15
+//! against exact neighbours (every 50th row). Under `cargo test --benches` it lays out a small
+//! seeded set, as a smoke test.
 
 use std::path::PathBuf;
 use std::time::Instant;
