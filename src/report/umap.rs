@@ -236,7 +236,9 @@ fn log2(x: f32) -> f32 {
 
 fn exp2(y: f32) -> f32 {
     let y = y.clamp(-126.0, 126.0);
-    let whole = y.floor();
+    // floor() is a libm call on baseline x86-64 (no SSE4.1 round): truncate and step down.
+    let truncated = y as i32 as f32;
+    let whole = if truncated > y { truncated - 1.0 } else { truncated };
     let f = (y - whole) * std::f32::consts::LN_2;
     // e^f for f in [0, ln 2), Taylor to the 6th power.
     let e = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
