@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use crate::common::model_dir;
 
-fn themap(args: &[&str]) -> Output {
+pub fn themap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_themap"))
         .args(args)
         .env("THEMAP_MODEL", model_dir())
@@ -38,12 +38,39 @@ pub fn fails(args: &[&str]) -> (i32, String) {
     )
 }
 
-fn data_dir() -> PathBuf {
+pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// A copy of the sample index (built once for all tests), to damage or update.
+pub fn copy_of_sample_index(tmp: &TempDir) -> PathBuf {
+    let index = tmp.path().join("index");
+    std::fs::create_dir(&index).unwrap();
+    for file in std::fs::read_dir(sample_index()).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), index.join(file.file_name())).unwrap();
+    }
+    index
+}
+
+/// Every file of a directory with its bytes.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap())
+        .map(|f| {
+            (
+                f.file_name().to_string_lossy().into_owned(),
+                std::fs::read(f.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// The sample corpus indexed once for all tests (embedding it takes a minute on CPU).
@@ -271,27 +298,8 @@ fn encodings_are_detected_named_or_refused() {
 #[test]
 fn bad_input_gets_one_clear_error_and_damages_nothing() {
     let tmp = TempDir::new().unwrap();
-    let index = tmp.path().join("index");
-    std::fs::create_dir(&index).unwrap();
-    for file in std::fs::read_dir(sample_index()).unwrap() {
-        let file = file.unwrap();
-        std::fs::copy(file.path(), index.join(file.file_name())).unwrap();
-    }
-    let snapshot = || {
-        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&index)
-            .unwrap()
-            .map(|f| f.unwrap())
-            .map(|f| {
-                (
-                    f.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(f.path()).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        files
-    };
-    let before = snapshot();
+    let index = copy_of_sample_index(&tmp);
+    let before = snapshot(&index);
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -324,7 +332,7 @@ fn bad_input_gets_one_clear_error_and_damages_nothing() {
     assert_eq!(code, 2);
     assert!(err.contains("--no-such-flag"), "{err}");
 
-    assert_eq!(snapshot(), before, "a failed command changed the index");
+    assert_eq!(snapshot(&index), before, "a failed command changed the index");
     ok(&["search", "关税", "-k", "1", "--index", s(&index)]);
 
     let (_, err) = fails(&["search", "关税", "--index", s(&tmp.path().join("nowhere"))]);

@@ -3,22 +3,13 @@
 //! with exit 0; each must now either work or say why, and leave the index as it was.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::cli::{fails, ok, s, sample_index_path};
+use crate::cli::{copy_of_sample_index, data_dir, fails, ok, s, sample_index_path, snapshot, themap};
 use crate::common::model_dir;
-
-fn themap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_themap"))
-        .args(args)
-        .env("THEMAP_MODEL", model_dir())
-        .env_remove("THEMAP_INDEX")
-        .output()
-        .expect("themap runs")
-}
 
 /// Runs a command that must succeed; returns (stdout, stderr).
 fn ok_with_log(args: &[&str]) -> (String, String) {
@@ -29,34 +20,7 @@ fn ok_with_log(args: &[&str]) -> (String, String) {
 }
 
 fn data_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
-}
-
-/// A copy of the sample index (built once for all tests), to damage or update.
-fn copy_of_sample_index(tmp: &TempDir) -> PathBuf {
-    let index = tmp.path().join("index");
-    std::fs::create_dir(&index).unwrap();
-    for file in std::fs::read_dir(sample_index_path()).unwrap() {
-        let file = file.unwrap();
-        std::fs::copy(file.path(), index.join(file.file_name())).unwrap();
-    }
-    index
-}
-
-/// Every file of a directory with its bytes.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|f| f.unwrap())
-        .map(|f| {
-            (
-                f.file_name().to_string_lossy().into_owned(),
-                std::fs::read(f.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
+    data_dir().join(name)
 }
 
 fn manifest(index: &Path) -> Value {
