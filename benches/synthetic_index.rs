@@ -17,12 +17,8 @@ mod synthetic;
 
 use std::path::PathBuf;
 
-use ndarray::Axis;
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use themap::corpus::{Metadata, Passage};
 use themap::embed::{ModelTokenizer, Prompt};
-use themap::index::{store, BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
+use themap::index::{store, ModelInfo};
 
 struct Args {
     out: PathBuf,
@@ -33,117 +29,20 @@ struct Args {
     model: PathBuf,
 }
 
-/// Passages per document.
-const PER_DOCUMENT: usize = 20;
-/// Words in each cluster's own vocabulary, and shared by all.
-const OWN_WORDS: usize = 40;
-const SHARED_WORDS: usize = 300;
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     let started = std::time::Instant::now();
     let tokenizer = ModelTokenizer::open(&args.model, Some(args.dims))?;
     let mut shape = synthetic::Clustered::new(args.dims, args.seed);
     shape.clusters = args.clusters;
-    let (vectors, labels) = shape.labelled(args.passages);
-    eprintln!(
-        "{} vectors drawn in {:.1} s",
-        args.passages,
-        started.elapsed().as_secs_f64()
-    );
-
-    // Documents hold passages of one cluster: order the rows by cluster, then cut.
-    let mut order: Vec<usize> = (0..labels.len()).collect();
-    order.sort_by_key(|&row| (labels[row], row));
-    let vectors = vectors.select(Axis(0), &order);
-    let labels: Vec<usize> = order.iter().map(|&row| labels[row]).collect();
-
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed ^ 0x7e47);
-    let mut word = || -> String {
-        (0..2)
-            .map(|_| char::from_u32(rng.gen_range(0x4E00..0x9FA5)).unwrap())
-            .collect()
+    let model = ModelInfo {
+        name: tokenizer.name(),
+        checksum: tokenizer.checksum().to_string(),
+        dims: args.dims,
+        prompt: Prompt::Document,
+        dtypes: Vec::new(),
     };
-    let shared: Vec<String> = (0..SHARED_WORDS).map(|_| word()).collect();
-    let own: Vec<Vec<String>> = (0..args.clusters)
-        .map(|_| (0..OWN_WORDS).map(|_| word()).collect())
-        .collect();
-
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed ^ 0x7e48);
-    let mut passages = Vec::with_capacity(labels.len());
-    let mut documents = Vec::new();
-    for (d, rows) in labels.chunks(PER_DOCUMENT).enumerate() {
-        let doc_id = format!("doc{d:07}");
-        for (i, &label) in rows.iter().enumerate() {
-            let words = rng.gen_range(20..30);
-            let text: String = (0..words)
-                .map(|_| {
-                    if rng.gen_bool(0.6) {
-                        // Zipf-like: low ranks far more often.
-                        let rank = (rng.gen::<f64>().powi(3) * OWN_WORDS as f64) as usize;
-                        own[label][rank].as_str()
-                    } else {
-                        shared[rng.gen_range(0..SHARED_WORDS)].as_str()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("");
-            let chars = text.chars().count();
-            passages.push(PassageRecord {
-                hash: themap::hash::sha256_hex(text.as_bytes()),
-                passage: Passage {
-                    id: format!("{doc_id}#{}", i + 1),
-                    doc_id: doc_id.clone(),
-                    ordinal: i as u32 + 1,
-                    section: None,
-                    char_start: i * 60,
-                    char_end: i * 60 + chars,
-                    line: i + 1,
-                    text,
-                },
-            });
-        }
-        // Two years of dates, one a day.
-        let day = d % 730;
-        documents.push(DocumentRecord {
-            id: doc_id.clone(),
-            path: PathBuf::from(format!("synthetic/{doc_id}.txt")),
-            encoding: "UTF-8".into(),
-            meta: Metadata {
-                title: Some(format!("synthetic document {d}")),
-                date: Some(format!(
-                    "{}-{:02}-{:02}",
-                    2024 + day / 365,
-                    (day % 365) / 31 + 1,
-                    day % 28 + 1
-                )),
-                ..Metadata::default()
-            },
-            passages: rows.len(),
-        });
-    }
-
-    let index = Index {
-        model: ModelInfo {
-            name: tokenizer.name(),
-            checksum: tokenizer.checksum().to_string(),
-            dims: args.dims,
-            prompt: Prompt::Document,
-            dtypes: Vec::new(),
-        },
-        settings: BuildSettings {
-            sources: vec![PathBuf::from("synthetic")],
-            max_tokens: 256,
-            min_tokens: 51,
-        },
-        documents,
-        passages,
-        vectors,
-        clustering_vectors: None,
-        clustering_sample: None,
-        graph: None,
-        generation: None,
-    };
+    let (index, labels) = synthetic::index(&shape, args.passages, model);
     store::save(&index, &store::lock(&args.out, false)?)?;
     let truth: String = labels.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(args.out.join("labels.txt"), truth)?;

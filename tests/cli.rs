@@ -469,7 +469,7 @@ fn english_theme_names_find_chinese_passages() {
 }
 
 #[test]
-fn report_writes_three_files() {
+fn report_writes_its_files() {
     let tmp = TempDir::new().unwrap();
     let out = tmp.path().join("report");
     let stdout = ok(&["report", "--out", s(&out), "--index", s(sample_index())]);
@@ -481,10 +481,20 @@ fn report_writes_three_files() {
         let label = theme["label"].as_str().unwrap();
         assert!(md.contains(label), "{label} missing from themes.md");
     }
-    assert_eq!(
-        html.matches("<circle class=\"pt\"").count(),
-        json["passages"].as_u64().unwrap() as usize
-    );
+    let passages = json["passages"].as_u64().unwrap() as usize;
+    assert!(html.contains(&format!(r#"<script id="map-meta" type="application/json">{{"columns":"#)));
+    assert!(html.contains(&format!(r#""n":{passages},"#)), "the map holds every passage");
+    // Every passage's theme and place on the map, for other tools.
+    let tsv = std::fs::read_to_string(out.join("assignments.tsv")).unwrap();
+    let mut lines = tsv.lines();
+    assert_eq!(lines.next(), Some("id\ttheme\tconfidence\toutlier\tshort\tx\ty"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), passages);
+    for row in &rows {
+        let x: f32 = row[5].parse().unwrap();
+        assert!(row.len() == 7 && (-1.0..=1.0).contains(&x), "{row:?}");
+    }
+    assert!(!out.join(themap::report::html::DATA_FILE).exists(), "a small map stays inside the page");
 }
 
 /// Ids of `themap search QUERY ARGS... --json` on the sample index.

@@ -178,9 +178,13 @@ fn writers_show_every_passage_and_theme() {
     .unwrap();
     let (json, markdown, html) = render(&map);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed["schema_version"], 1);
+    assert_eq!(parsed["schema_version"], 2);
     assert_eq!(parsed["themes"].as_array().unwrap().len(), 3);
-    assert_eq!(html.matches("<circle class=\"pt\"").count(), index.passages.len());
+    assert!(parsed.get("points").is_none(), "points stay out of themes.json");
+    let meta = between(&html, r#"<script id="map-meta" type="application/json">"#, "</script>");
+    let meta: serde_json::Value = serde_json::from_str(meta).unwrap();
+    assert_eq!(meta["n"], index.passages.len(), "one point per passage in the map's data");
+    assert!(!between(&html, r#"<script id="map-data" type="application/octet-stream">"#, "</script>").is_empty());
     for theme in &map.themes {
         assert!(html.contains(&html::esc(&theme.label)) && markdown.contains(&theme.label));
     }
@@ -189,6 +193,11 @@ fn writers_show_every_passage_and_theme() {
         "the page must not fetch anything"
     );
     assert!(markdown.contains("## Documents × themes") && markdown.contains("## Timeline"));
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).unwrap_or_else(|| panic!("no {open}")) + open.len();
+    &text[start..start + text[start..].find(close).unwrap()]
 }
 
 #[test]
@@ -228,4 +237,38 @@ fn named_themes_need_the_model() {
         ..options()
     };
     assert!(ThemeMap::build(synthetic_index(), None, &options, &Silent).is_err());
+}
+
+/// A report of thousands of documents and hundreds of dates stays readable: themes.json lists
+/// the largest documents with counts of all, and the timeline gathers dates into months.
+#[test]
+fn large_reports_list_the_largest_documents_and_gather_dates() {
+    let mut shape = crate::common::synthetic::Clustered::new(16, 5);
+    shape.clusters = 8;
+    let model = synthetic_index().model;
+    // 20 passages a document, one date a day: 300 documents, 300 dates.
+    let (index, _) = crate::common::synthetic::index(&shape, 6000, ModelInfo { dims: 16, ..model });
+    let options = ThemeOptions {
+        k: Some(8),
+        map: false,
+        ..options()
+    };
+    let map = ThemeMap::build(index, None, &options, &Silent).unwrap();
+    let (json, markdown, html) = render(&map);
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["document_count"], 300);
+    assert_eq!(parsed["documents"].as_array().unwrap().len(), themap::report::LISTED_DOCUMENTS);
+    for theme in parsed["themes"].as_array().unwrap() {
+        let listed = theme["documents"].as_array().unwrap().len();
+        assert!(listed <= themap::report::LISTED_DOCUMENTS && listed <= theme["document_count"].as_u64().unwrap() as usize);
+    }
+    let (unit, bars) = map.timeline_in_bars(themap::report::TIMELINE_BARS);
+    assert_eq!(unit, "month");
+    assert!(bars.len() <= themap::report::TIMELINE_BARS && bars.len() > 1, "{} bars", bars.len());
+    let by_date: usize = map.timeline.iter().flat_map(|e| &e.counts).sum();
+    let by_month: usize = bars.iter().flat_map(|e| &e.counts).sum();
+    assert_eq!(by_date, by_month, "gathering loses no passage");
+    assert!(html.contains("by the month of their document") && markdown.contains("| month | documents |"));
+    assert!(html.contains("documents with the most passages are shown, of 300"));
+    assert!(markdown.contains("The 50 documents with the most passages, of 300"));
 }

@@ -84,7 +84,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     theme: ThemeArgs,
 
-    /// Folder for index.html, themes.json and themes.md (created if missing).
+    /// Folder for index.html, themes.json, themes.md and assignments.tsv (created if missing).
+    /// Above 200,000 passages the map's data goes to map-data.js beside index.html.
     #[arg(long, default_value = "themap-report", value_name = "DIR")]
     out: PathBuf,
 }
@@ -227,13 +228,30 @@ pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(themap::Error::io(&args.out))?;
     let map = build(&args.theme, true, quiet)?;
     let html = args.out.join("index.html");
-    themap::fsutil::write_atomic(&html, |w| report::html::write(&map, w))?;
+    let beside = args.out.join(report::html::DATA_FILE);
+    let mut files = vec!["index.html"];
+    if report::html::data_beside(&map) {
+        // The data first: a page never names a data file that is not there yet.
+        let mut page = Vec::new();
+        themap::fsutil::write_atomic(&beside, |w| report::html::write_split(&map, &mut page, w))?;
+        themap::fsutil::write_atomic(&html, |w| w.write_all(&page))?;
+        files.push(report::html::DATA_FILE);
+    } else {
+        themap::fsutil::write_atomic(&html, |w| report::html::write(&map, w))?;
+        // A larger report's data left in the folder would only mislead.
+        if beside.exists() {
+            std::fs::remove_file(&beside).map_err(themap::Error::io(&beside))?;
+        }
+    }
     themap::fsutil::write_atomic(&args.out.join("themes.json"), |w| report::json::write(&map, w))?;
     themap::fsutil::write_atomic(&args.out.join("themes.md"), |w| report::markdown::write(&map, w))?;
+    themap::fsutil::write_atomic(&args.out.join("assignments.tsv"), |w| report::write_assignments(&map, w))?;
+    files.extend(["themes.json", "themes.md", "assignments.tsv"]);
     println!(
-        "Wrote {} themes to {} (index.html, themes.json, themes.md)",
+        "Wrote {} themes to {} ({})",
         map.themes.len(),
-        args.out.display()
+        args.out.display(),
+        files.join(", ")
     );
     Ok(())
 }

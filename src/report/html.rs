@@ -1,11 +1,21 @@
-//! `index.html`: one self-contained page (styles, script and data inline; nothing fetched):
-//! the map of all passages coloured by theme, the themes with keywords and representative
-//! passages, the document × theme heatmap, the timeline and the hierarchy.
+//! `index.html`: the page a person looks at. The map of every passage is drawn on a canvas
+//! from packed typed arrays (positions as 16-bit integers, theme, document, and the passages'
+//! ids and opening words as UTF-8), gzipped and base64-encoded in the page, unpacked by the
+//! browser's `DecompressionStream`: about 100 bytes a passage at 100,000 passages, where an SVG
+//! circle and a JSON record each took ten times that. Around it: the themes with keywords and
+//! representative passages, the document × theme heatmap, the timeline and the hierarchy, each
+//! bounded so that thousands of documents and dates stay readable.
+//!
+//! The page is one self-contained file with nothing fetched, up to [`INLINE_MAX_PASSAGES`];
+//! above, the map's data goes to [`DATA_FILE`] beside it, loaded by a `<script>` element (which,
+//! unlike `fetch`, also works for a page opened from disk).
 
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{HierarchyJoin, ThemeMap};
+use base64::Engine as _;
+
+use super::{HierarchyJoin, ThemeMap, LISTED_DOCUMENTS, TIMELINE_BARS};
 
 /// Distinct colours for themes (Tableau 20, strong shades first); themes beyond 20 reuse them.
 const PALETTE: [&str; 20] = [
@@ -13,21 +23,135 @@ const PALETTE: [&str; 20] = [
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 ];
 
-const MAP_WIDTH: f32 = 960.0;
-const MAP_HEIGHT: f32 = 600.0;
-const MAP_MARGIN: f32 = 16.0;
+const CHART_WIDTH: f32 = 960.0;
+/// Documents listed on a theme card.
+const CARD_DOCUMENTS: usize = 10;
+
+/// Largest map kept inside `index.html` (about 20 MB at 100,000 passages): a page that can be
+/// mailed. Above it the data goes beside the page.
+pub const INLINE_MAX_PASSAGES: usize = 200_000;
+/// The map's data beside `index.html` for larger maps.
+pub const DATA_FILE: &str = "map-data.js";
 
 pub fn color(theme_id: usize) -> &'static str {
     PALETTE[(theme_id.max(1) - 1) % PALETTE.len()]
 }
 
-pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
-    let mut page = String::new();
-    render(map, &mut page).expect("writing to a String cannot fail");
-    out.write_all(page.as_bytes())
+/// Whether the map's data for `map` goes beside the page ([`write_split`]) rather than inside.
+pub fn data_beside(map: &ThemeMap) -> bool {
+    map.points.len() > INLINE_MAX_PASSAGES
 }
 
-fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
+/// The whole page in one file, the map's data inline.
+pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
+    let data = MapData::encode(map)?;
+    let inline = format!(
+        r#"<script id="map-data" type="application/octet-stream">{}</script>"#,
+        data.blob
+    );
+    out.write_all(page(map, &data.meta, &inline).as_bytes())
+}
+
+/// The page, and the map's data as a script for [`DATA_FILE`] beside it.
+pub fn write_split(map: &ThemeMap, html: &mut impl Write, beside: &mut impl Write) -> std::io::Result<()> {
+    let data = MapData::encode(map)?;
+    let loader = format!(r#"<script src="{DATA_FILE}"></script>"#);
+    html.write_all(page(map, &data.meta, &loader).as_bytes())?;
+    write!(beside, "window.themapMapData = \"{}\";\n", data.blob)
+}
+
+fn page(map: &ThemeMap, meta: &str, data: &str) -> String {
+    let mut page = String::new();
+    render(map, meta, data, &mut page).expect("writing to a String cannot fail");
+    page
+}
+
+/// The map's passages packed for the page's script: `meta` (JSON: themes, documents, where each
+/// column lies in the blob) and `blob` (the columns, gzipped, base64).
+struct MapData {
+    meta: String,
+    blob: String,
+}
+
+impl MapData {
+    fn encode(map: &ThemeMap) -> std::io::Result<MapData> {
+        let n = map.points.len();
+        let document_of = map
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i as u32))
+            .collect::<std::collections::HashMap<_, _>>();
+        // Positions in [-1, 1] as 16-bit integers: finer than any screen, at zoom 100 included.
+        let quantize = |v: f32| (((v.clamp(-1.0, 1.0) + 1.0) / 2.0) * 65535.0).round() as u16;
+        let mut columns = Columns::default();
+        columns.add("xy", map.points.iter().flat_map(|p| [quantize(p.x), quantize(p.y)]).flat_map(u16::to_le_bytes));
+        columns.add("theme", map.points.iter().flat_map(|p| (p.passage.theme as u16).to_le_bytes()));
+        columns.add(
+            "doc",
+            map.points
+                .iter()
+                .flat_map(|p| document_of.get(p.doc_id.as_str()).copied().unwrap_or(u32::MAX).to_le_bytes()),
+        );
+        columns.add(
+            "flags",
+            map.points
+                .iter()
+                .map(|p| u8::from(p.passage.outlier) | (u8::from(p.passage.short) << 1)),
+        );
+        columns.add_text("id", map.points.iter().map(|p| p.passage.id.as_str()));
+        columns.add_text("snippet", map.points.iter().map(|p| p.snippet.as_str()));
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&columns.bytes)?;
+        let blob = base64::engine::general_purpose::STANDARD.encode(gz.finish()?);
+        let meta = serde_json::json!({
+            "n": n,
+            "columns": columns.offsets,
+            "snippet_chars": map.points.iter().map(|p| p.snippet.chars().count()).max().unwrap_or(0),
+            "themes": map.themes.iter().map(|t| serde_json::json!({
+                "id": t.id, "label": t.label, "color": color(t.id), "size": t.size,
+            })).collect::<Vec<_>>(),
+            // [id, title, date] per document, in the order `doc` counts them.
+            "documents": map.documents.iter().map(|d| serde_json::json!([d.id, d.title, d.date])).collect::<Vec<_>>(),
+        });
+        Ok(MapData {
+            meta: script_safe(&meta.to_string()),
+            blob,
+        })
+    }
+}
+
+/// Little-endian columns one after another, each starting on a 4-byte boundary (typed arrays
+/// need their element's alignment), and where each lies: name → [byte offset, bytes].
+#[derive(Default)]
+struct Columns {
+    bytes: Vec<u8>,
+    offsets: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Columns {
+    fn add(&mut self, name: &str, bytes: impl Iterator<Item = u8>) {
+        let start = self.bytes.len();
+        self.bytes.extend(bytes);
+        self.offsets
+            .insert(name.into(), serde_json::json!([start, self.bytes.len() - start]));
+        self.bytes.resize(self.bytes.len().next_multiple_of(4), 0);
+    }
+
+    /// Strings as `name` (UTF-8, one after another) and `name_end` (u32: where each ends).
+    fn add_text<'a>(&mut self, name: &str, texts: impl Iterator<Item = &'a str> + Clone) {
+        let mut end = 0u32;
+        let ends = texts.clone().flat_map(|t| {
+            end += t.len() as u32;
+            end.to_le_bytes()
+        });
+        self.add(&format!("{name}_end"), ends);
+        self.add(name, texts.flat_map(str::bytes));
+    }
+}
+
+fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt::Result {
     let dated = map.documents.iter().filter(|d| d.date.is_some()).count();
     write!(
         page,
@@ -58,10 +182,10 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
         dims = map.model.dims,
     )?;
 
-    // The map: one circle per passage; hover shows its theme and text.
+    // The map: a canvas the script draws every passage on.
     write!(
         page,
-        r#"<section id="map"><h2>Map of passages</h2><p class="note">Each point is a passage, coloured by theme; hollow points are outliers. Hover for the text; click a theme below to highlight it. Layout: {}.</p>"#,
+        r#"<section id="map"><h2>Map of passages</h2><p class="note">Each point is a passage, coloured by theme; pale points are outliers. Scroll to zoom, drag to pan, double-click to reset. Hover for a passage; click a point or a theme to highlight the theme. Layout: {}.</p>"#,
         esc(&map.settings.projection)
     )?;
     write!(page, r#"<div class="legend">"#)?;
@@ -77,20 +201,9 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
     }
     write!(
         page,
-        r#"</div><svg id="points" viewBox="0 0 {MAP_WIDTH} {MAP_HEIGHT}" role="img" aria-label="map of passages">"#
+        r#"</div><div class="controls"><label>Find <input id="find" type="search" placeholder="text in a passage" autocomplete="off"></label><label>Documents <input id="doc-filter" type="search" placeholder="title or id contains" autocomplete="off"></label><label>From <input id="date-from" type="text" placeholder="YYYY-MM-DD" size="10"></label><label>to <input id="date-to" type="text" placeholder="YYYY-MM-DD" size="10"></label><button id="reset" type="button">Reset view</button><output id="map-status">Loading the map…</output></div><div id="canvas-box"><canvas id="points" role="img" aria-label="map of passages"></canvas></div></section>
+"#
     )?;
-    for (i, p) in map.points.iter().enumerate() {
-        let x = MAP_MARGIN + (p.x + 1.0) / 2.0 * (MAP_WIDTH - 2.0 * MAP_MARGIN);
-        let y = MAP_MARGIN + (1.0 - (p.y + 1.0) / 2.0) * (MAP_HEIGHT - 2.0 * MAP_MARGIN);
-        let c = color(p.passage.theme);
-        let fill = if p.passage.outlier { "#fff" } else { c };
-        write!(
-            page,
-            r#"<circle class="pt" data-i="{i}" data-theme="{}" cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{fill}" stroke="{c}"/>"#,
-            p.passage.theme
-        )?;
-    }
-    write!(page, "</svg></section>\n")?;
 
     // Themes.
     write!(page, r#"<section id="themes"><h2>Themes</h2><div class="cards">"#)?;
@@ -120,11 +233,17 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
         for k in &t.keywords {
             write!(page, r#"<span class="kw">{}</span>"#, esc(&k.word))?;
         }
+        let span = match (t.dates.first(), t.dates.last()) {
+            (Some(first), Some(last)) if first != last => format!(", {} to {}", esc(first), esc(last)),
+            (Some(only), _) => format!(", {}", esc(only)),
+            _ => String::new(),
+        };
         write!(
             page,
-            "</p><details open><summary>Where it recurs</summary><ul class=\"docs\">"
+            "</p><details open><summary>Where it recurs ({} documents{span})</summary><ul class=\"docs\">",
+            t.documents.len()
         )?;
-        for d in &t.documents {
+        for d in t.documents.iter().take(CARD_DOCUMENTS) {
             let date = d
                 .date
                 .as_deref()
@@ -137,6 +256,9 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
                 d.passages,
                 100.0 * d.share
             )?;
+        }
+        if let Some(more) = t.documents.len().checked_sub(CARD_DOCUMENTS).filter(|&m| m > 0) {
+            write!(page, r#"<li class="more">and {more} more (all in themes.json)</li>"#)?;
         }
         write!(
             page,
@@ -156,9 +278,19 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
     write!(page, "</div></section>\n")?;
 
     // Document × theme heatmap.
+    let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
+    let which = if listed.len() < map.documents.len() {
+        format!(
+            " The {} documents with the most passages are shown, of {} (all are in themes.json).",
+            listed.len(),
+            map.documents.len()
+        )
+    } else {
+        String::new()
+    };
     write!(
         page,
-        r#"<section id="heatmap"><h2>Documents × themes</h2><p class="note">Share of each document's passages in each theme (number: passages).</p><div class="scroll"><table><thead><tr><th>document</th><th>date</th>"#
+        r#"<section id="heatmap"><h2>Documents × themes</h2><p class="note">Share of each document's passages in each theme (number: passages).{which}</p><div class="scroll"><table><thead><tr><th>document</th><th>date</th>"#
     )?;
     for t in &map.themes {
         write!(
@@ -170,7 +302,7 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
         )?;
     }
     write!(page, "</tr></thead><tbody>")?;
-    for d in &map.documents {
+    for d in listed {
         write!(
             page,
             "<tr><td class=\"doc\">{}</td><td>{}</td>",
@@ -190,29 +322,31 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
     }
     write!(page, "</tbody></table></div></section>\n")?;
 
-    // Timeline: stacked bars of passages per theme per date.
+    // Timeline: stacked bars of passages per theme per date (or month, or year).
     write!(page, r#"<section id="timeline"><h2>Timeline</h2>"#)?;
-    if map.timeline.is_empty() {
+    let (unit, timeline) = map.timeline_in_bars(TIMELINE_BARS);
+    if timeline.is_empty() {
         write!(
             page,
             r#"<p class="note">No document carries a date (front matter <code>date:</code>).</p>"#
         )?;
     } else {
-        let tallest = map
-            .timeline
+        let tallest = timeline
             .iter()
             .map(|e| e.counts.iter().sum::<usize>())
             .max()
             .unwrap_or(1)
             .max(1) as f32;
-        let bar = (MAP_WIDTH - 80.0) / map.timeline.len() as f32;
+        let bar = (CHART_WIDTH - 80.0) / timeline.len() as f32;
+        // Every label where they fit, else every few.
+        let label_every = (60.0 / bar).ceil().max(1.0) as usize;
         let height = 220.0;
         write!(
             page,
-            r#"<p class="note">Passages per theme, by the date of their document.</p><svg viewBox="0 0 {MAP_WIDTH} {}" class="timeline">"#,
+            r#"<p class="note">Passages per theme, by the {unit} of their document.</p><svg viewBox="0 0 {CHART_WIDTH} {}" class="timeline">"#,
             height + 40.0
         )?;
-        for (i, e) in map.timeline.iter().enumerate() {
+        for (i, e) in timeline.iter().enumerate() {
             let x = 60.0 + i as f32 * bar;
             let mut top = height;
             for (t, &n) in e.counts.iter().enumerate() {
@@ -223,29 +357,28 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
                 top -= h;
                 write!(
                     page,
-                    r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {} passages of “{}”</title></rect>"#,
+                    r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {} passages of “{}” ({} documents)</title></rect>"#,
                     x + bar * 0.15,
                     bar * 0.7,
                     color(t + 1),
                     esc(&e.date),
                     n,
-                    esc(&map.themes[t].label)
+                    esc(&map.themes[t].label),
+                    e.documents
                 )?;
             }
-            write!(
-                page,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                x + bar / 2.0,
-                height + 18.0,
-                esc(&e.date)
-            )?;
-            write!(
-                page,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle" class="small">{} doc.</text>"#,
-                x + bar / 2.0,
-                height + 34.0,
-                e.documents
-            )?;
+            if i % label_every == 0 {
+                write!(
+                    page,
+                    r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text><text x="{:.1}" y="{}" text-anchor="middle" class="small">{} doc.</text>"#,
+                    x + bar / 2.0,
+                    height + 18.0,
+                    esc(&e.date),
+                    x + bar / 2.0,
+                    height + 34.0,
+                    e.documents
+                )?;
+            }
         }
         write!(page, "</svg>")?;
     }
@@ -273,7 +406,8 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
         page,
         r#"<footer class="meta">{} · seed {} · {}{}</footer>
 <div id="tip" hidden></div>
-<script id="data" type="application/json">{}</script>
+<script id="map-meta" type="application/json">{meta}</script>
+{data}
 <script>{SCRIPT}</script>
 </body>
 </html>
@@ -289,7 +423,6 @@ fn render(map: &ThemeMap, page: &mut String) -> std::fmt::Result {
             .merge
             .map(|m| format!(" · merged above {m}"))
             .unwrap_or_default(),
-        script_json(map),
     )
 }
 
@@ -317,14 +450,10 @@ fn tree(map: &ThemeMap, joins: &[HierarchyJoin], id: usize, page: &mut String) -
     write!(page, "</ul></li>")
 }
 
-/// The data the page's script needs (themes' labels, points), safe inside a `<script>` element.
-fn script_json(map: &ThemeMap) -> String {
-    let data = serde_json::json!({
-        "themes": map.themes.iter().map(|t| serde_json::json!({"id": t.id, "label": t.label})).collect::<Vec<_>>(),
-        "points": map.points,
-    });
-    // "</" would end the script element early; JSON allows the escaped form.
-    data.to_string().replace("</", "<\\/")
+/// JSON that cannot end the `<script>` element holding it ("</" is written "<\/", which JSON
+/// reads the same).
+fn script_safe(json: &str) -> String {
+    json.replace("</", "<\\/")
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -343,62 +472,5 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-:root { --fg:#1d2330; --muted:#5b6475; --line:#e3e6ec; --bg:#fafbfc; }
-* { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 1240px; padding: 24px 32px 48px; color: var(--fg); background: var(--bg);
-  font: 15px/1.55 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-  "PingFang SC", "Microsoft YaHei", "Noto Sans CJK TC", sans-serif; }
-h1 { margin: 0 0 4px; font-size: 28px; } h2 { margin: 36px 0 8px; font-size: 21px; } h3 { margin: 0 0 6px; font-size: 17px; }
-.summary, .note, .meta, .small { color: var(--muted); } .note { margin: 0 0 12px; } .small { font-size: 12px; }
-.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; vertical-align: baseline; }
-.legend { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 8px; }
-.legend button { font: inherit; font-size: 13px; border: 1px solid var(--line); background: #fff; border-radius: 14px; padding: 2px 10px; cursor: pointer; }
-.legend button.on { border-color: var(--fg); font-weight: 600; }
-#points { width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; }
-#points circle { fill-opacity: .8; stroke-width: 1.2; transition: opacity .15s; }
-#points.focus circle:not(.hl) { opacity: .08; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 14px; }
-.card { background: #fff; border: 1px solid var(--line); border-top: 4px solid; border-radius: 8px; padding: 12px 14px; }
-.size { margin: 0 0 6px; color: var(--muted); font-size: 13px; }
-.kw { display: inline-block; background: #eef2f8; border-radius: 4px; padding: 0 6px; margin: 0 4px 4px 0; font-size: 13px; }
-details { margin-top: 6px; } summary { cursor: pointer; color: var(--muted); font-size: 13px; }
-ul.docs { margin: 4px 0; padding-left: 18px; font-size: 13px; }
-blockquote { margin: 8px 0; padding: 6px 10px; border-left: 3px solid var(--line); font-size: 13px; background: #fbfbfd; }
-blockquote footer { color: var(--muted); font-size: 12px; margin-top: 4px; }
-.scroll { overflow-x: auto; } table { border-collapse: collapse; background: #fff; font-size: 13px; }
-th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: center; } td.doc { text-align: left; max-width: 420px; }
-td.cell { min-width: 38px; }
-svg.timeline { width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; font-size: 13px; }
-svg.timeline .small { font-size: 11px; fill: var(--muted); }
-ul.tree, ul.tree ul { list-style: none; padding-left: 18px; border-left: 1px dashed var(--line); margin: 2px 0; }
-#tip { position: absolute; max-width: 380px; background: #1d2330; color: #fff; padding: 8px 10px; border-radius: 6px;
-  font-size: 13px; pointer-events: none; box-shadow: 0 4px 14px rgba(0,0,0,.2); z-index: 10; }
-#tip b { display: block; margin-bottom: 2px; }
-.meta { margin-top: 40px; font-size: 12px; }
-"#;
-
-const SCRIPT: &str = r#"
-(() => {
-  const data = JSON.parse(document.getElementById('data').textContent);
-  const svg = document.getElementById('points');
-  const tip = document.getElementById('tip');
-  const text = s => { const d = document.createElement('div'); d.textContent = s; return d.innerHTML; };
-  svg.addEventListener('mouseover', e => {
-    const i = e.target.dataset && e.target.dataset.i;
-    if (i === undefined) return;
-    const p = data.points[+i], t = data.themes[p.theme - 1];
-    tip.innerHTML = `<b>${text(t.id + '. ' + t.label)}</b>${text(p.snippet)}<br><small>${text(p.id)} · confidence ${p.confidence.toFixed(2)}${p.outlier ? ' · outlier' : ''}</small>`;
-    tip.hidden = false;
-  });
-  svg.addEventListener('mousemove', e => { tip.style.left = (e.pageX + 14) + 'px'; tip.style.top = (e.pageY + 14) + 'px'; });
-  svg.addEventListener('mouseout', e => { if (e.target.dataset && e.target.dataset.i !== undefined) tip.hidden = true; });
-  let focused = null;
-  document.querySelectorAll('.legend button').forEach(b => b.addEventListener('click', () => {
-    focused = focused === b.dataset.theme ? null : b.dataset.theme;
-    document.querySelectorAll('.legend button').forEach(x => x.classList.toggle('on', x.dataset.theme === focused));
-    svg.classList.toggle('focus', focused !== null);
-    svg.querySelectorAll('circle').forEach(c => c.classList.toggle('hl', c.dataset.theme === focused));
-  }));
-})();
-"#;
+const STYLE: &str = include_str!("page.css");
+const SCRIPT: &str = include_str!("page.js");

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 
-use super::{HierarchyJoin, ThemeMap};
+use super::{HierarchyJoin, ThemeMap, LISTED_DOCUMENTS, TIMELINE_BARS};
+
+/// Documents listed under each theme; the rest are counted.
+const THEME_DOCUMENTS: usize = 10;
 
 pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# Theme map\n")?;
@@ -53,7 +56,7 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
             100.0 * t.share,
             t.outliers
         )?;
-        for d in &t.documents {
+        for d in t.documents.iter().take(THEME_DOCUMENTS) {
             let date = d.date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
             writeln!(
                 out,
@@ -62,6 +65,13 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
                 date,
                 d.passages,
                 100.0 * d.share
+            )?;
+        }
+        if t.documents.len() > THEME_DOCUMENTS {
+            writeln!(
+                out,
+                "- and {} more documents (the first {LISTED_DOCUMENTS} in themes.json)",
+                t.documents.len() - THEME_DOCUMENTS
             )?;
         }
         writeln!(out, "\nRepresentative passages:\n")?;
@@ -77,8 +87,17 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     }
 
     writeln!(out, "\n## Documents × themes\n")?;
+    let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
+    if listed.len() < map.documents.len() {
+        writeln!(
+            out,
+            "The {} documents with the most passages, of {} (every passage's theme is in assignments.tsv).\n",
+            listed.len(),
+            map.documents.len()
+        )?;
+    }
     theme_columns(map, &["document", "date", "passages"], out)?;
-    for d in &map.documents {
+    for d in listed {
         let passages = d.passages.to_string();
         theme_row(
             &[&cell(&d.title), d.date.as_deref().unwrap_or(""), &passages],
@@ -88,11 +107,12 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     }
 
     writeln!(out, "\n## Timeline\n")?;
-    if map.timeline.is_empty() {
+    let (unit, timeline) = map.timeline_in_bars(TIMELINE_BARS);
+    if timeline.is_empty() {
         writeln!(out, "No document carries a date (front matter `date:`).")?;
     } else {
-        theme_columns(map, &["date", "documents"], out)?;
-        for e in &map.timeline {
+        theme_columns(map, &[unit, "documents"], out)?;
+        for e in &timeline {
             theme_row(&[&e.date, &e.documents.to_string()], &e.counts, out)?;
         }
     }

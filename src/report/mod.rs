@@ -20,8 +20,10 @@ use crate::index::{Index, ModelInfo, PassageRecord};
 use crate::label::{self, Keyword, KeywordOptions};
 use crate::progress::{Progress, Silent};
 
-/// Version of the `themes.json` schema; bumped only for incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the `themes.json` schema; bumped only for incompatible changes. 2: so that it
+/// stays small at any size, the map's points left it for `assignments.tsv` (with their
+/// positions), and documents are listed up to [`LISTED_DOCUMENTS`] (with `document_count`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What to look for.
 #[derive(Debug, Clone)]
@@ -99,18 +101,24 @@ pub struct ThemeMap {
     /// Passages too short to shape the themes (assigned to the nearest one).
     pub short: usize,
     pub themes: Vec<Theme>,
-    /// Documents with their share of passages in each theme (the document × theme matrix).
+    /// Documents with their passages in each theme (the document × theme matrix). In
+    /// themes.json only the [`LISTED_DOCUMENTS`] with most passages; every passage's theme is
+    /// in assignments.tsv.
+    #[serde(serialize_with = "serialize_largest")]
     pub documents: Vec<DocumentThemes>,
+    /// How many documents there are (all of them, listed or not).
+    pub document_count: usize,
     /// Passages per theme on each date that documents carry.
     pub timeline: Vec<TimelineEntry>,
     /// How themes group as similarity falls (ids above the theme count are earlier joins).
     pub hierarchy: Vec<HierarchyJoin>,
-    /// Every passage's theme, in index order (`write_assignments`; not in themes.json, where
-    /// `points` has them for the map).
+    /// Every passage's theme, in index order (`write_assignments`; not in themes.json, which
+    /// would grow with every passage).
     #[serde(skip)]
     pub assignments: Vec<Assignment>,
-    /// Every passage on the 2D map (absent when no map was asked for).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Every passage on the 2D map (empty when no map was asked for); in the page and, with
+    /// their positions, in `write_assignments`.
+    #[serde(skip)]
     pub points: Vec<Point>,
 }
 
@@ -143,7 +151,12 @@ pub struct Theme {
     pub outliers: usize,
     /// Of its passages, those too short to shape themes.
     pub short: usize,
+    /// The documents it appears in, most passages first (in themes.json, the first
+    /// [`LISTED_DOCUMENTS`]).
+    #[serde(serialize_with = "serialize_first")]
     pub documents: Vec<ThemeDocument>,
+    /// How many documents it appears in.
+    pub document_count: usize,
     /// Dates of the documents it appears in, sorted.
     pub dates: Vec<String>,
     /// Passages nearest the theme's centroid.
@@ -218,8 +231,12 @@ pub struct Point {
     pub snippet: String,
 }
 
-/// Characters of passage text kept in map points.
-const SNIPPET_CHARS: usize = 120;
+/// Characters of passage text kept in map points: up to 120, fewer for large maps so that all
+/// of them together stay near `MAP_TEXT_BUDGET` (80 at 100,000 passages, 24 at 1,000,000).
+fn snippet_chars(passages: usize) -> usize {
+    const MAP_TEXT_BUDGET: usize = 8_000_000;
+    (MAP_TEXT_BUDGET / passages.max(1)).clamp(24, 120)
+}
 
 impl ThemeMap {
     /// Clusters the index's vectors and describes every theme. The embedder (the model that
@@ -377,6 +394,7 @@ impl ThemeMap {
                     representatives.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
                 }
                 Theme {
+                    document_count: documents.len(),
                     id: t + 1,
                     label,
                     name,
@@ -459,6 +477,7 @@ impl ThemeMap {
         let (points, projection) = match layout {
             None => (Vec::new(), "none (no map asked for)".to_string()),
             Some((xy, projection)) => {
+                let chars = snippet_chars(total);
                 let points = index
                     .passages
                     .iter()
@@ -469,7 +488,7 @@ impl ThemeMap {
                         doc_id: p.passage.doc_id.clone(),
                         x: xy[[i, 0]],
                         y: xy[[i, 1]],
-                        snippet: crate::corpus::snippet(&p.passage.text, SNIPPET_CHARS),
+                        snippet: crate::corpus::snippet(&p.passage.text, chars),
                     })
                     .collect();
                 (points, projection)
@@ -495,6 +514,7 @@ impl ThemeMap {
             outliers: clustering.outlier.iter().filter(|&&o| o).count(),
             short: short.iter().filter(|&&s| s).count(),
             themes,
+            document_count: documents.len(),
             documents,
             timeline,
             hierarchy,
@@ -505,11 +525,16 @@ impl ThemeMap {
 }
 
 /// Every passage's theme as tab-separated lines under a header: id, theme (1-based),
-/// confidence, outlier (0/1), short (0/1).
+/// confidence, outlier (0/1), short (0/1), and with a map its position on it (x, y in [-1, 1]).
 pub fn write_assignments(map: &ThemeMap, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(out, "id\ttheme\tconfidence\toutlier\tshort")?;
-    for a in &map.assignments {
-        writeln!(
+    let with_map = !map.points.is_empty();
+    writeln!(
+        out,
+        "id\ttheme\tconfidence\toutlier\tshort{}",
+        if with_map { "\tx\ty" } else { "" }
+    )?;
+    for (i, a) in map.assignments.iter().enumerate() {
+        write!(
             out,
             "{}\t{}\t{:.4}\t{}\t{}",
             a.id,
@@ -518,8 +543,62 @@ pub fn write_assignments(map: &ThemeMap, out: &mut impl std::io::Write) -> std::
             u8::from(a.outlier),
             u8::from(a.short)
         )?;
+        match map.points.get(i) {
+            Some(p) => writeln!(out, "\t{:.5}\t{:.5}", p.x, p.y)?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
+}
+
+/// Documents a report lists in full (theme cards, the heatmap); the rest are counted, and are
+/// all in themes.json.
+pub const LISTED_DOCUMENTS: usize = 50;
+/// Bars a timeline shows at most: beyond, dates are gathered by month, then by year.
+pub const TIMELINE_BARS: usize = 60;
+
+/// The documents with the most passages, at most `limit`, in their own order.
+pub fn largest_documents(documents: &[DocumentThemes], limit: usize) -> Vec<&DocumentThemes> {
+    let mut order: Vec<usize> = (0..documents.len()).collect();
+    order.sort_by(|&a, &b| documents[b].passages.cmp(&documents[a].passages).then(a.cmp(&b)));
+    order.truncate(limit);
+    order.sort_unstable();
+    order.iter().map(|&d| &documents[d]).collect()
+}
+
+fn serialize_largest<S: serde::Serializer>(documents: &[DocumentThemes], to: S) -> std::result::Result<S::Ok, S::Error> {
+    to.collect_seq(largest_documents(documents, LISTED_DOCUMENTS))
+}
+
+fn serialize_first<S: serde::Serializer>(documents: &[ThemeDocument], to: S) -> std::result::Result<S::Ok, S::Error> {
+    to.collect_seq(documents.iter().take(LISTED_DOCUMENTS))
+}
+
+impl ThemeMap {
+
+    /// The timeline with at most `bars` entries where the dates allow: by date, else by month
+    /// (`YYYY-MM`), else by year; and the unit used ("date", "month" or "year").
+    pub fn timeline_in_bars(&self, bars: usize) -> (&'static str, Vec<TimelineEntry>) {
+        for (unit, prefix) in [("date", usize::MAX), ("month", 7), ("year", 4)] {
+            let mut merged: Vec<TimelineEntry> = Vec::new();
+            for e in &self.timeline {
+                let key: String = e.date.chars().take(prefix).collect();
+                match merged.last_mut() {
+                    Some(last) if last.date == key => {
+                        last.documents += e.documents;
+                        for (sum, n) in last.counts.iter_mut().zip(&e.counts) {
+                            *sum += n;
+                        }
+                    }
+                    _ => merged.push(TimelineEntry { date: key, ..e.clone() }),
+                }
+            }
+            if merged.len() <= bars || unit == "year" {
+                return (unit, merged);
+            }
+        }
+        unreachable!("the year pass always returns")
+    }
 }
 
 /// Counts the letters and characters of a text (not spaces, punctuation or symbols).

@@ -5,12 +5,13 @@
 //! exact t-SNE stops at a few thousand.
 //!
 //! Deterministic for a seed: the neighbour graph is, the start is the first two principal
-//! components (power iteration from a fixed vector), and the descent runs on one thread with a
-//! seeded generator.
+//! components (power iteration from a fixed vector), and the descent runs in fixed blocks, each
+//! with its own seeded generator, that never write the same point.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
 use crate::index::descent::{knn_graph, KnnGraph};
 use crate::progress::Progress;
@@ -149,9 +150,19 @@ fn principal_plane(vectors: ArrayView2<f32>, seed: u64) -> Array2<f32> {
     xy
 }
 
-/// umap-learn's `optimize_layout_euclidean` with both ends of an edge moving: each edge is
-/// sampled in proportion to its weight, pulling its ends together, and each sample pushes the
-/// head away from five random points; the step shrinks linearly to zero.
+/// Blocks the descent is split into, each a run of consecutive points with their edges. Fixed,
+/// so that the map does not depend on how many threads run them.
+const BLOCKS: usize = 32;
+
+/// umap-learn's `optimize_layout_euclidean`, run in parallel yet deterministically: each edge is
+/// sampled in proportion to its weight and pulls its head towards its tail, and each sample
+/// pushes the head away from five random points; the step shrinks linearly to zero.
+///
+/// The points are split into [`BLOCKS`] runs, and within an epoch each run moves only its own
+/// points, reading the others as they were when the epoch began. So no two threads write the
+/// same point, and what a thread reads does not depend on the others' timing. Where umap-learn
+/// moves both ends of an edge, here only the head moves, by twice the step: the graph holds
+/// every edge in both directions, so each point still gets its whole pull.
 fn optimize(mut xy: Array2<f32>, edges: &[Edge], epochs: usize, seed: u64, progress: &dyn Progress) -> Array2<f32> {
     let n = xy.nrows();
     let max_weight = edges.iter().map(|e| e.weight).fold(0.0f32, f32::max);
@@ -161,59 +172,142 @@ fn optimize(mut xy: Array2<f32>, edges: &[Edge], epochs: usize, seed: u64, progr
         .filter(|e| e.weight >= max_weight / epochs as f32)
         .collect();
     let every: Vec<f32> = edges.iter().map(|e| max_weight / e.weight).collect();
-    let every_negative: Vec<f32> = every.iter().map(|e| e / NEGATIVE_SAMPLES).collect();
-    let mut next = every.clone();
-    let mut next_negative = every_negative.clone();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(1));
-    let points = xy.as_slice_mut().expect("standard layout");
-    let clip = |g: f32| g.clamp(-CLIP, CLIP);
+    let mut schedule: Vec<Schedule> = every
+        .iter()
+        .map(|&every| Schedule {
+            every,
+            next: every,
+            every_negative: every / NEGATIVE_SAMPLES,
+            next_negative: every / NEGATIVE_SAMPLES,
+        })
+        .collect();
+    // Block boundaries: about as many edges each, cut where a new head begins (edges are sorted
+    // by head), as (first point, first edge).
+    let mut bounds = vec![(0usize, 0usize)];
+    for b in 1..BLOCKS {
+        let mut e = edges.len() * b / BLOCKS;
+        while e > 0 && e < edges.len() && edges[e].head == edges[e - 1].head {
+            e += 1;
+        }
+        let point = edges.get(e).map_or(n, |edge| edge.head as usize);
+        if point > bounds.last().expect("first").0 {
+            bounds.push((point, e));
+        }
+    }
+    bounds.push((n, edges.len()));
 
+    let mut before = vec![0.0f32; 2 * n];
     progress.start("laying out the map", epochs as u64, "epochs");
     for epoch in 0..epochs {
-        let alpha = 1.0 - epoch as f32 / epochs as f32;
-        let now = epoch as f32;
-        for (e, edge) in edges.iter().enumerate() {
-            if next[e] > now {
-                continue;
-            }
-            let (h, t) = (edge.head as usize * 2, edge.tail as usize * 2);
-            let (dx, dy) = (points[h] - points[t], points[h + 1] - points[t + 1]);
-            let d2 = dx * dx + dy * dy;
-            if d2 > 0.0 {
-                let d2_b1 = pow(d2, B - 1.0);
-                let coeff = -2.0 * A * B * d2_b1 / (A * d2_b1 * d2 + 1.0);
-                let (gx, gy) = (clip(coeff * dx) * alpha, clip(coeff * dy) * alpha);
-                points[h] += gx;
-                points[h + 1] += gy;
-                points[t] -= gx;
-                points[t + 1] -= gy;
-            }
-            next[e] += every[e];
-
-            // Truncation is the floor here: the quotient is clamped to be non-negative.
-            let negatives = ((now - next_negative[e]) / every_negative[e]).max(0.0) as usize;
-            for _ in 0..negatives {
-                let other = rng.gen_range(0..n) * 2;
-                if other == h {
-                    continue;
-                }
-                let (dx, dy) = (points[h] - points[other], points[h + 1] - points[other + 1]);
-                let d2 = dx * dx + dy * dy;
-                let (gx, gy) = if d2 > 0.0 {
-                    let coeff = 2.0 * B / ((0.001 + d2) * (A * pow(d2, B) + 1.0));
-                    (clip(coeff * dx), clip(coeff * dy))
-                } else {
-                    (0.0, 0.0)
+        before.copy_from_slice(xy.as_slice().expect("standard layout"));
+        let points = split_at(xy.as_slice_mut().expect("standard layout"), bounds.iter().map(|b| 2 * b.0));
+        let schedules = split_at(&mut schedule, bounds.iter().map(|b| b.1));
+        points
+            .into_par_iter()
+            .zip(schedules)
+            .enumerate()
+            .for_each(|(block, (points, schedule))| {
+                let (first_point, first_edge) = bounds[block];
+                let step = Step {
+                    alpha: 1.0 - epoch as f32 / epochs as f32,
+                    now: epoch as f32,
+                    n,
+                    first: first_point,
+                    before: &before,
                 };
-                points[h] += gx * alpha;
-                points[h + 1] += gy * alpha;
-            }
-            next_negative[e] += negatives as f32 * every_negative[e];
-        }
+                // One generator per block and epoch, so the draws do not depend on thread order.
+                let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+                    seed.wrapping_add(1) ^ ((epoch * BLOCKS + block) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let edges = &edges[first_edge..first_edge + schedule.len()];
+                step.run(points, edges, schedule, &mut rng);
+            });
         progress.advance(1, 0);
     }
     progress.finish();
     xy
+}
+
+/// When an edge is next sampled, and when its head next pushes away random points.
+struct Schedule {
+    every: f32,
+    next: f32,
+    every_negative: f32,
+    next_negative: f32,
+}
+
+/// One epoch of one block of the descent.
+struct Step<'a> {
+    alpha: f32,
+    now: f32,
+    n: usize,
+    /// The block's first point: `points[0..2]` holds its coordinates.
+    first: usize,
+    /// Every point as it was when the epoch began.
+    before: &'a [f32],
+}
+
+impl Step<'_> {
+    fn run(&self, points: &mut [f32], edges: &[&Edge], schedule: &mut [Schedule], rng: &mut Xoshiro256PlusPlus) {
+        let clip = |g: f32| g.clamp(-CLIP, CLIP);
+        let own = points.len() / 2;
+        // A point's position: live if it is the block's own, else as the epoch began.
+        let at = |points: &[f32], p: usize| {
+            let local = p.wrapping_sub(self.first);
+            if local < own {
+                (points[2 * local], points[2 * local + 1])
+            } else {
+                (self.before[2 * p], self.before[2 * p + 1])
+            }
+        };
+        for (edge, plan) in edges.iter().zip(schedule) {
+            if plan.next > self.now {
+                continue;
+            }
+            let h = 2 * (edge.head as usize - self.first);
+            let (tx, ty) = at(points, edge.tail as usize);
+            let (dx, dy) = (points[h] - tx, points[h + 1] - ty);
+            let d2 = dx * dx + dy * dy;
+            if d2 > 0.0 {
+                let d2_b1 = pow(d2, B - 1.0);
+                let coeff = -2.0 * A * B * d2_b1 / (A * d2_b1 * d2 + 1.0);
+                points[h] += 2.0 * clip(coeff * dx) * self.alpha;
+                points[h + 1] += 2.0 * clip(coeff * dy) * self.alpha;
+            }
+            plan.next += plan.every;
+
+            // Truncation is the floor here: the quotient is clamped to be non-negative.
+            let negatives = ((self.now - plan.next_negative) / plan.every_negative).max(0.0) as usize;
+            for _ in 0..negatives {
+                let other = rng.gen_range(0..self.n);
+                if other == edge.head as usize {
+                    continue;
+                }
+                let (ox, oy) = at(points, other);
+                let (dx, dy) = (points[h] - ox, points[h + 1] - oy);
+                let d2 = dx * dx + dy * dy;
+                if d2 > 0.0 {
+                    let coeff = 2.0 * B / ((0.001 + d2) * (A * pow(d2, B) + 1.0));
+                    points[h] += clip(coeff * dx) * self.alpha;
+                    points[h + 1] += clip(coeff * dy) * self.alpha;
+                }
+            }
+            plan.next_negative += negatives as f32 * plan.every_negative;
+        }
+    }
+}
+
+/// `slice` cut at the given ascending offsets (the first 0, the last its length).
+fn split_at<T>(mut slice: &mut [T], offsets: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    let mut parts = Vec::new();
+    let mut taken = 0;
+    for offset in offsets.skip(1) {
+        let (part, rest) = std::mem::take(&mut slice).split_at_mut(offset - taken);
+        parts.push(part);
+        slice = rest;
+        taken = offset;
+    }
+    parts
 }
 
 /// `x^p` for `x > 0`, to about 1e-4 relative: `exp2(p·log2 x)` from the float's exponent bits

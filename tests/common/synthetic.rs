@@ -7,10 +7,14 @@
 //! uses part of it.
 #![allow(dead_code)]
 
-use ndarray::Array2;
+use std::path::PathBuf;
+
+use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use themap::corpus::{Metadata, Passage};
+use themap::index::{BuildSettings, DocumentRecord, Index, ModelInfo, PassageRecord};
 
 /// Shape of the generated data.
 #[derive(Debug, Clone, Copy)]
@@ -108,4 +112,105 @@ impl Mixture {
         }
         (out, labels)
     }
+}
+
+/// Passages per document of [`index`].
+const PER_DOCUMENT: usize = 20;
+/// Words in each cluster's own vocabulary, and shared by all.
+const OWN_WORDS: usize = 40;
+const SHARED_WORDS: usize = 300;
+
+/// An index of `rows` labelled rows of `shape`: Chinese-like passages whose words come from
+/// their cluster's vocabulary, grouped into dated documents of one cluster each, and each row's
+/// cluster in index order. Stamped with `model`; its vectors stand in for that model's.
+pub fn index(shape: &Clustered, rows: usize, model: ModelInfo) -> (Index, Vec<usize>) {
+    let (vectors, labels) = shape.labelled(rows);
+    let (clusters, seed) = (shape.clusters, shape.seed);
+    // Documents hold passages of one cluster: order the rows by cluster, then cut.
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by_key(|&row| (labels[row], row));
+    let vectors = vectors.select(Axis(0), &order);
+    let labels: Vec<usize> = order.iter().map(|&row| labels[row]).collect();
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7e47);
+    let mut word = || -> String {
+        (0..2)
+            .map(|_| char::from_u32(rng.gen_range(0x4E00..0x9FA5)).unwrap())
+            .collect()
+    };
+    let shared: Vec<String> = (0..SHARED_WORDS).map(|_| word()).collect();
+    let own: Vec<Vec<String>> = (0..clusters)
+        .map(|_| (0..OWN_WORDS).map(|_| word()).collect())
+        .collect();
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7e48);
+    let mut passages = Vec::with_capacity(labels.len());
+    let mut documents = Vec::new();
+    for (d, rows) in labels.chunks(PER_DOCUMENT).enumerate() {
+        let doc_id = format!("doc{d:07}");
+        for (i, &label) in rows.iter().enumerate() {
+            let words = rng.gen_range(20..30);
+            let text: String = (0..words)
+                .map(|_| {
+                    if rng.gen_bool(0.6) {
+                        // Zipf-like: low ranks far more often.
+                        let rank = (rng.gen::<f64>().powi(3) * OWN_WORDS as f64) as usize;
+                        own[label][rank].as_str()
+                    } else {
+                        shared[rng.gen_range(0..SHARED_WORDS)].as_str()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("");
+            let chars = text.chars().count();
+            passages.push(PassageRecord {
+                hash: themap::hash::sha256_hex(text.as_bytes()),
+                passage: Passage {
+                    id: format!("{doc_id}#{}", i + 1),
+                    doc_id: doc_id.clone(),
+                    ordinal: i as u32 + 1,
+                    section: None,
+                    char_start: i * 60,
+                    char_end: i * 60 + chars,
+                    line: i + 1,
+                    text,
+                },
+            });
+        }
+        // Two years of dates, one a day.
+        let day = d % 730;
+        documents.push(DocumentRecord {
+            id: doc_id.clone(),
+            path: PathBuf::from(format!("synthetic/{doc_id}.txt")),
+            encoding: "UTF-8".into(),
+            meta: Metadata {
+                title: Some(format!("synthetic document {d}")),
+                date: Some(format!(
+                    "{}-{:02}-{:02}",
+                    2024 + day / 365,
+                    (day % 365) / 31 + 1,
+                    day % 28 + 1
+                )),
+                ..Metadata::default()
+            },
+            passages: rows.len(),
+        });
+    }
+
+    let index = Index {
+        model,
+        settings: BuildSettings {
+            sources: vec![PathBuf::from("synthetic")],
+            max_tokens: 256,
+            min_tokens: 51,
+        },
+        documents,
+        passages,
+        vectors,
+        clustering_vectors: None,
+        clustering_sample: None,
+        graph: None,
+        generation: None,
+    };
+    (index, labels)
 }

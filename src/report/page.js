@@ -1,0 +1,400 @@
+// The map of passages. Every point is written straight into one ImageData from packed columns,
+// so a million points cost tens of milliseconds a frame, and a grid over the points finds the one
+// under the cursor by looking at a few cells. Append #selftest to the page's address to have it
+// time hover, highlight, search and filter itself and write the figures into the page.
+(() => {
+  'use strict';
+  const meta = JSON.parse(document.getElementById('map-meta').textContent);
+  const status = document.getElementById('map-status');
+  const canvas = document.getElementById('points');
+  const tip = document.getElementById('tip');
+  const timings = (window.themapTimings = {});
+
+  // The whole page also works without its map (for example with map-data.js missing).
+  const source = window.themapMapData || document.getElementById('map-data')?.textContent;
+  if (!source) {
+    status.textContent = 'The map data is missing: keep map-data.js beside index.html.';
+    return;
+  }
+  unpack(source)
+    .then(buffer => start(buffer))
+    .catch(error => {
+      status.textContent = `The map could not be read: ${error.message}`;
+      console.error(error);
+    });
+
+  function base64Bytes(text) {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  function unpack(base64) {
+    const gzipped = new Blob([base64Bytes(base64)]);
+    return new Response(gzipped.stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer();
+  }
+
+  function start(buffer) {
+    timings.unpacked_ms = performance.now();
+    const column = (name, Type) => {
+      const [offset, bytes] = meta.columns[name];
+      return new Type(buffer, offset, bytes / Type.BYTES_PER_ELEMENT);
+    };
+    const n = meta.n;
+    const xy = column('xy', Uint16Array);
+    const theme = column('theme', Uint16Array);
+    const doc = column('doc', Uint32Array);
+    const flags = column('flags', Uint8Array);
+    const idEnd = column('id_end', Uint32Array), idBytes = column('id', Uint8Array);
+    const snippetEnd = column('snippet_end', Uint32Array), snippetBytes = column('snippet', Uint8Array);
+    const decoder = new TextDecoder();
+    const text = (ends, bytes, i) => decoder.decode(bytes.subarray(i ? ends[i - 1] : 0, ends[i]));
+    const NO_DOCUMENT = 0xffffffff;
+
+    // Colours as little-endian RGBA words, the layout of ImageData's pixels.
+    const rgba = (hex, paler) => {
+      const [r, g, b] = [1, 3, 5].map(at => {
+        const c = parseInt(hex.slice(at, at + 2), 16);
+        return Math.round(c + (255 - c) * paler);
+      });
+      return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
+    };
+    const themes = new Map(meta.themes.map(t => [t.id, t]));
+    const top = Math.max(0, ...meta.themes.map(t => t.id));
+    const colour = new Uint32Array(top + 1), pale = new Uint32Array(top + 1);
+    for (const t of meta.themes) {
+      colour[t.id] = rgba(t.color, 0);
+      pale[t.id] = rgba(t.color, 0.55);
+    }
+    const GREY = rgba('#dadde4', 0), WHITE = rgba('#ffffff', 0);
+
+    // Where each theme's label goes: the middle of its densest cell on a 64 × 64 grid (a mean
+    // over all its points can fall between two lobes).
+    const labelAt = new Map();
+    {
+      const cells = new Uint32Array((top + 1) * 4096);
+      for (let i = 0; i < n; i++) cells[theme[i] * 4096 + (xy[2 * i] >> 10) * 64 + (xy[2 * i + 1] >> 10)]++;
+      const best = new Int32Array(top + 1).fill(-1);
+      for (const t of meta.themes) {
+        let most = 0;
+        for (let c = 0; c < 4096; c++) if (cells[t.id * 4096 + c] > most) (most = cells[t.id * 4096 + c]), (best[t.id] = c);
+      }
+      const sum = new Float64Array(2 * (top + 1)), count = new Uint32Array(top + 1);
+      for (let i = 0; i < n; i++) {
+        const t = theme[i];
+        if ((xy[2 * i] >> 10) * 64 + (xy[2 * i + 1] >> 10) !== best[t]) continue;
+        sum[2 * t] += xy[2 * i];
+        sum[2 * t + 1] += xy[2 * i + 1];
+        count[t]++;
+      }
+      for (const t of meta.themes) if (count[t.id]) labelAt.set(t.id, [sum[2 * t.id] / count[t.id], sum[2 * t.id + 1] / count[t.id]]);
+    }
+
+    // A 256 × 256 grid over the points (counting sort by cell), for hover and clicks.
+    const cellOf = i => (xy[2 * i] >> 8) * 256 + (xy[2 * i + 1] >> 8);
+    const cellStart = new Uint32Array(65537);
+    for (let i = 0; i < n; i++) cellStart[cellOf(i) + 1]++;
+    for (let c = 0; c < 65536; c++) cellStart[c + 1] += cellStart[c];
+    const inCell = new Uint32Array(n);
+    {
+      const next = cellStart.slice(0, 65536);
+      for (let i = 0; i < n; i++) inCell[next[cellOf(i)]++] = i;
+    }
+
+    // What is shown: documents passing the filters; what is lit: the focused theme and the
+    // passages found (both, when both are set).
+    const documentShown = new Uint8Array(meta.documents.length).fill(1);
+    let filtering = false;
+    let focusTheme = 0;
+    let found = null;
+    const shown = i => doc[i] === NO_DOCUMENT ? !filtering : documentShown[doc[i]] === 1;
+    const lit = i => (focusTheme === 0 || theme[i] === focusTheme) && (found === null || found[i] === 1);
+
+    // Screen geometry: data (0..65535 each way) → CSS pixels → device pixels.
+    const MARGIN = 14;
+    const ctx = canvas.getContext('2d');
+    let W = 0, H = 0, ratio = 1, image = null, pixels = null;
+    const view = { zoom: 1, x: 0, y: 0 };
+    function resize() {
+      W = canvas.clientWidth;
+      H = canvas.clientHeight;
+      ratio = window.devicePixelRatio || 1;
+      canvas.width = Math.max(1, Math.round(W * ratio));
+      canvas.height = Math.max(1, Math.round(H * ratio));
+      image = ctx.createImageData(canvas.width, canvas.height);
+      pixels = new Uint32Array(image.data.buffer);
+    }
+    const screenX = u => (MARGIN + (u / 65535) * (W - 2 * MARGIN)) * view.zoom + view.x;
+    const screenY = v => (MARGIN + (1 - v / 65535) * (H - 2 * MARGIN)) * view.zoom + view.y;
+    const pointSide = () => Math.min(9, Math.max(1, Math.sqrt((W * H) / Math.max(n, 1)) * 0.45) * Math.sqrt(view.zoom));
+
+    function draw() {
+      const began = performance.now();
+      const w = canvas.width, h = canvas.height;
+      pixels.fill(WHITE);
+      const side = Math.max(1, Math.round(pointSide() * ratio)), half = side >> 1;
+      // Points are discs: each row of a point spans [left[r], right[r]) of its square.
+      const left = new Int32Array(side), right = new Int32Array(side);
+      for (let r = 0; r < side; r++) {
+        const dy = r + 0.5 - side / 2, reach = side < 4 ? side / 2 : Math.sqrt(Math.max(0, (side * side) / 4 - dy * dy));
+        left[r] = Math.round(side / 2 - reach);
+        right[r] = Math.round(side / 2 + reach);
+      }
+      const ax = ((W - 2 * MARGIN) / 65535) * view.zoom * ratio, bx = (MARGIN * view.zoom + view.x) * ratio - half;
+      const ay = (-(H - 2 * MARGIN) / 65535) * view.zoom * ratio, by = ((H - MARGIN) * view.zoom + view.y) * ratio - half;
+      const focus = focusTheme !== 0 || found !== null;
+      // With a focus, the rest is drawn grey first and what is lit on top.
+      for (let pass = focus ? 0 : 1; pass < 2; pass++) {
+        for (let i = 0; i < n; i++) {
+          if (!shown(i)) continue;
+          let c;
+          if (focus) {
+            if (lit(i) !== (pass === 1)) continue;
+            c = pass === 0 ? GREY : flags[i] & 1 ? pale[theme[i]] : colour[theme[i]];
+          } else {
+            c = flags[i] & 1 ? pale[theme[i]] : colour[theme[i]];
+          }
+          const x0 = Math.round(ax * xy[2 * i] + bx), y0 = Math.round(ay * xy[2 * i + 1] + by);
+          if (x0 >= w || y0 >= h || x0 + side <= 0 || y0 + side <= 0) continue;
+          const y1 = Math.min(y0 + side, h);
+          for (let y = Math.max(y0, 0); y < y1; y++) {
+            const r = y - y0;
+            pixels.fill(c, y * w + Math.max(x0 + left[r], 0), y * w + Math.min(x0 + right[r], w));
+          }
+        }
+      }
+      ctx.putImageData(image, 0, 0);
+      drawLabels();
+      return performance.now() - began;
+    }
+
+    // Theme labels at their centres, largest themes first; one that would overlap a label
+    // already placed is left out (the focused theme's is always drawn).
+    function drawLabels() {
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      ctx.font = '600 13px system-ui, "Noto Sans CJK SC", sans-serif';
+      ctx.lineJoin = 'round';
+      const placed = [];
+      const order = [...meta.themes].sort((a, b) => (b.id === focusTheme) - (a.id === focusTheme) || b.size - a.size);
+      for (const t of order) {
+        const at = labelAt.get(t.id);
+        if (!at) continue;
+        const name = `${t.id}. ${t.label}`;
+        const label = name.length > 30 ? name.slice(0, 29) + '…' : name;
+        const width = ctx.measureText(label).width;
+        // Kept inside the canvas, so that a theme at the edge keeps its whole name.
+        const x = Math.min(Math.max(4, screenX(at[0]) - width / 2), W - width - 4), y = screenY(at[1]);
+        const box = [x - 3, y - 10, x + width + 3, y + 6];
+        if (box[2] < 0 || box[0] > W || box[3] < 0 || box[1] > H) continue;
+        if (t.id !== focusTheme && placed.some(p => p[0] < box[2] && box[0] < p[2] && p[1] < box[3] && box[1] < p[3])) continue;
+        placed.push(box);
+        ctx.globalAlpha = focusTheme === 0 || t.id === focusTheme ? 1 : 0.45;
+        ctx.strokeStyle = 'rgba(255,255,255,.92)';
+        ctx.lineWidth = 4;
+        ctx.strokeText(label, x, y);
+        ctx.fillStyle = '#1d2330';
+        ctx.fillText(label, x, y);
+      }
+      ctx.globalAlpha = 1;
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+    }
+
+    let frame = 0;
+    const redraw = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
+
+    // The shown point nearest to (x, y) in CSS pixels of the canvas, within a few pixels.
+    function pointAt(x, y) {
+      const reach = Math.max(5, pointSide() / 2 + 2);
+      const spanX = ((W - 2 * MARGIN) * view.zoom) / 65535, spanY = ((H - 2 * MARGIN) * view.zoom) / 65535;
+      const u = (x - view.x - MARGIN * view.zoom) / spanX, v = 65535 - (y - view.y - MARGIN * view.zoom) / spanY;
+      const clampCell = c => Math.min(255, Math.max(0, c >> 8));
+      const [cx0, cx1] = [clampCell(Math.floor(u - reach / spanX)), clampCell(Math.ceil(u + reach / spanX))];
+      const [cy0, cy1] = [clampCell(Math.floor(v - reach / spanY)), clampCell(Math.ceil(v + reach / spanY))];
+      let best = -1, nearest = reach * reach;
+      for (let cx = cx0; cx <= cx1; cx++) {
+        for (let cy = cy0; cy <= cy1; cy++) {
+          const cell = cx * 256 + cy;
+          for (let k = cellStart[cell]; k < cellStart[cell + 1]; k++) {
+            const i = inCell[k];
+            if (!shown(i)) continue;
+            const dx = (xy[2 * i] - u) * spanX, dy = (xy[2 * i + 1] - v) * spanY;
+            const d = dx * dx + dy * dy;
+            // Among equals, a lit point wins: it is the one drawn on top.
+            if (d < nearest || (d === nearest && best >= 0 && lit(i) && !lit(best))) (nearest = d), (best = i);
+          }
+        }
+      }
+      return best;
+    }
+
+    const escape = s => s.replace(/[&<>"']/g, c => `&#${c.charCodeAt(0)};`);
+    function hover(event) {
+      const box = canvas.getBoundingClientRect();
+      const i = pointAt(event.clientX - box.left, event.clientY - box.top);
+      if (i < 0) {
+        tip.hidden = true;
+        return i;
+      }
+      const t = themes.get(theme[i]);
+      const d = meta.documents[doc[i]];
+      const where = d ? `${d[1]}${d[2] ? ' · ' + d[2] : ''}` : '';
+      const marks = `${flags[i] & 1 ? ' · outlier' : ''}${flags[i] & 2 ? ' · short' : ''}`;
+      tip.innerHTML = `<b>${escape(t ? `${t.id}. ${t.label}` : '')}</b>${escape(text(snippetEnd, snippetBytes, i))}<br><small>${escape(text(idEnd, idBytes, i))}${escape(where ? ' · ' + where : '')}${marks}</small>`;
+      tip.hidden = false;
+      tip.style.left = `${event.pageX + 14}px`;
+      tip.style.top = `${event.pageY + 14}px`;
+      return i;
+    }
+
+    const buttons = [...document.querySelectorAll('.legend button')];
+    function focusOn(id) {
+      focusTheme = focusTheme === id ? 0 : id;
+      buttons.forEach(b => b.classList.toggle('on', +b.dataset.theme === focusTheme));
+      return draw();
+    }
+    buttons.forEach(b => b.addEventListener('click', () => focusOn(+b.dataset.theme)));
+
+    // Pan by dragging, zoom with the wheel about the cursor, click to focus a point's theme.
+    let drag = null;
+    canvas.addEventListener('mousedown', e => { drag = { x: e.clientX, y: e.clientY, moved: false }; });
+    window.addEventListener('mouseup', e => {
+      if (drag && !drag.moved && e.target === canvas) {
+        const box = canvas.getBoundingClientRect();
+        const i = pointAt(e.clientX - box.left, e.clientY - box.top);
+        if (i >= 0) focusOn(theme[i]);
+        else if (focusTheme) focusOn(focusTheme);
+      }
+      drag = null;
+      canvas.classList.remove('dragging');
+    });
+    canvas.addEventListener('mousemove', e => {
+      if (drag && (drag.moved || Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3)) {
+        drag.moved = true;
+        canvas.classList.add('dragging');
+        view.x += e.clientX - drag.x;
+        view.y += e.clientY - drag.y;
+        drag.x = e.clientX;
+        drag.y = e.clientY;
+        tip.hidden = true;
+        redraw();
+      } else if (!drag) {
+        hover(e);
+      }
+    });
+    canvas.addEventListener('mouseleave', () => { tip.hidden = true; });
+    canvas.addEventListener('wheel', e => {
+      e.preventDefault();
+      const box = canvas.getBoundingClientRect();
+      const x = e.clientX - box.left, y = e.clientY - box.top;
+      const zoom = Math.min(500, Math.max(1, view.zoom * Math.exp(-e.deltaY * 0.0015)));
+      view.x = x - ((x - view.x) * zoom) / view.zoom;
+      view.y = y - ((y - view.y) * zoom) / view.zoom;
+      view.zoom = zoom;
+      tip.hidden = true;
+      redraw();
+    }, { passive: false });
+    const reset = () => { view.zoom = 1; view.x = 0; view.y = 0; draw(); };
+    canvas.addEventListener('dblclick', reset);
+    document.getElementById('reset').addEventListener('click', reset);
+
+    // Find: passages whose shown text contains the query (ASCII letters in any case).
+    const lower = b => (b >= 65 && b <= 90 ? b | 32 : b);
+    function find(query) {
+      if (!query) {
+        found = null;
+        return 0;
+      }
+      const needle = new TextEncoder().encode(query.toLowerCase());
+      const first = needle[0], m = needle.length;
+      found = new Uint8Array(n);
+      let count = 0, from = 0;
+      for (let i = 0; i < n; i++) {
+        const end = snippetEnd[i];
+        scan: for (let p = from; p + m <= end; p++) {
+          if (lower(snippetBytes[p]) !== first) continue;
+          for (let q = 1; q < m; q++) if (lower(snippetBytes[p + q]) !== needle[q]) continue scan;
+          found[i] = 1;
+          count++;
+          break;
+        }
+        from = end;
+      }
+      return count;
+    }
+
+    // Filters: documents whose title or id contains the text, dated within the range (a month
+    // or a year as the end includes all of it).
+    const filterText = document.getElementById('doc-filter');
+    const dateFrom = document.getElementById('date-from'), dateTo = document.getElementById('date-to');
+    function filter() {
+      const words = filterText.value.trim().toLowerCase();
+      const from = dateFrom.value.trim(), to = dateTo.value.trim();
+      filtering = Boolean(words || from || to);
+      let kept = 0;
+      meta.documents.forEach(([id, title, date], d) => {
+        const keep =
+          (!words || id.toLowerCase().includes(words) || title.toLowerCase().includes(words)) &&
+          (!from || (date !== null && date >= from)) &&
+          (!to || (date !== null && date.slice(0, to.length) <= to));
+        documentShown[d] = keep ? 1 : 0;
+        kept += keep;
+      });
+      return kept;
+    }
+
+    const findBox = document.getElementById('find');
+    const number = x => x.toLocaleString('en');
+    function describe(extra) {
+      const parts = [`${number(n)} passages`];
+      if (found !== null) parts.push(`${number(found.reduce((a, b) => a + b, 0))} contain “${findBox.value}” (in their first ${meta.snippet_chars} characters)`);
+      if (filtering) parts.push(`${number(documentShown.reduce((a, b) => a + b, 0))} of ${number(meta.documents.length)} documents shown`);
+      if (extra) parts.push(extra);
+      status.textContent = parts.join(' · ');
+    }
+    let typing = 0;
+    const later = action => { clearTimeout(typing); typing = setTimeout(action, 150); };
+    findBox.addEventListener('input', () => later(() => { find(findBox.value.trim()); describe(); draw(); }));
+    for (const input of [filterText, dateFrom, dateTo]) input.addEventListener('input', () => later(() => { filter(); describe(); draw(); }));
+
+    new ResizeObserver(() => { resize(); draw(); }).observe(canvas);
+    resize();
+    timings.draw_ms = draw();
+    timings.first_draw_at_ms = performance.now();
+    describe(`drawn in ${Math.round(timings.draw_ms)} ms`);
+    if (location.hash === '#selftest') selfTest();
+
+    // Times what a person does, through the same handlers, and writes the figures into the page.
+    function selfTest() {
+      const result = { passages: n, loaded_ms: timings.first_draw_at_ms, unpacked_ms: timings.unpacked_ms, draw_ms: timings.draw_ms };
+      let i = 0;
+      while (i < n && !shown(i)) i++;
+      const box = canvas.getBoundingClientRect();
+      const x = screenX(xy[2 * i]), y = screenY(xy[2 * i + 1]);
+      let began = performance.now();
+      const at = hover({ clientX: box.left + x, clientY: box.top + y, pageX: box.left + x + scrollX, pageY: box.top + y + scrollY });
+      result.hover_ms = performance.now() - began;
+      result.hover_found = at >= 0;
+      result.hover_text = tip.textContent;
+      began = performance.now();
+      buttons.find(b => +b.dataset.theme === theme[i]).click();
+      result.highlight_ms = performance.now() - began;
+      result.highlighted = Array.from({ length: n }, (_, j) => j).filter(j => lit(j)).length;
+      const word = text(snippetEnd, snippetBytes, i).slice(0, 2);
+      began = performance.now();
+      result.found = find(word);
+      draw();
+      result.find_ms = performance.now() - began;
+      began = performance.now();
+      filterText.value = meta.documents[doc[i]]?.[0] ?? '';
+      result.documents_kept = filter();
+      draw();
+      result.filter_ms = performance.now() - began;
+      const out = document.createElement('pre');
+      out.id = 'selftest';
+      out.textContent = JSON.stringify(result);
+      document.body.append(out);
+    }
+  }
+})();
