@@ -482,7 +482,7 @@ fn report_writes_its_files() {
         assert!(md.contains(label), "{label} missing from themes.md");
     }
     let passages = json["passages"].as_u64().unwrap() as usize;
-    assert!(html.contains(&format!(r#"<script id="map-meta" type="application/json">{{"columns":"#)));
+    assert!(html.contains(r#"<script id="map-meta" type="application/json">{"columns":"#));
     assert!(html.contains(&format!(r#""n":{passages},"#)), "the map holds every passage");
     // Every passage's theme and place on the map, for other tools.
     let tsv = std::fs::read_to_string(out.join("assignments.tsv")).unwrap();

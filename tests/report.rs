@@ -272,3 +272,23 @@ fn large_reports_list_the_largest_documents_and_gather_dates() {
     assert!(html.contains("documents with the most passages are shown, of 300"));
     assert!(markdown.contains("The 50 documents with the most passages, of 300"));
 }
+
+/// Above `html::INLINE_MAX_PASSAGES` the map's data goes to `map-data.js` beside the page: the
+/// same bytes as inline, loaded by a script element.
+#[test]
+fn a_split_page_loads_the_same_data_from_beside_it() {
+    let map = ThemeMap::build(synthetic_index(), None, &options(), &Silent).unwrap();
+    assert!(!html::data_beside(&map));
+    let (mut page, mut beside, mut inline) = (Vec::new(), Vec::new(), Vec::new());
+    html::write_split(&map, &mut page, &mut beside).unwrap();
+    html::write(&map, &mut inline).unwrap();
+    let (page, beside, inline) = (
+        String::from_utf8(page).unwrap(),
+        String::from_utf8(beside).unwrap(),
+        String::from_utf8(inline).unwrap(),
+    );
+    assert!(page.contains(&format!(r#"<script src="{}"></script>"#, html::DATA_FILE)));
+    assert!(!page.contains(r#"id="map-data""#));
+    let blob = between(&inline, r#"<script id="map-data" type="application/octet-stream">"#, "</script>");
+    assert_eq!(beside, format!("window.themapMapData = \"{blob}\";\n"));
+}

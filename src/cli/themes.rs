@@ -69,7 +69,7 @@ pub struct ThemesArgs {
     #[command(flatten)]
     theme: ThemeArgs,
 
-    /// Print the full theme map as JSON (the themes.json schema, without the map's points).
+    /// Print the theme map as JSON (the themes.json schema).
     #[arg(long)]
     json: bool,
 

@@ -57,7 +57,7 @@ pub fn write_split(map: &ThemeMap, html: &mut impl Write, beside: &mut impl Writ
     let data = MapData::encode(map)?;
     let loader = format!(r#"<script src="{DATA_FILE}"></script>"#);
     html.write_all(page(map, &data.meta, &loader).as_bytes())?;
-    write!(beside, "window.themapMapData = \"{}\";\n", data.blob)
+    writeln!(beside, "window.themapMapData = \"{}\";", data.blob)
 }
 
 fn page(map: &ThemeMap, meta: &str, data: &str) -> String {
@@ -199,10 +199,9 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
             esc(&t.label)
         )?;
     }
-    write!(
+    writeln!(
         page,
-        r#"</div><div class="controls"><label>Find <input id="find" type="search" placeholder="text in a passage" autocomplete="off"></label><label>Documents <input id="doc-filter" type="search" placeholder="title or id contains" autocomplete="off"></label><label>From <input id="date-from" type="text" placeholder="YYYY-MM-DD" size="10"></label><label>to <input id="date-to" type="text" placeholder="YYYY-MM-DD" size="10"></label><button id="reset" type="button">Reset view</button><output id="map-status">Loading the map…</output></div><div id="canvas-box"><canvas id="points" role="img" aria-label="map of passages"></canvas></div></section>
-"#
+        r#"</div><div class="controls"><label>Find <input id="find" type="search" placeholder="text in a passage" autocomplete="off"></label><label>Documents <input id="doc-filter" type="search" placeholder="title or id contains" autocomplete="off"></label><label>From <input id="date-from" type="text" placeholder="YYYY-MM-DD" size="10"></label><label>to <input id="date-to" type="text" placeholder="YYYY-MM-DD" size="10"></label><button id="reset" type="button">Reset view</button><output id="map-status">Loading the map…</output></div><div id="canvas-box"><canvas id="points" role="img" aria-label="map of passages"></canvas></div></section>"#
     )?;
 
     // Themes.
@@ -275,7 +274,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         }
         write!(page, "</details></article>")?;
     }
-    write!(page, "</div></section>\n")?;
+    writeln!(page, "</div></section>")?;
 
     // Document × theme heatmap.
     let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
@@ -320,7 +319,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         }
         write!(page, "</tr>")?;
     }
-    write!(page, "</tbody></table></div></section>\n")?;
+    writeln!(page, "</tbody></table></div></section>")?;
 
     // Timeline: stacked bars of passages per theme per date (or month, or year).
     write!(page, r#"<section id="timeline"><h2>Timeline</h2>"#)?;
@@ -382,7 +381,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         }
         write!(page, "</svg>")?;
     }
-    write!(page, "</section>\n")?;
+    writeln!(page, "</section>")?;
 
     // Hierarchy.
     write!(
@@ -394,7 +393,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         tree(map, &map.hierarchy, map.themes.len() + 1 + root, page)?;
         write!(page, "</ul>")?;
     }
-    write!(page, "</section>\n")?;
+    writeln!(page, "</section>")?;
 
     let silhouettes: Vec<String> = map
         .settings

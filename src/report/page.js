@@ -145,26 +145,29 @@
       const ax = ((W - 2 * MARGIN) / 65535) * view.zoom * ratio, bx = (MARGIN * view.zoom + view.x) * ratio - half;
       const ay = (-(H - 2 * MARGIN) / 65535) * view.zoom * ratio, by = ((H - MARGIN) * view.zoom + view.y) * ratio - half;
       const focus = focusTheme !== 0 || found !== null;
-      // With a focus, the rest is drawn grey first and what is lit on top.
-      for (let pass = focus ? 0 : 1; pass < 2; pass++) {
-        for (let i = 0; i < n; i++) {
-          if (!shown(i)) continue;
-          let c;
-          if (focus) {
-            if (lit(i) !== (pass === 1)) continue;
-            c = pass === 0 ? GREY : flags[i] & 1 ? pale[theme[i]] : colour[theme[i]];
-          } else {
-            c = flags[i] & 1 ? pale[theme[i]] : colour[theme[i]];
-          }
-          const x0 = Math.round(ax * xy[2 * i] + bx), y0 = Math.round(ay * xy[2 * i + 1] + by);
-          if (x0 >= w || y0 >= h || x0 + side <= 0 || y0 + side <= 0) continue;
-          const y1 = Math.min(y0 + side, h);
-          for (let y = Math.max(y0, 0); y < y1; y++) {
-            const r = y - y0;
-            pixels.fill(c, y * w + Math.max(x0 + left[r], 0), y * w + Math.min(x0 + right[r], w));
-          }
+      const plot = (i, c) => {
+        const x0 = Math.round(ax * xy[2 * i] + bx), y0 = Math.round(ay * xy[2 * i + 1] + by);
+        if (side === 1) {
+          if (x0 >= 0 && x0 < w && y0 >= 0 && y0 < h) pixels[y0 * w + x0] = c;
+          return;
         }
+        if (x0 >= w || y0 >= h || x0 + side <= 0 || y0 + side <= 0) return;
+        const y1 = Math.min(y0 + side, h);
+        for (let y = Math.max(y0, 0); y < y1; y++) {
+          const r = y - y0;
+          pixels.fill(c, y * w + Math.max(x0 + left[r], 0), y * w + Math.min(x0 + right[r], w));
+        }
+      };
+      // With a focus, the rest is drawn grey and what is lit is drawn after, on top.
+      let litCount = 0;
+      const own = i => (flags[i] & 1 ? pale[theme[i]] : colour[theme[i]]);
+      for (let i = 0; i < n; i++) {
+        if (!shown(i)) continue;
+        if (!focus) plot(i, own(i));
+        else if (lit(i)) litOrder[litCount++] = i;
+        else plot(i, GREY);
       }
+      for (let k = 0; k < litCount; k++) plot(litOrder[k], own(litOrder[k]));
       ctx.putImageData(image, 0, 0);
       drawLabels();
       return performance.now() - began;
@@ -201,6 +204,7 @@
       ctx.setTransform(1, 0, 0, 1, 0, 0);
     }
 
+    const litOrder = new Uint32Array(n);
     let frame = 0;
     const redraw = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
 
@@ -299,27 +303,51 @@
     canvas.addEventListener('dblclick', reset);
     document.getElementById('reset').addEventListener('click', reset);
 
-    // Find: passages whose shown text contains the query (ASCII letters in any case).
-    const lower = b => (b >= 65 && b <= 90 ? b | 32 : b);
+    // Find: passages whose shown text contains the query, in any case. All the texts are decoded
+    // into one lower-cased string once, with where each passage ends in it, so that a query is
+    // a run of the browser's own indexOf: a tenth of a second for a million passages, where a
+    // byte-by-byte scan took three.
+    let haystack = null, ends = null, caseless = false;
+    function prepareFind() {
+      if (haystack !== null) return;
+      const all = decoder.decode(snippetBytes);
+      const lowered = all.toLowerCase();
+      // UTF-16 units per passage: one per UTF-8 lead byte, two for a 4-byte sequence.
+      ends = new Uint32Array(n);
+      let units = 0, from = 0;
+      for (let i = 0; i < n; i++) {
+        const end = snippetEnd[i];
+        for (let p = from; p < end; p++) {
+          const b = snippetBytes[p];
+          if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+        }
+        ends[i] = units;
+        from = end;
+      }
+      // Lower-casing keeps the length in all but a few scripts; where it does not, keep the case.
+      caseless = lowered.length === all.length;
+      haystack = caseless ? lowered : all;
+    }
     function find(query) {
       if (!query) {
         found = null;
         return 0;
       }
-      const needle = new TextEncoder().encode(query.toLowerCase());
-      const first = needle[0], m = needle.length;
+      prepareFind();
+      const needle = caseless ? query.toLowerCase() : query;
       found = new Uint8Array(n);
-      let count = 0, from = 0;
-      for (let i = 0; i < n; i++) {
-        const end = snippetEnd[i];
-        scan: for (let p = from; p + m <= end; p++) {
-          if (lower(snippetBytes[p]) !== first) continue;
-          for (let q = 1; q < m; q++) if (lower(snippetBytes[p + q]) !== needle[q]) continue scan;
+      let count = 0, i = 0, at = haystack.indexOf(needle);
+      while (at >= 0) {
+        while (ends[i] <= at) i++;
+        // A match across two passages' texts is no match: look again from this passage's start.
+        if (at + needle.length <= ends[i]) {
           found[i] = 1;
           count++;
-          break;
+          at = haystack.indexOf(needle, ends[i]);
+          i++;
+        } else {
+          at = haystack.indexOf(needle, at + 1);
         }
-        from = end;
       }
       return count;
     }
@@ -363,11 +391,16 @@
     timings.draw_ms = draw();
     timings.first_draw_at_ms = performance.now();
     describe(`drawn in ${Math.round(timings.draw_ms)} ms`);
-    if (location.hash === '#selftest') selfTest();
+    // Once the map is on screen, ready the text for Find.
+    setTimeout(() => {
+      prepareFind();
+      timings.find_ready_at_ms = performance.now();
+      if (location.hash === '#selftest') selfTest();
+    }, 0);
 
     // Times what a person does, through the same handlers, and writes the figures into the page.
     function selfTest() {
-      const result = { passages: n, loaded_ms: timings.first_draw_at_ms, unpacked_ms: timings.unpacked_ms, draw_ms: timings.draw_ms };
+      const result = { passages: n, loaded_ms: timings.first_draw_at_ms, unpacked_ms: timings.unpacked_ms, draw_ms: timings.draw_ms, find_ready_ms: timings.find_ready_at_ms };
       let i = 0;
       while (i < n && !shown(i)) i++;
       const box = canvas.getBoundingClientRect();

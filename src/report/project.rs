@@ -29,9 +29,17 @@ pub fn to_2d(vectors: ArrayView2<f32>, progress: &dyn Progress) -> Result<(Array
         return Ok((scale(xy), "none (fewer than 4 passages)".into()));
     }
     if n > TSNE_MAX_POINTS {
-        // Cosine neighbours need unit rows (mapped vectors are not quite).
-        let unit = crate::cluster::normalize_rows(vectors.to_owned());
-        let xy = super::umap::umap(unit.view(), SEED, progress);
+        // Cosine neighbours need unit rows. Mapped vectors are not quite; the others are, and
+        // are not copied (at a million passages a copy is 3 GB).
+        let is_unit = vectors
+            .outer_iter()
+            .all(|row| (row.dot(&row) - 1.0).abs() < 1e-3);
+        let unit = (!is_unit).then(|| crate::cluster::normalize_rows(vectors.to_owned()));
+        let rows = match &unit {
+            Some(unit) => unit.view(),
+            None => vectors.view(),
+        };
+        let xy = super::umap::umap(rows, SEED, progress);
         return Ok((
             scale(xy),
             format!("UMAP ({} neighbours by cosine)", super::umap::NEIGHBOURS),
@@ -61,14 +69,52 @@ fn pca(data: &Array2<f64>, dims: usize) -> Result<(Array2<f64>, f64)> {
     Ok((projected, kept / total.max(f64::EPSILON)))
 }
 
-/// Scales each column to [-1, 1] (a constant column goes to 0).
+/// Scales each column to [-1, 1] (a constant column goes to 0): the central 99.6% of the
+/// points linearly to [-0.9, 0.9], the few beyond squeezed into the outer band, in order. A
+/// layout's strays (a handful of near-duplicates pushed far off) would otherwise set the scale
+/// and crowd every other point into a corner of the map.
 fn scale(mut xy: Array2<f32>) -> Array2<f32> {
+    const TAIL: f64 = 0.002;
+    const INNER: f32 = 0.9;
     for mut column in xy.columns_mut() {
-        let (lo, hi) = column.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+        let mut sorted = column.to_vec();
+        let n = sorted.len();
+        let (lo_at, hi_at) = ((TAIL * n as f64) as usize, n - 1 - (TAIL * n as f64) as usize);
+        let lo = *sorted.select_nth_unstable_by(lo_at, f32::total_cmp).1;
+        let hi = *sorted.select_nth_unstable_by(hi_at, f32::total_cmp).1;
         let span = hi - lo;
-        column.mapv_inplace(|v| if span > 0.0 { 2.0 * (v - lo) / span - 1.0 } else { 0.0 });
+        column.mapv_inplace(|v| {
+            if span <= 0.0 {
+                return 0.0;
+            }
+            let t = 2.0 * (v - lo) / span - 1.0;
+            if t.abs() <= 1.0 {
+                INNER * t
+            } else {
+                t.signum() * (INNER + (1.0 - INNER) * (t.abs() - 1.0).tanh())
+            }
+        });
     }
     xy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strays_do_not_set_the_scale() {
+        // 999 points on [0, 1] and one far off.
+        let mut xy = Array2::from_shape_fn((1000, 2), |(i, _)| i as f32 / 998.0);
+        xy[[999, 0]] = 1e6;
+        let scaled = scale(xy);
+        let x = scaled.column(0);
+        assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)));
+        // The bulk spans most of the axis, in order; the stray is at the edge.
+        assert!(x[0] < -0.85 && x[997] > 0.85, "{} {}", x[0], x[997]);
+        assert!(x.windows(2).into_iter().all(|w| w[0] <= w[1]));
+        assert!(x[999] > 0.99);
+        // A constant column goes to 0.
+        assert!(scale(Array2::ones((5, 2))).iter().all(|&v| v == 0.0));
+    }
 }
