@@ -66,7 +66,11 @@ impl Browser {
         let mut command = Command::new(binary);
         command
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
             .args(["--hide-scrollbars", "--remote-debugging-pipe"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .stdin(Stdio::null())
@@ -228,15 +232,25 @@ fn artefact(name: &str) -> PathBuf {
 fn check_interaction(figures: &Value, browser: &Browser, load_limit_ms: f64) {
     assert!(browser.problems.is_empty(), "console: {:#?}", browser.problems);
     let ms = |name: &str| figures[name].as_f64().unwrap_or_else(|| panic!("{name} in {figures}"));
-    assert!(ms("loaded_ms") <= load_limit_ms, "loaded and drawn in {} ms: {figures}", ms("loaded_ms"));
+    assert!(
+        ms("loaded_ms") <= load_limit_ms,
+        "loaded and drawn in {} ms: {figures}",
+        ms("loaded_ms")
+    );
     for name in ["hover_ms", "highlight_ms", "find_ms", "filter_ms"] {
         assert!(ms(name) <= 100.0, "{name} {} ms: {figures}", ms(name));
     }
     assert_eq!(figures["hover_found"], true, "hover found no point: {figures}");
     assert!(!figures["hover_text"].as_str().unwrap().is_empty());
     assert!(figures["highlighted"].as_u64().unwrap() > 0);
-    assert!(figures["found"].as_u64().unwrap() > 0, "the passage's own words found nothing");
-    assert_eq!(figures["documents_kept"], 1, "filtering by a document's id keeps that one");
+    assert!(
+        figures["found"].as_u64().unwrap() > 0,
+        "the passage's own words found nothing"
+    );
+    assert_eq!(
+        figures["documents_kept"], 1,
+        "filtering by a document's id keeps that one"
+    );
 }
 
 #[test]
@@ -246,7 +260,14 @@ fn report_loads_in_chromium_with_every_point_and_theme() {
     let out = tmp.path().join("report");
     let index = crate::cli::sample_index_path();
     let status = Command::new(env!("CARGO_BIN_EXE_themap"))
-        .args(["report", "-q", "--out", out.to_str().unwrap(), "--index", index.to_str().unwrap()])
+        .args([
+            "report",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+            "--index",
+            index.to_str().unwrap(),
+        ])
         .env("THEMAP_MODEL", crate::common::model_dir())
         .status()
         .unwrap();
@@ -261,7 +282,10 @@ fn report_loads_in_chromium_with_every_point_and_theme() {
     let shown = browser.eval("document.body.innerText").as_str().unwrap().to_string();
     for theme in map["themes"].as_array().unwrap() {
         let label = theme["label"].as_str().unwrap();
-        assert!(shown.matches(label).count() >= 2, "theme name {label:?} not in the legend and its card");
+        assert!(
+            shown.matches(label).count() >= 2,
+            "theme name {label:?} not in the legend and its card"
+        );
     }
 
     // A screenshot of the whole page, kept as a test artefact.
@@ -297,7 +321,11 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
     let map = ThemeMap::build(index, None, &options, &themap::Silent).unwrap();
     let tmp = TempDir::new().unwrap();
     let page = tmp.path().join("index.html");
-    html::write(&map, &mut std::io::BufWriter::new(std::fs::File::create(&page).unwrap())).unwrap();
+    html::write(
+        &map,
+        &mut std::io::BufWriter::new(std::fs::File::create(&page).unwrap()),
+    )
+    .unwrap();
     let bytes = std::fs::metadata(&page).unwrap().len();
     eprintln!("{PASSAGES} passages: index.html {:.1} MB", bytes as f64 / 1e6);
 
@@ -307,7 +335,30 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
     check_interaction(&figures, &browser, 3000.0);
     assert_eq!(figures["passages"], PASSAGES);
     let theme = &map.themes[map.assignments[0].theme - 1];
-    assert_eq!(figures["highlighted"], theme.size, "the hovered point's theme is lit, all of it");
+    assert_eq!(
+        figures["highlighted"], theme.size,
+        "the hovered point's theme is lit, all of it"
+    );
+
+    // A split page whose map-data.js went missing says so, and the rest of it still shows.
+    let split = tmp.path().join("split");
+    std::fs::create_dir(&split).unwrap();
+    let mut page_only = Vec::new();
+    html::write_split(&map, &mut page_only, &mut std::io::sink()).unwrap();
+    std::fs::write(split.join("index.html"), page_only).unwrap();
+    browser.navigate(&format!("file://{}", split.join("index.html").display()));
+    let status = browser.wait_for(
+        "(t => t.includes('missing') ? t : null)(document.getElementById('map-status').textContent)",
+        Duration::from_secs(30),
+    );
+    assert!(status.as_str().unwrap().contains(html::DATA_FILE), "{status}");
+    assert!(
+        browser
+            .eval("document.querySelectorAll('.card').length")
+            .as_u64()
+            .unwrap()
+            == map.themes.len() as u64
+    );
 
     browser.navigate(&format!("file://{}", page.display()));
     browser.wait_for("window.themapTimings?.first_draw_at_ms", Duration::from_secs(30));

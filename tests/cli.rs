@@ -483,7 +483,10 @@ fn report_writes_its_files() {
     }
     let passages = json["passages"].as_u64().unwrap() as usize;
     assert!(html.contains(r#"<script id="map-meta" type="application/json">{"columns":"#));
-    assert!(html.contains(&format!(r#""n":{passages},"#)), "the map holds every passage");
+    assert!(
+        html.contains(&format!(r#""n":{passages},"#)),
+        "the map holds every passage"
+    );
     // Every passage's theme and place on the map, for other tools.
     let tsv = std::fs::read_to_string(out.join("assignments.tsv")).unwrap();
     let mut lines = tsv.lines();
@@ -494,7 +497,10 @@ fn report_writes_its_files() {
         let x: f32 = row[5].parse().unwrap();
         assert!(row.len() == 7 && (-1.0..=1.0).contains(&x), "{row:?}");
     }
-    assert!(!out.join(themap::report::html::DATA_FILE).exists(), "a small map stays inside the page");
+    assert!(
+        !out.join(themap::report::html::DATA_FILE).exists(),
+        "a small map stays inside the page"
+    );
 }
 
 /// Ids of `themap search QUERY ARGS... --json` on the sample index.

@@ -183,8 +183,17 @@ fn writers_show_every_passage_and_theme() {
     assert!(parsed.get("points").is_none(), "points stay out of themes.json");
     let meta = between(&html, r#"<script id="map-meta" type="application/json">"#, "</script>");
     let meta: serde_json::Value = serde_json::from_str(meta).unwrap();
-    assert_eq!(meta["n"], index.passages.len(), "one point per passage in the map's data");
-    assert!(!between(&html, r#"<script id="map-data" type="application/octet-stream">"#, "</script>").is_empty());
+    assert_eq!(
+        meta["n"],
+        index.passages.len(),
+        "one point per passage in the map's data"
+    );
+    assert!(!between(
+        &html,
+        r#"<script id="map-data" type="application/octet-stream">"#,
+        "</script>"
+    )
+    .is_empty());
     for theme in &map.themes {
         assert!(html.contains(&html::esc(&theme.label)) && markdown.contains(&theme.label));
     }
@@ -257,14 +266,23 @@ fn large_reports_list_the_largest_documents_and_gather_dates() {
     let (json, markdown, html) = render(&map);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed["document_count"], 300);
-    assert_eq!(parsed["documents"].as_array().unwrap().len(), themap::report::LISTED_DOCUMENTS);
+    assert_eq!(
+        parsed["documents"].as_array().unwrap().len(),
+        themap::report::LISTED_DOCUMENTS
+    );
     for theme in parsed["themes"].as_array().unwrap() {
         let listed = theme["documents"].as_array().unwrap().len();
-        assert!(listed <= themap::report::LISTED_DOCUMENTS && listed <= theme["document_count"].as_u64().unwrap() as usize);
+        assert!(
+            listed <= themap::report::LISTED_DOCUMENTS && listed <= theme["document_count"].as_u64().unwrap() as usize
+        );
     }
     let (unit, bars) = map.timeline_in_bars(themap::report::TIMELINE_BARS);
     assert_eq!(unit, "month");
-    assert!(bars.len() <= themap::report::TIMELINE_BARS && bars.len() > 1, "{} bars", bars.len());
+    assert!(
+        bars.len() <= themap::report::TIMELINE_BARS && bars.len() > 1,
+        "{} bars",
+        bars.len()
+    );
     let by_date: usize = map.timeline.iter().flat_map(|e| &e.counts).sum();
     let by_month: usize = bars.iter().flat_map(|e| &e.counts).sum();
     assert_eq!(by_date, by_month, "gathering loses no passage");
@@ -289,6 +307,10 @@ fn a_split_page_loads_the_same_data_from_beside_it() {
     );
     assert!(page.contains(&format!(r#"<script src="{}"></script>"#, html::DATA_FILE)));
     assert!(!page.contains(r#"id="map-data""#));
-    let blob = between(&inline, r#"<script id="map-data" type="application/octet-stream">"#, "</script>");
+    let blob = between(
+        &inline,
+        r#"<script id="map-data" type="application/octet-stream">"#,
+        "</script>",
+    );
     assert_eq!(beside, format!("window.themapMapData = \"{blob}\";\n"));
 }

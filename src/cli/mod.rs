@@ -56,7 +56,8 @@ enum Command {
     Similar(search::SimilarArgs),
     /// Find the recurring themes of the index: keywords, where and when each recurs.
     Themes(themes::ThemesArgs),
-    /// Write the theme map report: index.html (map, themes, heatmap, timeline), themes.json, themes.md.
+    /// Write the theme map report: index.html (map, themes, heatmap, timeline), themes.json,
+    /// themes.md and assignments.tsv.
     Report(themes::ReportArgs),
     /// Cluster labelled texts (`label<TAB>text`) and score the clusters against the labels
     /// (NMI, ARI, V-measure).

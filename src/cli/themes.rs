@@ -221,7 +221,7 @@ pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
     // Before the work: a report that cannot be written must not cost an embedding run.
     if args.out.exists() && !args.out.is_dir() {
         anyhow::bail!(themap::Error::InvalidArgument(format!(
-            "--out {} is a file; the report is a folder (index.html, themes.json, themes.md): name a new or existing folder",
+            "--out {} is a file; the report is a folder (index.html, themes.json, themes.md, assignments.tsv): name a new or existing folder",
             args.out.display()
         )));
     }
@@ -245,7 +245,9 @@ pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
     }
     themap::fsutil::write_atomic(&args.out.join("themes.json"), |w| report::json::write(&map, w))?;
     themap::fsutil::write_atomic(&args.out.join("themes.md"), |w| report::markdown::write(&map, w))?;
-    themap::fsutil::write_atomic(&args.out.join("assignments.tsv"), |w| report::write_assignments(&map, w))?;
+    themap::fsutil::write_atomic(&args.out.join("assignments.tsv"), |w| {
+        report::write_assignments(&map, w)
+    })?;
     files.extend(["themes.json", "themes.md", "assignments.tsv"]);
     println!(
         "Wrote {} themes to {} ({})",

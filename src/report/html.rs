@@ -1,10 +1,10 @@
 //! `index.html`: the page a person looks at. The map of every passage is drawn on a canvas
 //! from packed typed arrays (positions as 16-bit integers, theme, document, and the passages'
 //! ids and opening words as UTF-8), gzipped and base64-encoded in the page, unpacked by the
-//! browser's `DecompressionStream`: about 100 bytes a passage at 100,000 passages, where an SVG
-//! circle and a JSON record each took ten times that. Around it: the themes with keywords and
-//! representative passages, the document × theme heatmap, the timeline and the hierarchy, each
-//! bounded so that thousands of documents and dates stay readable.
+//! browser's `DecompressionStream`: about 80 bytes a passage at 100,000 passages, where an SVG
+//! circle and a JSON record took about 1,000 (benches/README.md). Around it: the themes with
+//! keywords and representative passages, the document × theme heatmap, the timeline and the
+//! hierarchy, each bounded so that thousands of documents and dates stay readable.
 //!
 //! The page is one self-contained file with nothing fetched, up to [`INLINE_MAX_PASSAGES`];
 //! above, the map's data goes to [`DATA_FILE`] beside it, loaded by a `<script>` element (which,
@@ -27,8 +27,8 @@ const CHART_WIDTH: f32 = 960.0;
 /// Documents listed on a theme card.
 const CARD_DOCUMENTS: usize = 10;
 
-/// Largest map kept inside `index.html` (about 20 MB at 100,000 passages): a page that can be
-/// mailed. Above it the data goes beside the page.
+/// Largest map kept inside `index.html` (8 MB at 100,000 THUCNews headlines, so about twice
+/// that here): a page that can still be mailed. Above it the data goes beside the page.
 pub const INLINE_MAX_PASSAGES: usize = 200_000;
 /// The map's data beside `index.html` for larger maps.
 pub const DATA_FILE: &str = "map-data.js";
@@ -85,13 +85,26 @@ impl MapData {
         // Positions in [-1, 1] as 16-bit integers: finer than any screen, at zoom 100 included.
         let quantize = |v: f32| (((v.clamp(-1.0, 1.0) + 1.0) / 2.0) * 65535.0).round() as u16;
         let mut columns = Columns::default();
-        columns.add("xy", map.points.iter().flat_map(|p| [quantize(p.x), quantize(p.y)]).flat_map(u16::to_le_bytes));
-        columns.add("theme", map.points.iter().flat_map(|p| (p.passage.theme as u16).to_le_bytes()));
         columns.add(
-            "doc",
+            "xy",
             map.points
                 .iter()
-                .flat_map(|p| document_of.get(p.doc_id.as_str()).copied().unwrap_or(u32::MAX).to_le_bytes()),
+                .flat_map(|p| [quantize(p.x), quantize(p.y)])
+                .flat_map(u16::to_le_bytes),
+        );
+        columns.add(
+            "theme",
+            map.points.iter().flat_map(|p| (p.passage.theme as u16).to_le_bytes()),
+        );
+        columns.add(
+            "doc",
+            map.points.iter().flat_map(|p| {
+                document_of
+                    .get(p.doc_id.as_str())
+                    .copied()
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes()
+            }),
         );
         columns.add(
             "flags",

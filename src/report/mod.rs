@@ -566,7 +566,10 @@ pub fn largest_documents(documents: &[DocumentThemes], limit: usize) -> Vec<&Doc
     order.iter().map(|&d| &documents[d]).collect()
 }
 
-fn serialize_largest<S: serde::Serializer>(documents: &[DocumentThemes], to: S) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_largest<S: serde::Serializer>(
+    documents: &[DocumentThemes],
+    to: S,
+) -> std::result::Result<S::Ok, S::Error> {
     to.collect_seq(largest_documents(documents, LISTED_DOCUMENTS))
 }
 
@@ -575,7 +578,6 @@ fn serialize_first<S: serde::Serializer>(documents: &[ThemeDocument], to: S) -> 
 }
 
 impl ThemeMap {
-
     /// The timeline with at most `bars` entries where the dates allow: by date, else by month
     /// (`YYYY-MM`), else by year; and the unit used ("date", "month" or "year").
     pub fn timeline_in_bars(&self, bars: usize) -> (&'static str, Vec<TimelineEntry>) {

@@ -31,9 +31,7 @@ pub fn to_2d(vectors: ArrayView2<f32>, progress: &dyn Progress) -> Result<(Array
     if n > TSNE_MAX_POINTS {
         // Cosine neighbours need unit rows. Mapped vectors are not quite; the others are, and
         // are not copied (at a million passages a copy is 3 GB).
-        let is_unit = vectors
-            .outer_iter()
-            .all(|row| (row.dot(&row) - 1.0).abs() < 1e-3);
+        let is_unit = vectors.outer_iter().all(|row| (row.dot(&row) - 1.0).abs() < 1e-3);
         let unit = (!is_unit).then(|| crate::cluster::normalize_rows(vectors.to_owned()));
         let rows = match &unit {
             Some(unit) => unit.view(),

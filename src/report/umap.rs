@@ -202,7 +202,10 @@ fn optimize(mut xy: Array2<f32>, edges: &[Edge], epochs: usize, seed: u64, progr
     progress.start("laying out the map", epochs as u64, "epochs");
     for epoch in 0..epochs {
         before.copy_from_slice(xy.as_slice().expect("standard layout"));
-        let points = split_at(xy.as_slice_mut().expect("standard layout"), bounds.iter().map(|b| 2 * b.0));
+        let points = split_at(
+            xy.as_slice_mut().expect("standard layout"),
+            bounds.iter().map(|b| 2 * b.0),
+        );
         let schedules = split_at(&mut schedule, bounds.iter().map(|b| b.1));
         points
             .into_par_iter()
