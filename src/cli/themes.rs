@@ -90,7 +90,7 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
-/// Documents listed per theme in the printed summary (all are in `--json` and the report).
+/// Documents listed per theme in the printed summary (`--json` and the report list up to 50).
 const SHOWN_DOCUMENTS: usize = 12;
 
 fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {

@@ -270,7 +270,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
             )?;
         }
         if let Some(more) = t.documents.len().checked_sub(CARD_DOCUMENTS).filter(|&m| m > 0) {
-            write!(page, r#"<li class="more">and {more} more (all in themes.json)</li>"#)?;
+            write!(page, r#"<li class="more">and {more} more</li>"#)?;
         }
         write!(
             page,
@@ -293,7 +293,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
     let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
     let which = if listed.len() < map.documents.len() {
         format!(
-            " The {} documents with the most passages are shown, of {} (all are in themes.json).",
+            " The {} documents with the most passages are shown, of {} (every passage's theme is in assignments.tsv).",
             listed.len(),
             map.documents.len()
         )

@@ -551,8 +551,8 @@ pub fn write_assignments(map: &ThemeMap, out: &mut impl std::io::Write) -> std::
     Ok(())
 }
 
-/// Documents a report lists in full (theme cards, the heatmap); the rest are counted, and are
-/// all in themes.json.
+/// Documents a report lists (the heatmap, each theme's in themes.json); the rest are counted,
+/// and every passage's theme is in assignments.tsv.
 pub const LISTED_DOCUMENTS: usize = 50;
 /// Bars a timeline shows at most: beyond, dates are gathered by month, then by year.
 pub const TIMELINE_BARS: usize = 60;
