@@ -50,6 +50,12 @@ impl DeviceChoice {
                 "--device {self}: this themap was built without CUDA support; rebuild it with \
                  `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
             ))),
+            Self::Cuda(_) if !missing_cuda_libraries().is_empty() => Err(Error::DeviceUnavailable(format!(
+                "--device {self}: cannot load {}; install the NVIDIA driver and the CUDA 13 runtime, \
+                 cuBLAS, cuRAND and NVRTC (README: Running on a GPU) and put their folder on \
+                 LD_LIBRARY_PATH, or use --device cpu",
+                missing_cuda_libraries().join(", ")
+            ))),
             Self::Cuda(n) => Device::new_cuda(n).map_err(|e| {
                 Error::DeviceUnavailable(format!(
                     "--device {self}: cannot open CUDA device {n} ({e}); check `nvidia-smi`, or use --device cpu"
@@ -66,6 +72,29 @@ impl DeviceChoice {
             Self::Cpu | Self::Cuda(_) => Dtype::Bf16,
         }
     }
+}
+
+/// The CUDA libraries a `cuda` build loads on first use that this machine cannot load: the
+/// driver (libcuda), NVRTC, cuBLAS, cuBLASLt and cuRAND. Checked first because cudarc panics
+/// where one is missing.
+#[cfg(feature = "cuda")]
+fn missing_cuda_libraries() -> Vec<&'static str> {
+    // SAFETY: each only tries to load the library (dlopen) and closes it again.
+    let present: [(&str, bool); 5] = unsafe {
+        [
+            ("libcuda.so.1 (the NVIDIA driver)", cudarc::driver::sys::is_culib_present()),
+            ("libnvrtc", cudarc::nvrtc::sys::is_culib_present()),
+            ("libcublas", cudarc::cublas::sys::is_culib_present()),
+            ("libcublasLt", cudarc::cublaslt::sys::is_culib_present()),
+            ("libcurand", cudarc::curand::sys::is_culib_present()),
+        ]
+    };
+    present.iter().filter(|(_, ok)| !ok).map(|(name, _)| *name).collect()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn missing_cuda_libraries() -> Vec<&'static str> {
+    Vec::new()
 }
 
 /// The number format of the model's weights and activations. Norms, pooling and the final
@@ -130,6 +159,10 @@ mod tests {
         if !candle_core::utils::cuda_is_available() {
             let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
             assert!(err.contains("--features cuda"), "{err}");
+        } else if missing_cuda_libraries().contains(&"libcuda.so.1 (the NVIDIA driver)") {
+            // A `cuda` build on a machine without the driver: one clear line, no panic.
+            let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
+            assert!(err.contains("cannot load libcuda.so.1") && err.contains("--device cpu"), "{err}");
         }
         assert!(Dtype::F16.check(DeviceChoice::Cpu).is_err());
         assert_eq!(

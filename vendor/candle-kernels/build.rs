@@ -75,7 +75,18 @@ fn main() -> Result<()> {
     moe_builder.build_lib(out_dir.join("libmoe.a"))?;
     println!("cargo:rustc-link-search={}", out_dir.display());
     println!("cargo:rustc-link-lib=moe");
-    println!("cargo:rustc-link-lib=dylib=cudart");
+    // The CUDA runtime linked statically, so that a binary with the `cuda` feature starts on a
+    // machine without CUDA (cudarc loads the driver and libraries on first use).
+    for home in ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"].iter().filter_map(|v| env::var(v).ok()) {
+        println!("cargo:rustc-link-search={home}/lib64");
+        println!("cargo:rustc-link-search={home}/lib");
+    }
+    println!("cargo:rustc-link-lib=static=cudart_static");
+    if !is_target_msvc {
+        println!("cargo:rustc-link-lib=dylib=dl");
+        println!("cargo:rustc-link-lib=dylib=rt");
+        println!("cargo:rustc-link-lib=dylib=pthread");
+    }
     if !is_target_msvc {
         println!("cargo:rustc-link-lib=stdc++");
     }
