@@ -82,7 +82,10 @@ fn missing_cuda_libraries() -> Vec<&'static str> {
     // SAFETY: each only tries to load the library (dlopen) and closes it again.
     let present: [(&str, bool); 5] = unsafe {
         [
-            ("libcuda.so.1 (the NVIDIA driver)", cudarc::driver::sys::is_culib_present()),
+            (
+                "libcuda.so.1 (the NVIDIA driver)",
+                cudarc::driver::sys::is_culib_present(),
+            ),
             ("libnvrtc", cudarc::nvrtc::sys::is_culib_present()),
             ("libcublas", cudarc::cublas::sys::is_culib_present()),
             ("libcublasLt", cudarc::cublaslt::sys::is_culib_present()),
@@ -162,7 +165,10 @@ mod tests {
         } else if missing_cuda_libraries().contains(&"libcuda.so.1 (the NVIDIA driver)") {
             // A `cuda` build on a machine without the driver: one clear line, no panic.
             let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
-            assert!(err.contains("cannot load libcuda.so.1") && err.contains("--device cpu"), "{err}");
+            assert!(
+                err.contains("cannot load libcuda.so.1") && err.contains("--device cpu"),
+                "{err}"
+            );
         }
         assert!(Dtype::F16.check(DeviceChoice::Cpu).is_err());
         assert_eq!(
