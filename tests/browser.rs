@@ -186,7 +186,17 @@ impl Browser {
         }
     }
 
-    /// A PNG of the element matching `selector` (the whole page for "html").
+    /// Opens `page`, waits for the map's first draw and keeps a PNG of the element matching
+    /// `selector` (the whole page for "body") as the test artefact `name`; returns its size.
+    fn screenshot_drawn(&mut self, page: &Path, selector: &str, name: &str) -> u64 {
+        self.navigate(&format!("file://{}", page.display()));
+        self.wait_for("window.themapTimings?.first_draw_at_ms", Duration::from_secs(30));
+        let shot = artefact(name);
+        self.screenshot(selector, &shot);
+        std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A PNG of the element matching `selector`.
     fn screenshot(&mut self, selector: &str, path: &Path) {
         let rect = self.eval(&format!(
             "(() => {{ const r = document.querySelector('{selector}').getBoundingClientRect(); \
@@ -289,12 +299,8 @@ fn report_loads_in_chromium_with_every_point_and_theme() {
     }
 
     // A screenshot of the whole page, kept as a test artefact.
-    browser.navigate(&format!("file://{}", page.display()));
-    browser.wait_for("window.themapTimings?.first_draw_at_ms", Duration::from_secs(30));
-    let shot = artefact("report.png");
-    browser.screenshot("body", &shot);
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 50_000, "screenshot {} is {size} bytes", shot.display());
+    let size = browser.screenshot_drawn(&page, "body", "report.png");
+    assert!(size > 50_000, "screenshot report.png is {size} bytes");
 }
 
 /// A map of 20,000 passages (about what CI affords to lay out) loads and draws within 3 s and
@@ -360,12 +366,8 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
             == map.themes.len() as u64
     );
 
-    browser.navigate(&format!("file://{}", page.display()));
-    browser.wait_for("window.themapTimings?.first_draw_at_ms", Duration::from_secs(30));
-    let shot = artefact("report-20k-map.png");
-    browser.screenshot("#map", &shot);
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 30_000, "screenshot {} is {size} bytes", shot.display());
+    let size = browser.screenshot_drawn(&page, "#map", "report-20k-map.png");
+    assert!(size > 30_000, "screenshot report-20k-map.png is {size} bytes");
 }
 
 /// The figures of a report made elsewhere (`THEMAP_REPORT_PAGE=.../index.html`), for
@@ -374,14 +376,12 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
 #[ignore = "needs THEMAP_REPORT_PAGE"]
 fn report_page_figures() {
     let page = PathBuf::from(std::env::var_os("THEMAP_REPORT_PAGE").expect("THEMAP_REPORT_PAGE"));
+    let page = page.canonicalize().unwrap();
     let binary = chromium().expect("chromium on PATH");
     let tmp = TempDir::new().unwrap();
     let mut browser = Browser::launch(&binary, &tmp.path().join("profile"), 1300, 900);
-    let figures = browser.selftest(&page.canonicalize().unwrap());
+    let figures = browser.selftest(&page);
     println!("{figures}");
-    let name = format!("report-{}-map.png", figures["passages"]);
-    browser.navigate(&format!("file://{}", page.canonicalize().unwrap().display()));
-    browser.wait_for("window.themapTimings?.first_draw_at_ms", Duration::from_secs(60));
-    browser.screenshot("#map", &artefact(&name));
+    browser.screenshot_drawn(&page, "#map", &format!("report-{}-map.png", figures["passages"]));
     check_interaction(&figures, &browser, 3000.0);
 }

@@ -50,17 +50,23 @@ impl DeviceChoice {
                 "--device {self}: this themap was built without CUDA support; rebuild it with \
                  `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
             ))),
-            Self::Cuda(_) if !missing_cuda_libraries().is_empty() => Err(Error::DeviceUnavailable(format!(
-                "--device {self}: cannot load {}; install the NVIDIA driver and the CUDA 13 runtime, \
-                 cuBLAS, cuRAND and NVRTC (README: Running on a GPU) and put their folder on \
-                 LD_LIBRARY_PATH, or use --device cpu",
-                missing_cuda_libraries().join(", ")
-            ))),
-            Self::Cuda(n) => Device::new_cuda(n).map_err(|e| {
-                Error::DeviceUnavailable(format!(
-                    "--device {self}: cannot open CUDA device {n} ({e}); check `nvidia-smi`, or use --device cpu"
-                ))
-            }),
+            Self::Cuda(n) => {
+                // Each library is looked for once (a dlopen each).
+                let missing = missing_cuda_libraries();
+                if !missing.is_empty() {
+                    return Err(Error::DeviceUnavailable(format!(
+                        "--device {self}: cannot load {}; install the NVIDIA driver and the CUDA 13 runtime, \
+                         cuBLAS, cuRAND and NVRTC (README: Running on a GPU) and put their folder on \
+                         LD_LIBRARY_PATH, or use --device cpu",
+                        missing.join(", ")
+                    )));
+                }
+                Device::new_cuda(n).map_err(|e| {
+                    Error::DeviceUnavailable(format!(
+                        "--device {self}: cannot open CUDA device {n} ({e}); check `nvidia-smi`, or use --device cpu"
+                    ))
+                })
+            }
         }
     }
 

@@ -328,10 +328,11 @@
       caseless = lowered.length === all.length;
       haystack = caseless ? lowered : all;
     }
+    let foundCount = 0;
     function find(query) {
       if (!query) {
         found = null;
-        return 0;
+        return (foundCount = 0);
       }
       prepareFind();
       const needle = caseless ? query.toLowerCase() : query;
@@ -349,13 +350,14 @@
           at = haystack.indexOf(needle, at + 1);
         }
       }
-      return count;
+      return (foundCount = count);
     }
 
     // Filters: documents whose title or id contains the text, dated within the range (a month
     // or a year as the end includes all of it).
     const filterText = document.getElementById('doc-filter');
     const dateFrom = document.getElementById('date-from'), dateTo = document.getElementById('date-to');
+    let documentsKept = meta.documents.length;
     function filter() {
       const words = filterText.value.trim().toLowerCase();
       const from = dateFrom.value.trim(), to = dateTo.value.trim();
@@ -369,15 +371,15 @@
         documentShown[d] = keep ? 1 : 0;
         kept += keep;
       });
-      return kept;
+      return (documentsKept = kept);
     }
 
     const findBox = document.getElementById('find');
     const number = x => x.toLocaleString('en');
     function describe(extra) {
       const parts = [`${number(n)} passages`];
-      if (found !== null) parts.push(`${number(found.reduce((a, b) => a + b, 0))} contain “${findBox.value}” (in their first ${meta.snippet_chars} characters)`);
-      if (filtering) parts.push(`${number(documentShown.reduce((a, b) => a + b, 0))} of ${number(meta.documents.length)} documents shown`);
+      if (found !== null) parts.push(`${number(foundCount)} contain “${findBox.value}” (in their first ${meta.snippet_chars} characters)`);
+      if (filtering) parts.push(`${number(documentsKept)} of ${number(meta.documents.length)} documents shown`);
       if (extra) parts.push(extra);
       status.textContent = parts.join(' · ');
     }

@@ -86,8 +86,6 @@ fn main() -> Result<()> {
         println!("cargo:rustc-link-lib=dylib=dl");
         println!("cargo:rustc-link-lib=dylib=rt");
         println!("cargo:rustc-link-lib=dylib=pthread");
-    }
-    if !is_target_msvc {
         println!("cargo:rustc-link-lib=stdc++");
     }
     Ok(())
