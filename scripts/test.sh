@@ -2,7 +2,8 @@
 # Everything the tests need, then the tests: Chromium and CJK fonts (Debian packages) for the
 # report test, the model (fetched once, cached in ~/.cache/themap), then unit, integration and
 # CLI tests in release mode (the model is far too slow unoptimised), then the benches compiled
-# and run once as a smoke test. A screenshot of the report is left in target/test-artifacts/.
+# and run once as a smoke test, then the same tests with the `cuda` build (below). A screenshot of
+# the report is left in target/test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,17 @@ export THEMAP_GOLDEN="${THEMAP_GOLDEN:-$(pwd)/../shared/golden/embeddinggemma-30
 cargo build --release --all-targets
 cargo test --release
 cargo test --release --benches   # each bench once, as a smoke test
+
+# The `cuda` build, compiled on every run (THEMAP_TEST_CUDA=0 skips it): the CUDA 13.0 toolkit from
+# PyPI (cached in $THEMAP_CACHE/venv-cuda), then the same suite again with that build, in its own
+# target folder, on this machine without a GPU: it must start and behave exactly as the CPU build.
+# The tests that need a GPU run last, with their output shown, so the log says why they skipped.
+if [ "${THEMAP_TEST_CUDA:-1}" != 0 ]; then
+  eval "$(bash scripts/cuda-env.sh)"
+  echo "== cuda build: CUDA_HOME=$CUDA_HOME CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, $(nvcc --version | tail -1)"
+  cargo test --release --features cuda --target-dir target/cuda --no-run
+  echo "== cuda build: the test suite without a GPU"
+  cargo test --release --features cuda --target-dir target/cuda -- --skip on_a_gpu
+  cargo test --release --features cuda --target-dir target/cuda -- on_a_gpu --nocapture
+  echo "== cuda build: --device cuda on this machine says: $(target/cuda/release/themap embed - -o /tmp/none.npy --device cuda </dev/null 2>&1 || true)"
+fi

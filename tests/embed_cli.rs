@@ -151,6 +151,12 @@ fn embed_errors_are_clear_and_lose_nothing() {
     if !cfg!(feature = "cuda") {
         assert_eq!(code, 2);
         assert!(err.contains("--features cuda"), "{err}");
+    } else if code != 0 {
+        // A `cuda` build where the driver or a CUDA library is missing: exit 2 and one line
+        // naming what to install, never a loader failure or a panic.
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("cannot load") || err.contains("cannot open CUDA device"), "{err}");
     }
 
     // A bad line is passed over and named; the rest is embedded.
