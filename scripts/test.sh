@@ -2,8 +2,9 @@
 # Everything the tests need, then the tests: Chromium and CJK fonts (Debian packages) for the
 # report test, the model (fetched once, cached in ~/.cache/themap), then unit, integration and
 # CLI tests in release mode (the model is far too slow unoptimised), then the benches compiled
-# and run once as a smoke test, then the same tests with the `cuda` build (below). A screenshot of
-# the report is left in target/test-artifacts/.
+# and run once as a smoke test, then the Ray driver's tests on a loopback cluster, then the same
+# Rust tests with the `cuda` build (below). A screenshot of the report is left in
+# target/test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,11 @@ export THEMAP_GOLDEN="${THEMAP_GOLDEN:-$(pwd)/../shared/golden/embeddinggemma-30
 cargo build --release --all-targets
 cargo test --release
 cargo test --release --benches   # each bench once, as a smoke test
+
+# The Ray driver (scripts/ray/embed.py) on a three-node cluster on loopback addresses, started and
+# stopped by the tests (ray[default] 2.60.0 from PyPI, cached in $THEMAP_CACHE/venv-ray).
+RAY_PYTHON=$(bash scripts/ray/venv.sh)
+THEMAP_BIN="$(pwd)/target/release/themap" "$RAY_PYTHON" -m unittest discover -s tests/ray -v
 
 # The `cuda` build, compiled on every run (THEMAP_TEST_CUDA=0 skips it): the CUDA 13.0 toolkit from
 # PyPI (cached in $THEMAP_CACHE/venv-cuda), then the same suite again with that build, in its own

@@ -96,6 +96,9 @@ pub enum Error {
     #[error("{path} already exists; pass --overwrite to replace it")]
     OutputExists { path: PathBuf },
 
+    #[error("another themap embed is writing {path}; wait for it to finish, or write to another file")]
+    OutputBusy { path: PathBuf },
+
     #[error("{0}")]
     DeviceUnavailable(String),
 }

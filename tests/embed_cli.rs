@@ -156,7 +156,10 @@ fn embed_errors_are_clear_and_lose_nothing() {
         // naming what to install, never a loader failure or a panic.
         assert_eq!(code, 2, "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains("cannot load") || err.contains("cannot open CUDA device"), "{err}");
+        assert!(
+            err.contains("cannot load") || err.contains("cannot open CUDA device"),
+            "{err}"
+        );
     }
 
     // A bad line is passed over and named; the rest is embedded.

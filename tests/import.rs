@@ -237,3 +237,58 @@ fn vectors_that_do_not_fit_the_input_are_refused() {
     std::fs::remove_file(setup.path("damaged.meta.json")).unwrap();
     setup.refused(corpus, &damaged, &[], "must come from `themap embed`");
 }
+
+/// The vectors in parts, as a cluster driver makes them: the passages (`themap passages --json`)
+/// cut into records files, each embedded by one `themap embed --jobs` process; `--vectors` on
+/// the folder gives the index a single run gives, byte for byte. A part made otherwise is refused.
+#[test]
+fn vectors_in_parts_make_the_index_one_run_makes() {
+    let setup = Setup::new();
+    let corpus = &setup.corpus;
+    let single = setup.embed(corpus, "single", &["--split", "--window", "2"]);
+
+    let passages = ok(&["passages", s(corpus), "--json"]);
+    let lines: Vec<&str> = passages.lines().collect();
+    assert!(lines.len() > 4, "several parts: {} passages", lines.len());
+    let (inputs, parts) = (setup.path("shards"), setup.path("parts"));
+    std::fs::create_dir_all(&inputs).unwrap();
+    let mut jobs = String::new();
+    for (i, chunk) in lines.chunks(4).enumerate() {
+        let input = inputs.join(format!("{i:06}.jsonl"));
+        std::fs::write(&input, chunk.join("\n") + "\n").unwrap();
+        let job = serde_json::json!({"inputs": [input], "out": parts.join(format!("{i:06}.npy"))});
+        jobs += &format!("{job}\n");
+    }
+    let jobs_file = setup.path("jobs.jsonl");
+    std::fs::write(&jobs_file, jobs).unwrap();
+    let answers = ok(&["embed", "--jobs", s(&jobs_file), "--window", "2", "-q"]);
+    assert_eq!(answers.lines().count(), lines.chunks(4).count(), "{answers}");
+
+    let (whole, parted) = (setup.path("index-single"), setup.path("index-parts"));
+    ok(&["index", s(corpus), "--vectors", s(&single), "--index", s(&whole), "-q"]);
+    ok(&["index", s(corpus), "--vectors", s(&parts), "--index", s(&parted), "-q"]);
+    for file in ["vectors-1.npy", "passages-1.jsonl", "documents-1.json"] {
+        assert_eq!(
+            std::fs::read(whole.join(file)).unwrap(),
+            std::fs::read(parted.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+
+    // One part made with another window (so other batches, other last bits) is named.
+    let odd = parts.join("000001.npy");
+    ok(&[
+        "embed",
+        s(&inputs.join("000001.jsonl")),
+        "-o",
+        s(&odd),
+        "--window",
+        "3",
+        "--overwrite",
+        "-q",
+    ]);
+    setup.refused(corpus, &parts, &[], "made with other settings than");
+    // Parts that do not add up to the passages.
+    std::fs::remove_file(&odd).unwrap();
+    setup.refused(corpus, &parts, &[], "vectors for");
+}

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use themap::corpus::{self, read_records, Record, RecordFormat};
 use themap::embed::output::{Opened, OutputSettings, VectorWriter, Written};
-use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, Prompt, StreamOptions};
+use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, EmbeddingModel, Prompt, StreamOptions};
 use themap::npy::Element;
 use themap::Progress;
 
@@ -21,12 +21,20 @@ pub struct EmbedArgs {
     /// (`id<TAB>text`) are embedded a line at a time, as they are; `-` reads JSONL from standard
     /// input. Folders and other files are read as documents and split into passages, as
     /// `themap index` does (ids `<document>#<n>`).
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "jobs", value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
     /// Output file; the ids go beside it, one per line, as `<name>.ids.txt`.
-    #[arg(short, long, value_name = "FILE.npy")]
-    out: PathBuf,
+    #[arg(short, long, value_name = "FILE.npy", required_unless_present = "jobs")]
+    out: Option<PathBuf>,
+
+    /// Embed many inputs with one model load: read jobs from FILE (`-`: standard input), one JSON
+    /// object per line, `{"inputs": [...], "out": "FILE.npy"}`, each embedded as `themap embed
+    /// INPUTS -o OUT` with this command's options would, and answered on standard output with
+    /// one line of JSON as soon as it is done (the `--json` summary, or `{"out", "error"}`).
+    /// For drivers such as scripts/ray/embed.py.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "out"])]
+    jobs: Option<PathBuf>,
 
     /// Number type of the output file.
     #[arg(long, value_enum, default_value = "f32", value_name = "TYPE")]
@@ -88,8 +96,78 @@ enum Source {
 }
 
 pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
-    let source = source(&args)?;
+    let Some(jobs) = &args.jobs else {
+        let out = args.out.as_deref().expect("clap requires --out without --jobs");
+        let source = source(&args.inputs, &args)?;
+        let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
+        let (written, stats, resumed_after) = embed_one(&model, &args.inputs, out, source, &args, quiet)?;
+        return print_summary(&written, &stats, resumed_after, model.dtype(), &args);
+    };
     let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
+    let reader: Box<dyn BufRead> = if jobs == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(jobs).with_context(|| format!("cannot open {}", jobs.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let (mut done, mut failed) = (0, 0);
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("cannot read the jobs from {}", jobs.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match run_job(&model, &line, &args) {
+            Ok(summary) => {
+                done += 1;
+                summary
+            }
+            Err(error) => {
+                failed += 1;
+                let out = serde_json::from_str::<Job>(&line).map(|job| job.out).ok();
+                serde_json::json!({"out": out, "error": format!("{error:#}")})
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{answer}")?;
+        stdout.flush()?;
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} jobs failed (each is answered on standard output)",
+            done + failed
+        );
+    }
+    Ok(())
+}
+
+/// One line of `--jobs`.
+#[derive(serde::Deserialize)]
+struct Job {
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+}
+
+fn run_job(model: &EmbeddingModel, line: &str, args: &EmbedArgs) -> Result<serde_json::Value> {
+    let job: Job =
+        serde_json::from_str(line).context("a job is a JSON object {\"inputs\": [...], \"out\": \"FILE.npy\"}")?;
+    if job.inputs.is_empty() || job.inputs.iter().any(|p| p == Path::new("-")) {
+        bail!("a job needs input files (standard input carries the jobs)");
+    }
+    let source = source(&job.inputs, args)?;
+    let (written, stats, resumed_after) = embed_one(model, &job.inputs, &job.out, source, args, true)?;
+    Ok(summary(&written, &stats, resumed_after, model.dtype(), args))
+}
+
+/// Embeds `inputs` into `out`, resuming an interrupted run; returns what was written, the
+/// throughput figures, and how many texts an earlier run had already embedded.
+fn embed_one(
+    model: &EmbeddingModel,
+    inputs: &[PathBuf],
+    out: &Path,
+    source: Source,
+    args: &EmbedArgs,
+    quiet: bool,
+) -> Result<(Written, EmbedStats, u64)> {
     let split = split_options(&args.reading, model.tokenizer());
     let settings = OutputSettings {
         model: model.checksum().to_string(),
@@ -102,35 +180,32 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         max_tokens: matches!(source, Source::Documents).then_some(split.max_tokens),
         min_tokens: matches!(source, Source::Documents).then_some(split.min_tokens),
     };
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut writer = match VectorWriter::open(&args.out, settings, &model.name(), args.overwrite, args.restart)? {
+    let mut writer = match VectorWriter::open(out, settings, &model.name(), args.overwrite, args.restart)? {
         Opened::Writer(writer) => writer,
         Opened::Done(written) => {
             tracing::info!("the previous run had finished; its files are now in place, nothing to embed");
-            return summary(&written, &EmbedStats::default(), written.rows, model.dtype(), &args);
+            let rows = written.rows;
+            return Ok((written, EmbedStats::default(), rows));
         }
     };
     let resume = writer.resume();
     if let Some(resume) = resume {
-        tracing::info!(
-            "resuming {}: {} texts already embedded",
-            args.out.display(),
-            resume.records
-        );
+        tracing::info!("resuming {}: {} texts already embedded", out.display(), resume.records);
     }
 
     let count_tokens = |text: &str| model.count_tokens(text);
     // The total is known for records files (their lines), not for documents until split.
     let (records, total): (RecordStream<'_>, _) = match source {
         Source::Records(format) => (
-            records(&args.inputs, format)?,
-            count_lines(&args.inputs).map(|n| n.saturating_sub(writer.rows())),
+            records(inputs, format)?,
+            count_lines(inputs).map(|n| n.saturating_sub(writer.rows())),
         ),
         Source::Documents => (
             Box::new(corpus::stream_passages(
-                &args.inputs,
+                inputs,
                 read_options(&args.reading)?,
                 &split,
                 &count_tokens,
@@ -146,13 +221,13 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         window: args.window,
         resume,
     };
-    let stats = embed_stream(&model, records, &options, &mut writer, &progress);
+    let stats = embed_stream(model, records, &options, &mut writer, &progress);
     progress.finish();
     if writer.rows() == 0 {
         // Nothing to resume: leave no trace.
         writer.discard()?;
         stats?;
-        bail!("no texts in {}: nothing written", corpus::list_paths(&args.inputs));
+        bail!("no texts in {}: nothing written", corpus::list_paths(inputs));
     }
     let stats = stats.with_context(|| {
         format!(
@@ -162,14 +237,14 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         )
     })?;
     let written = writer.finish()?;
-    summary(&written, &stats, resume.map_or(0, |r| r.records), model.dtype(), &args)
+    Ok((written, stats, resume.map_or(0, |r| r.records)))
 }
 
 /// Records in input order, from whichever source; `Send` so the engine reads on its own thread.
 type RecordStream<'a> = Box<dyn Iterator<Item = themap::Result<Record>> + Send + 'a>;
 
 /// Records files, or documents to split: decided by the inputs' names unless told.
-fn source(args: &EmbedArgs) -> Result<Source> {
+fn source(inputs: &[PathBuf], args: &EmbedArgs) -> Result<Source> {
     let format_of = |path: &Path| {
         if path == Path::new("-") {
             Some(args.format.unwrap_or(RecordFormat::Jsonl))
@@ -179,7 +254,7 @@ fn source(args: &EmbedArgs) -> Result<Source> {
             RecordFormat::from_path(path).or(args.format)
         }
     };
-    let formats: Vec<Option<RecordFormat>> = args.inputs.iter().map(|p| format_of(p)).collect();
+    let formats: Vec<Option<RecordFormat>> = inputs.iter().map(|p| format_of(p)).collect();
     if formats.iter().all(Option::is_none) {
         return Ok(Source::Documents);
     }
@@ -233,33 +308,48 @@ fn count_lines(inputs: &[PathBuf]) -> Option<u64> {
     Some(total)
 }
 
-fn summary(written: &Written, stats: &EmbedStats, resumed_after: u64, dtype: Dtype, args: &EmbedArgs) -> Result<()> {
+/// The `--json` summary (and a `--jobs` answer).
+fn summary(
+    written: &Written,
+    stats: &EmbedStats,
+    resumed_after: u64,
+    dtype: Dtype,
+    args: &EmbedArgs,
+) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        #[serde(flatten)]
+        written: &'a Written,
+        resumed_after: u64,
+        device: String,
+        dtype: Dtype,
+        #[serde(flatten)]
+        stats: &'a EmbedStats,
+        passages_per_second: f64,
+        tokens_per_second: f64,
+    }
+    serde_json::to_value(Summary {
+        written,
+        resumed_after,
+        device: args.compute.device.to_string(),
+        dtype,
+        stats,
+        passages_per_second: stats.passages_per_second(),
+        tokens_per_second: stats.tokens_per_second(),
+    })
+    .expect("plain data serializes")
+}
+
+fn print_summary(
+    written: &Written,
+    stats: &EmbedStats,
+    resumed_after: u64,
+    dtype: Dtype,
+    args: &EmbedArgs,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
-        #[derive(Serialize)]
-        struct Summary<'a> {
-            #[serde(flatten)]
-            written: &'a Written,
-            resumed_after: u64,
-            device: String,
-            dtype: Dtype,
-            #[serde(flatten)]
-            stats: &'a EmbedStats,
-            passages_per_second: f64,
-            tokens_per_second: f64,
-        }
-        serde_json::to_writer_pretty(
-            &mut out,
-            &Summary {
-                written,
-                resumed_after,
-                device: args.compute.device.to_string(),
-                dtype,
-                stats,
-                passages_per_second: stats.passages_per_second(),
-                tokens_per_second: stats.tokens_per_second(),
-            },
-        )?;
+        serde_json::to_writer_pretty(&mut out, &summary(written, stats, resumed_after, dtype, args))?;
         writeln!(out)?;
         return Ok(());
     }

@@ -1,12 +1,11 @@
 //! `themap index`: read, split and embed documents into an index directory, or take vectors
 //! computed elsewhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use themap::embed::output::VectorsMeta;
 use themap::embed::{LazyModel, Prompt};
 use themap::index::{import, store, BuildSettings, Index, Vectors};
 
@@ -36,13 +35,14 @@ pub struct IndexArgs {
     /// Take the passages' vectors from this file instead of embedding: the output of
     /// `themap embed` run on the same input (on a GPU machine, say), with the document prompt.
     /// It is checked against the input: model, prompt, size, passage split, and every id and
-    /// text, in order.
-    #[arg(long, value_name = "FILE.npy")]
+    /// text, in order. A folder gives the vectors in parts (its .npy files in name order, e.g.
+    /// the shards of `scripts/ray/embed.py`).
+    #[arg(long, value_name = "FILE.npy|DIR")]
     vectors: Option<PathBuf>,
 
     /// With --vectors: the clustering-prompt vectors of the same input (`themap embed
     /// --prompt clustering`), kept for `themap themes --vectors clustering`.
-    #[arg(long, value_name = "FILE.npy", requires = "vectors")]
+    #[arg(long, value_name = "FILE.npy|DIR", requires = "vectors")]
     clustering_vectors: Option<PathBuf>,
 
     /// Embed every passage again instead of reusing vectors of unchanged passages.
@@ -100,9 +100,9 @@ fn index_locked(args: &IndexArgs, lock: &store::WriteLock, quiet: bool) -> Resul
     } else {
         anyhow::bail!("give the files or folders to index, e.g. `themap index data/`")
     };
-    let given = args.vectors.as_deref().map(import::read_meta).transpose()?;
+    let given = args.vectors.as_deref().map(import::Given::open).transpose()?;
     // Given vectors decide the size; the model's weights are then not needed at all.
-    let dims = args.dims.or(given.as_ref().map(|meta| meta.settings.dims));
+    let dims = args.dims.or(given.as_ref().map(|given| given.meta().settings.dims));
     // The weights load only if some passage needs embedding: an update that changed nothing,
     // or given vectors, need only the tokenizer.
     let model = LazyModel::open(&model_dir(args.at.model.as_deref()), embed_options(dims, &args.compute))?;
@@ -117,9 +117,9 @@ fn index_locked(args: &IndexArgs, lock: &store::WriteLock, quiet: bool) -> Resul
     let progress = CliProgress::new(quiet);
 
     let (built, stats) = match given {
-        Some(meta) => {
-            let info = model_info(tokenizer, Some(meta.settings.dtype));
-            let check = |path: &Path, meta: &VectorsMeta, prompt: Prompt| {
+        Some(given) => {
+            let info = model_info(tokenizer, Some(given.meta().settings.dtype));
+            let check = |given: &import::Given, prompt: Prompt| {
                 let expected = import::Expected {
                     model: &info,
                     prompt,
@@ -127,15 +127,11 @@ fn index_locked(args: &IndexArgs, lock: &store::WriteLock, quiet: bool) -> Resul
                     min_tokens: split.min_tokens,
                     passages: &corpus.passages,
                 };
-                import::read_checked(path, meta, &expected)
+                given.read_checked(&expected)
             };
-            let search = check(
-                args.vectors.as_deref().expect("meta read from it"),
-                &meta,
-                Prompt::Document,
-            )?;
+            let search = check(&given, Prompt::Document)?;
             let clustering = match args.clustering_vectors.as_deref() {
-                Some(path) => Some(check(path, &import::read_meta(path)?, Prompt::Clustering)?),
+                Some(path) => Some(check(&import::Given::open(path)?, Prompt::Clustering)?),
                 None => None,
             };
             let vectors = Vectors::Given { search, clustering };

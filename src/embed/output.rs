@@ -111,6 +111,8 @@ pub struct VectorWriter {
     state: State,
     digest: [u8; 32],
     buffer: Vec<u8>,
+    /// Held while writing: two runs on one output never write over each other.
+    _lock: File,
 }
 
 /// What [`VectorWriter::open`] found.
@@ -133,6 +135,7 @@ impl VectorWriter {
         overwrite: bool,
         restart: bool,
     ) -> Result<Opened> {
+        let lock = lock_output(out)?;
         let partial = partial_dir(out);
         if partial.exists() && !restart {
             if let Some(written) = complete_finished(out, &partial, &settings)? {
@@ -145,7 +148,7 @@ impl VectorWriter {
             });
         }
         if partial.exists() && !restart {
-            return Self::reopen(out, model_name, partial, settings).map(Opened::Writer);
+            return Self::reopen(out, model_name, partial, settings, lock).map(Opened::Writer);
         }
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(Error::io(&partial))?;
@@ -174,6 +177,7 @@ impl VectorWriter {
             },
             digest: [0; 32],
             buffer: Vec::new(),
+            _lock: lock,
         };
         writer.save_state()?;
         Ok(Opened::Writer(writer))
@@ -189,7 +193,7 @@ impl VectorWriter {
         &self.partial
     }
 
-    fn reopen(out: &Path, model_name: &str, partial: PathBuf, settings: OutputSettings) -> Result<Self> {
+    fn reopen(out: &Path, model_name: &str, partial: PathBuf, settings: OutputSettings, lock: File) -> Result<Self> {
         let state_path = partial.join(STATE);
         let damaged = |reason: String| {
             Error::ResumeMismatch(format!(
@@ -239,6 +243,7 @@ impl VectorWriter {
             state,
             digest,
             buffer: Vec::new(),
+            _lock: lock,
         })
     }
 
@@ -390,6 +395,29 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
     out.with_file_name(format!("{stem}.{suffix}"))
 }
 
+/// Takes the exclusive advisory lock of `out` (the hidden file `.vectors.npy.lock` beside it,
+/// kept, as a lock file must be); the system releases it when the process ends, however it ends.
+fn lock_output(out: &Path) -> Result<File> {
+    let name = out
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = out.with_file_name(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::OutputBusy {
+            path: out.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path)(e)),
+    }
+}
+
 /// `vectors.npy` → `vectors.npy.partial/`.
 pub fn partial_dir(out: &Path) -> PathBuf {
     let name = out
@@ -474,6 +502,20 @@ mod tests {
                 text: "x".repeat(1 + i * 7 % 13),
             })
         })
+    }
+
+    #[test]
+    fn two_writers_never_share_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("v.npy");
+        let first = VectorWriter::open(&out, settings(), "fake", false, false).unwrap();
+        assert!(matches!(
+            VectorWriter::open(&out, settings(), "fake", false, true),
+            Err(Error::OutputBusy { .. })
+        ));
+        assert!(matches!(run(&out, 7, None, false), Err(Error::OutputBusy { .. })));
+        drop(first);
+        assert_eq!(run(&out, 7, None, false).unwrap().unwrap().rows, 7);
     }
 
     fn run(out: &Path, n: usize, fail_at: Option<usize>, restart: bool) -> Result<Option<Written>> {
@@ -561,6 +603,7 @@ mod tests {
         writer.seal().unwrap();
         // Stopped after the first rename: new ids beside the old vectors.
         std::fs::rename(partial_dir(&out).join(IDS), ids_path(&out)).unwrap();
+        drop(writer); // the process stops, and its lock goes with it
 
         let Opened::Done(written) = VectorWriter::open(&out, settings(), "fake", false, false).unwrap() else {
             panic!("the finished run must be completed, not redone")

@@ -1,13 +1,14 @@
 //! Vectors computed elsewhere (`themap embed` on a GPU machine or a cluster), checked before an
 //! index takes them instead of embedding: the same model, prompt, size and passage split as the
 //! index, one row per passage in the index's order, made from the very texts the index holds
-//! (the digest `themap embed` records), and unit length.
+//! (the digest `themap embed` records), and unit length. The vectors come as one file or as a
+//! folder of parts (the shards of a cluster run), each part checked against its range of passages.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
 use super::ModelInfo;
 use crate::corpus::Passage;
@@ -32,7 +33,7 @@ pub struct Expected<'a> {
 }
 
 /// The metadata `themap embed` wrote beside `vectors` (`<stem>.meta.json`).
-pub fn read_meta(vectors: &Path) -> Result<VectorsMeta> {
+fn read_meta(vectors: &Path) -> Result<VectorsMeta> {
     let path = meta_path_for(vectors);
     let mismatch = |reason: String| mismatch(vectors, reason);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -58,8 +59,96 @@ pub fn read_meta(vectors: &Path) -> Result<VectorsMeta> {
     Ok(meta)
 }
 
-/// Reads `vectors` after checking them and `meta` against `expected`: one unit row per passage.
-pub fn read_checked(vectors: &Path, meta: &VectorsMeta, expected: &Expected) -> Result<Array2<f32>> {
+/// Vectors given to `themap index`: one `.npy` file from `themap embed`, or a folder of such
+/// files (its `.npy` files in name order, e.g. the shards of `scripts/ray/embed.py`), made with
+/// the same settings, whose rows follow one another.
+pub struct Given {
+    pub path: PathBuf,
+    /// Each part and its metadata, in row order.
+    parts: Vec<(PathBuf, VectorsMeta)>,
+}
+
+impl Given {
+    /// Lists the parts of `path` and reads their metadata; parts made with other settings than
+    /// the first are refused.
+    pub fn open(path: &Path) -> Result<Self> {
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(Error::io(path))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "npy") && p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(mismatch(
+                    path,
+                    "the folder holds no .npy files from `themap embed`".into(),
+                ));
+            }
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let parts = files
+            .into_iter()
+            .map(|file| read_meta(&file).map(|meta| (file, meta)))
+            .collect::<Result<Vec<_>>>()?;
+        let (first_path, first) = &parts[0];
+        if let Some((other, _)) = parts.iter().find(|(_, meta)| meta.settings != first.settings) {
+            return Err(mismatch(
+                other,
+                format!(
+                    "made with other settings than {} (model, prompt, size, device, number format, \
+                     window or split): embed every part with the same command",
+                    first_path.display()
+                ),
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            parts,
+        })
+    }
+
+    /// The settings every part was made with.
+    pub fn meta(&self) -> &VectorsMeta {
+        &self.parts[0].1
+    }
+
+    /// Reads the vectors after checking them against `expected`: one unit row per passage.
+    pub fn read_checked(&self, expected: &Expected) -> Result<Array2<f32>> {
+        let first = &self.parts[0];
+        check_settings(&first.0, &first.1, expected)?;
+        let passages = expected.passages;
+        let rows: u64 = self.parts.iter().map(|(_, meta)| meta.rows).sum();
+        if rows != passages.len() as u64 {
+            return Err(mismatch(
+                &self.path,
+                format!(
+                    "{rows} vectors for {} passages: they were made from other input",
+                    passages.len()
+                ),
+            ));
+        }
+        let mut array = Array2::zeros((passages.len(), first.1.settings.dims));
+        let mut start = 0;
+        for (path, meta) in &self.parts {
+            let range = start..start + meta.rows as usize;
+            check_texts(path, meta, &passages[range.clone()])?;
+            read_rows(
+                path,
+                meta,
+                &passages[range.clone()],
+                array.slice_mut(s![range.clone(), ..]),
+            )?;
+            start = range.end;
+        }
+        Ok(array)
+    }
+}
+
+/// Model, prompt, size and passage split against what the index expects.
+fn check_settings(vectors: &Path, meta: &VectorsMeta, expected: &Expected) -> Result<()> {
     let mismatch = |reason: String| mismatch(vectors, reason);
     let settings = &meta.settings;
     let model = expected.model;
@@ -86,33 +175,18 @@ pub fn read_checked(vectors: &Path, meta: &VectorsMeta, expected: &Expected) -> 
             settings.dims, model.dims, model.dims
         )));
     }
+    // Records embedded as they are may be the passages themselves (`themap passages --json`,
+    // sharded by a cluster driver); their texts are checked next.
     match (settings.max_tokens, settings.min_tokens) {
-        (None, _) => {
-            return Err(mismatch(
-                "embedded from records as they are, but the index splits documents into passages: \
-                 embed the same input with `themap embed --split` (or give it the folder)"
-                    .into(),
-            ))
-        }
         (Some(max), min) if max != expected.max_tokens || min.is_some_and(|m| m != expected.min_tokens) => {
-            return Err(mismatch(format!(
+            Err(mismatch(format!(
                 "split into passages of at most {max} tokens, the index splits at {}: index with \
                  `--max-tokens {max}`, or embed with `--max-tokens {}`",
                 expected.max_tokens, expected.max_tokens
             )))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    let passages = expected.passages;
-    if meta.rows != passages.len() as u64 {
-        return Err(mismatch(format!(
-            "{} vectors for {} passages: they were made from other input",
-            meta.rows,
-            passages.len()
-        )));
-    }
-    check_texts(vectors, meta, passages)?;
-    read_rows(vectors, meta, passages)
 }
 
 /// Recomputes the digest of the passages' ids and texts as `themap embed` did (a window at a
@@ -153,11 +227,18 @@ fn check_texts(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Resu
             }
         }
     };
-    Err(mismatch(vectors, reason))
+    let hint = if meta.settings.max_tokens.is_none() {
+        " (they were embedded from records as they are; for documents embed with `--split` or give \
+         the folder, as the index reads them)"
+    } else {
+        ""
+    };
+    Err(mismatch(vectors, format!("{reason}{hint}")))
 }
 
-/// The rows, each checked to be finite and of unit length (within the rounding of its type).
-fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Result<Array2<f32>> {
+/// Reads the rows into `out`, each checked to be finite and of unit length (within the rounding
+/// of its type).
+fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage], mut out: ArrayViewMut2<f32>) -> Result<()> {
     let file = File::open(vectors).map_err(Error::io(vectors))?;
     let (data, rows, cols) =
         crate::npy::read_f32(&mut BufReader::new(file)).map_err(|e| mismatch(vectors, format!("unreadable: {e}")))?;
@@ -170,7 +251,7 @@ fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Result
             ),
         ));
     }
-    let array = Array2::from_shape_vec((rows, cols), data).expect("read_f32 checked the size");
+    let array = ArrayView2::from_shape((rows, cols), &data).expect("read_f32 checked the size");
     let tolerance = match meta.settings.element {
         Element::F32 => 1e-3,
         Element::F16 => 1e-2,
@@ -188,7 +269,8 @@ fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Result
             ));
         }
     }
-    Ok(array)
+    out.assign(&array);
+    Ok(())
 }
 
 fn mismatch(path: &Path, reason: String) -> Error {
