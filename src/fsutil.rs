@@ -1,4 +1,5 @@
-//! Writing files so that a crash never leaves a half-written one in place.
+//! Writing files so that a crash never leaves a half-written one in place, and the lock files
+//! that keep two writers apart.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -28,4 +29,26 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> std:
             source,
         }
     })
+}
+
+/// Opens `path` (creating it) and takes its exclusive advisory lock, waiting for it with `wait`;
+/// without, `None` when another process holds it. The lock lasts as long as the returned file, and
+/// the system releases it when the process ends, however it ends. The file is kept, as a lock
+/// file must be (removing it would let a second writer lock a new file while a third holds the old).
+pub fn lock_file(path: &Path, wait: bool) -> Result<Option<File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    if wait {
+        file.lock().map_err(Error::io(path))?;
+        return Ok(Some(file));
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path)(e)),
+    }
 }

@@ -395,27 +395,15 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
     out.with_file_name(format!("{stem}.{suffix}"))
 }
 
-/// Takes the exclusive advisory lock of `out` (the hidden file `.vectors.npy.lock` beside it,
-/// kept, as a lock file must be); the system releases it when the process ends, however it ends.
+/// Takes the lock of `out`: the hidden file `.vectors.npy.lock` beside it.
 fn lock_output(out: &Path) -> Result<File> {
     let name = out
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let path = out.with_file_name(format!(".{name}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::OutputBusy {
-            path: out.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path)(e)),
-    }
+    crate::fsutil::lock_file(&out.with_file_name(format!(".{name}.lock")), false)?.ok_or_else(|| Error::OutputBusy {
+        path: out.to_path_buf(),
+    })
 }
 
 /// `vectors.npy` → `vectors.npy.partial/`.

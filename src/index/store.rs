@@ -126,22 +126,8 @@ pub fn lock(dir: &Path, wait: bool) -> Result<WriteLock> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let path = dir.join(LOCK);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io(&path))?;
-    if wait {
-        file.lock().map_err(Error::io(&path))?;
-    } else {
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::IndexBusy { dir: dir.to_path_buf() }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
-        }
-    }
+    let file =
+        crate::fsutil::lock_file(&dir.join(LOCK), wait)?.ok_or_else(|| Error::IndexBusy { dir: dir.to_path_buf() })?;
     Ok(WriteLock {
         dir: dir.to_path_buf(),
         _file: file,
