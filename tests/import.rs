@@ -262,7 +262,10 @@ fn vectors_in_parts_make_the_index_one_run_makes() {
     let jobs_file = setup.path("jobs.jsonl");
     std::fs::write(&jobs_file, jobs).unwrap();
     let answers = ok(&["embed", "--jobs", s(&jobs_file), "--window", "2", "-q"]);
-    assert_eq!(answers.lines().count(), lines.chunks(4).count(), "{answers}");
+    // The model loaded, then one answer per job.
+    let ready: Value = serde_json::from_str(answers.lines().next().unwrap()).unwrap();
+    assert_eq!(ready["ready"], true, "{answers}");
+    assert_eq!(answers.lines().count(), 1 + lines.chunks(4).count(), "{answers}");
 
     let (whole, parted) = (setup.path("index-single"), setup.path("index-parts"));
     ok(&["index", s(corpus), "--vectors", s(&single), "--index", s(&whole), "-q"]);

@@ -39,6 +39,8 @@ import sys
 import time
 
 PLAN_VERSION = 1
+# A shard lost with its actor more often than this is itself the cause (a record that kills themap).
+MAX_LOSSES = 3
 # Options passed through to every `themap embed`: each changes the vectors' bytes or their speed.
 EMBED_OPTIONS = ["prompt", "dims", "device", "dtype", "out_type", "batch_size", "batch_tokens", "max_tokens", "encoding"]
 
@@ -183,15 +185,32 @@ class ShardEmbedder:
     """One `themap embed --jobs -` process: the model loads once, then a shard per call."""
 
     def __init__(self, command: list[str], threads: int):
+        import tempfile
+
         import ray
 
         env = dict(os.environ)
         if threads:
             env["RAYON_NUM_THREADS"] = str(threads)
         self.node = ray.util.get_node_ip_address()
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=die_with_parent
-        )
+        # themap's warnings and errors: kept in a file (a pipe nobody reads could fill up).
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                env=env, preexec_fn=die_with_parent,
+            )
+        except OSError as error:
+            raise RuntimeError(f"ray-embed: cannot start themap on {self.node}: {error}") from None
+        # The first line says the model loaded; without it, themap's own message says why not.
+        if not self.process.stdout.readline():
+            raise RuntimeError(f"ray-embed: themap failed on {self.node}: {self.themap_error()}")
+
+    def themap_error(self) -> str:
+        code = self.process.wait()
+        self.stderr.seek(0)
+        lines = [line.strip() for line in self.stderr.read().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit status {code}"
 
     def ready(self) -> str:
         return self.node
@@ -204,8 +223,7 @@ class ShardEmbedder:
         answer = self.process.stdout.readline()
         if not answer:
             # themap itself is gone (killed, out of memory): this actor is of no more use.
-            code = self.process.wait()
-            log(f"themap exited with status {code} on {self.node}; the actor ends")
+            log(f"themap ended on {self.node} ({self.themap_error()}); the actor ends")
             os._exit(1)
         answer = json.loads(answer)
         if "error" in answer:
@@ -218,10 +236,21 @@ class ShardEmbedder:
 # The driver
 
 
+def own_message(error) -> str:
+    """Our own line from a Ray error that wraps an actor's exception and its traceback."""
+    lines = [line for line in str(error).splitlines() if "ray-embed:" in line]
+    return lines[-1][lines[-1].index("ray-embed:"):] if lines else f"ray-embed: {error}"
+
+
 def run(args) -> dict:
     import ray
     from ray.exceptions import RayActorError
 
+    if not (os.path.isfile(args.themap) and os.access(args.themap, os.X_OK)):
+        raise SystemExit(
+            f"ray-embed: --themap {args.themap}: no themap binary there; give its path (the same on every node) "
+            "with --themap or THEMAP_BIN"
+        )
     kind = record_kind(args.inputs, args.split)
     if args.restart:
         shutil.rmtree(args.out, ignore_errors=True)
@@ -249,6 +278,7 @@ def run(args) -> dict:
         )
         command = [args.themap, "-q", "embed", "--jobs", "-", *plan["embed"]]
         starting, idle, running = {}, [], {}
+        losses = collections.Counter()
 
         def spawn():
             actor = remote.remote(command, args.cpus_per_actor)
@@ -270,7 +300,7 @@ def run(args) -> dict:
                     idle.append(actor)
                 except RayActorError as error:
                     if error.actor_init_failed:  # themap could not start: the same everywhere
-                        raise SystemExit(f"ray-embed: an actor could not start: {error}")
+                        raise SystemExit(own_message(error))
                     # Placed on a node that was dying: ask again.
                     log("an actor was lost before it started; asking for another")
                     spawn()
@@ -281,6 +311,12 @@ def run(args) -> dict:
             except RayActorError as error:
                 # Its node (or its themap) was lost: the shard goes back in the queue, resumed
                 # by the next actor from what was flushed, and a replacement actor is asked for.
+                losses[shard] += 1
+                if losses[shard] > MAX_LOSSES:
+                    raise SystemExit(
+                        f"ray-embed: shard {shard:06d} was lost with its actor {losses[shard]} times; "
+                        "see the Ray workers' logs (ray logs) for why themap ended"
+                    )
                 log(f"shard {shard:06d} lost with its actor ({type(error).__name__}); queued again")
                 todo.appendleft(shard)
                 summary["retried"] += 1

@@ -31,8 +31,9 @@ pub struct EmbedArgs {
     /// Embed many inputs with one model load: read jobs from FILE (`-`: standard input), one JSON
     /// object per line, `{"inputs": [...], "out": "FILE.npy"}`, each embedded as `themap embed
     /// INPUTS -o OUT` with this command's options would, and answered on standard output with
-    /// one line of JSON as soon as it is done (the `--json` summary, or `{"out", "error"}`).
-    /// For drivers such as scripts/ray/embed.py.
+    /// one line of JSON as soon as it is done (the `--json` summary, or `{"out", "error"}`),
+    /// after a first line `{"ready": true, ...}` once the model has loaded. For drivers such as
+    /// scripts/ray/embed.py.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "out"])]
     jobs: Option<PathBuf>,
 
@@ -104,6 +105,9 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         return print_summary(&written, &stats, resumed_after, model.dtype(), &args);
     };
     let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
+    // A driver learns here that the model loaded (or, from the exit status, that it did not).
+    let ready = serde_json::json!({"ready": true, "device": args.compute.device.to_string(), "dtype": model.dtype()});
+    writeln!(std::io::stdout().lock(), "{ready}")?;
     let reader: Box<dyn BufRead> = if jobs == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
