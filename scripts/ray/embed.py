@@ -57,6 +57,8 @@ def record_kind(inputs: list[str], split: bool) -> str:
     """`jsonl` or `tsv` records embedded as they are, or `documents` to split, as themap decides."""
     kinds = set()
     for path in inputs:
+        if not os.path.exists(path):
+            raise SystemExit(f"ray-embed: {path}: no such file or folder")
         ext = os.path.splitext(path)[1].lower()
         if os.path.isdir(path) or split or ext not in (".jsonl", ".tsv"):
             kinds.add("documents")
