@@ -6,7 +6,7 @@
 //! ```text
 //! cargo bench --bench ann -- --n 100000 --dims 768 [--queries 1000] [--seed 1] [--m 16]
 //!     [--ef-construction 200] [--also-ef-construction 100,64] [--efs 16,32,64,128,256] [--precision i8,f32]
-//!     [--hnsw-rs-search] [--vectors FILE.npy] [--out DIR]
+//!     [--hnsw-rs-search] [--vectors FILE.npy [--query-vectors FILE.npy]] [--out DIR]
 //! ```
 //!
 //! Under `cargo test --benches` it runs a small configuration and asserts recall, as a smoke test.
@@ -41,6 +41,8 @@ struct Config {
     precisions: Vec<Precision>,
     hnsw_rs_search: bool,
     vectors: Option<PathBuf>,
+    /// Queries of their own (e.g. held-out texts embedded with the query prompt) for `vectors`.
+    query_vectors: Option<PathBuf>,
     out: Option<PathBuf>,
 }
 
@@ -58,6 +60,7 @@ impl Config {
             precisions: vec![Precision::I8],
             hnsw_rs_search: false,
             vectors: None,
+            query_vectors: None,
             out: None,
         };
         let mut it = args.iter();
@@ -91,6 +94,7 @@ impl Config {
                         .collect::<Result<_, _>>()?
                 }
                 "--vectors" => config.vectors = Some(value.into()),
+                "--query-vectors" => config.query_vectors = Some(value.into()),
                 "--out" => config.out = Some(value.into()),
                 _ => return Err(format!("unknown option {flag}")),
             }
@@ -205,18 +209,27 @@ fn run(config: &Config) -> Vec<Row> {
 }
 
 fn data(config: &Config) -> (Array2<f32>, Array2<f32>) {
-    match &config.vectors {
-        // Real vectors: the last `queries` rows are the queries.
-        Some(path) => {
-            let mut file = std::io::BufReader::new(std::fs::File::open(path).expect("open --vectors"));
-            let all = npy::read_array(&mut file).expect("read --vectors");
+    let read = |path: &PathBuf| {
+        let mut file = std::io::BufReader::new(std::fs::File::open(path).expect("open a vectors file"));
+        npy::read_array(&mut file).expect("read a vectors file")
+    };
+    match (&config.vectors, &config.query_vectors) {
+        // Real vectors with their own queries: the first `queries` of them.
+        (Some(path), Some(queries)) => {
+            let queries = read(queries);
+            let count = config.queries.min(queries.nrows());
+            (read(path), queries.slice(s![..count, ..]).to_owned())
+        }
+        // Real vectors alone: the last `queries` rows are the queries.
+        (Some(path), None) => {
+            let all = read(path);
             let split = all.nrows().saturating_sub(config.queries);
             (
                 all.slice(s![..split, ..]).to_owned(),
                 all.slice(s![split.., ..]).to_owned(),
             )
         }
-        None => Clustered::new(config.dims, config.seed).generate(config.n, config.queries),
+        (None, _) => Clustered::new(config.dims, config.seed).generate(config.n, config.queries),
     }
 }
 
