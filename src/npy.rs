@@ -97,12 +97,20 @@ pub fn header(element: Element, rows: usize, cols: usize) -> Vec<u8> {
 /// Reads a 2-D little-endian f32 or f16 `.npy` as f32; `Err` says what is wrong with it.
 /// Memory: the values once, plus a small buffer.
 pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), String> {
+    let mut data = Vec::new();
+    let (rows, cols) = read_f32_into(input, &mut data)?;
+    Ok((data, rows, cols))
+}
+
+/// [`read_f32`] appending the values to `data` (several files into one array, with no copy);
+/// returns the shape. On an error, `data` may hold part of the file.
+pub fn read_f32_into(input: &mut impl Read, data: &mut Vec<f32>) -> Result<(usize, usize), String> {
     let (element, rows, cols) = read_header(input)?;
     let expected = rows
         .checked_mul(cols)
         .and_then(|n| n.checked_mul(element.size()))
         .ok_or("shape too large")?;
-    let mut data = Vec::with_capacity(rows * cols);
+    data.reserve(rows * cols);
     let mut buffer = vec![0u8; (1 << 20) * element.size()];
     let mut read = 0usize;
     loop {
@@ -114,7 +122,7 @@ pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), Strin
         if read > expected {
             break;
         }
-        element.decode(&buffer[..n], &mut data);
+        element.decode(&buffer[..n], data);
     }
     if read != expected {
         return Err(format!(
@@ -122,7 +130,7 @@ pub fn read_f32(input: &mut impl Read) -> Result<(Vec<f32>, usize, usize), Strin
             if read > expected { "more than " } else { "" },
         ));
     }
-    Ok((data, rows, cols))
+    Ok((rows, cols))
 }
 
 /// Reads until `buffer` is full or the input ends, so that only the last read can be partial

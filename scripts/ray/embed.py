@@ -107,7 +107,6 @@ def plan_shards(args, kind: str) -> dict:
     """Cuts the records into shard files once; a rerun with the same records reuses them."""
     input_dir = os.path.join(args.out, "input")
     plan_path = os.path.join(args.out, "plan.json")
-    ext = "tsv" if kind == "tsv" else "jsonl"
     digest, count, shard, shards = hashlib.sha256(), 0, None, 0
     old = json.load(open(plan_path)) if os.path.exists(plan_path) else None
     staging = os.path.join(args.out, f"input.partial-{os.getpid()}")
@@ -119,7 +118,7 @@ def plan_shards(args, kind: str) -> dict:
             if shard:
                 shard.close()
             if write:
-                shard = open(os.path.join(staging, f"{shards:06d}.{ext}"), "wb")
+                shard = open(os.path.join(staging, shard_name(kind, shards)), "wb")
             shards += 1
         digest.update(line)
         if write:
@@ -157,10 +156,14 @@ def plan_shards(args, kind: str) -> dict:
     return plan
 
 
+def shard_name(kind: str, index: int) -> str:
+    """A shard's records file: TSV stays TSV, JSONL records and passages are JSONL."""
+    return f"{index:06d}.{'tsv' if kind == 'tsv' else 'jsonl'}"
+
+
 def shard_paths(args, plan: dict, index: int) -> tuple[str, str]:
-    ext = "tsv" if plan["kind"] == "tsv" else "jsonl"
     return (
-        os.path.join(args.out, "input", f"{index:06d}.{ext}"),
+        os.path.join(args.out, "input", shard_name(plan["kind"], index)),
         os.path.join(args.out, "vectors", f"{index:06d}.npy"),
     )
 
@@ -328,8 +331,7 @@ def run(args) -> dict:
             if not answer.get("skipped"):
                 summary["embedded"] += 1
                 summary["passages"] += answer.get("passages", 0)
-                node = summary["by_node"].setdefault(answer["node"], 0)
-                summary["by_node"][answer["node"]] = node + 1
+                summary["by_node"][answer["node"]] = summary["by_node"].get(answer["node"], 0) + 1
             done = plan["shards"] - len(todo) - len(running)
             log(
                 f"shard {shard:06d} done on {answer['node']}: {answer.get('rows')} rows"

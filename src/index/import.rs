@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2};
 
 use super::ModelInfo;
 use crate::corpus::Passage;
@@ -63,7 +63,7 @@ fn read_meta(vectors: &Path) -> Result<VectorsMeta> {
 /// files (its `.npy` files in name order, e.g. the shards of `scripts/ray/embed.py`), made with
 /// the same settings, whose rows follow one another.
 pub struct Given {
-    pub path: PathBuf,
+    path: PathBuf,
     /// Each part and its metadata, in row order.
     parts: Vec<(PathBuf, VectorsMeta)>,
 }
@@ -130,20 +130,17 @@ impl Given {
                 ),
             ));
         }
-        let mut array = Array2::zeros((passages.len(), first.1.settings.dims));
+        // One buffer for all the parts: the index's array, with no copy of any part.
+        let mut data = Vec::with_capacity(passages.len() * first.1.settings.dims);
         let mut start = 0;
         for (path, meta) in &self.parts {
             let range = start..start + meta.rows as usize;
             check_texts(path, meta, &passages[range.clone()])?;
-            read_rows(
-                path,
-                meta,
-                &passages[range.clone()],
-                array.slice_mut(s![range.clone(), ..]),
-            )?;
+            read_rows(path, meta, &passages[range.clone()], &mut data)?;
             start = range.end;
         }
-        Ok(array)
+        Ok(Array2::from_shape_vec((passages.len(), first.1.settings.dims), data)
+            .expect("every part's shape was checked"))
     }
 }
 
@@ -236,12 +233,13 @@ fn check_texts(vectors: &Path, meta: &VectorsMeta, passages: &[Passage]) -> Resu
     Err(mismatch(vectors, format!("{reason}{hint}")))
 }
 
-/// Reads the rows into `out`, each checked to be finite and of unit length (within the rounding
-/// of its type).
-fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage], mut out: ArrayViewMut2<f32>) -> Result<()> {
+/// Appends the rows of `vectors` to `data`, each checked to be finite and of unit length
+/// (within the rounding of its type).
+fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage], data: &mut Vec<f32>) -> Result<()> {
     let file = File::open(vectors).map_err(Error::io(vectors))?;
-    let (data, rows, cols) =
-        crate::npy::read_f32(&mut BufReader::new(file)).map_err(|e| mismatch(vectors, format!("unreadable: {e}")))?;
+    let first = data.len();
+    let (rows, cols) = crate::npy::read_f32_into(&mut BufReader::new(file), data)
+        .map_err(|e| mismatch(vectors, format!("unreadable: {e}")))?;
     if (rows, cols) != (meta.rows as usize, meta.settings.dims) {
         return Err(mismatch(
             vectors,
@@ -251,7 +249,7 @@ fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage], mut out: 
             ),
         ));
     }
-    let array = ArrayView2::from_shape((rows, cols), &data).expect("read_f32 checked the size");
+    let array = ArrayView2::from_shape((rows, cols), &data[first..]).expect("read_f32_into checked the size");
     let tolerance = match meta.settings.element {
         Element::F32 => 1e-3,
         Element::F16 => 1e-2,
@@ -269,7 +267,6 @@ fn read_rows(vectors: &Path, meta: &VectorsMeta, passages: &[Passage], mut out: 
             ));
         }
     }
-    out.assign(&array);
     Ok(())
 }
 
