@@ -29,6 +29,7 @@ Prints one line per shard and, with --json, a summary. Exit status 0 when every 
 import argparse
 import collections
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
@@ -257,8 +258,21 @@ def run(args) -> dict:
             "with --themap or THEMAP_BIN"
         )
     kind = record_kind(args.inputs, args.split)
-    if args.restart:
-        shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(args.out, exist_ok=True)
+    # One driver per folder: a second would cut the shards again under the first one's actors.
+    lock = open(os.path.join(args.out, ".driver.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"ray-embed: another ray-embed is running on {args.out}; wait for it, or give another --out")
+    for name in os.listdir(args.out):
+        # What --restart throws away, and the shards a killed driver was still cutting.
+        if name.startswith("input.partial-") or (args.restart and name in ("input", "vectors", "plan.json")):
+            path = os.path.join(args.out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     os.makedirs(os.path.join(args.out, "vectors"), exist_ok=True)
     log(f"cutting {kind} records into shards of {args.shard_size}")
     plan = plan_shards(args, kind)

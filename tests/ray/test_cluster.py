@@ -8,6 +8,7 @@ The cluster is started once for the module and stopped at the end, by the proces
 (scripts/ray/local_cluster.py), whatever else runs Ray on the machine.
 """
 
+import fcntl
 import json
 import os
 import pathlib
@@ -103,6 +104,14 @@ class RayEmbedTest(unittest.TestCase):
         self.assertEqual((again["already_done"], again["embedded"]), (9, 0))
         after = {name: os.stat(os.path.join(vectors, name)).st_mtime_ns for name in os.listdir(vectors)}
         self.assertEqual(before, after, "a rerun rewrote finished shards")
+
+        # A second driver on the same folder while one runs is refused before it touches anything.
+        with open(os.path.join(out, ".driver.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            busy = subprocess.run(driver(out, "--shard-size", "32", "--restart"), capture_output=True, text=True)
+        self.assertNotEqual(busy.returncode, 0)
+        self.assertIn("another ray-embed is running", busy.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "plan.json")))
 
         # Other settings on the same folder are refused, and it is left as it was.
         refused = subprocess.run(driver(out, "--shard-size", "48"), capture_output=True, text=True)
