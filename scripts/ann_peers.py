@@ -33,12 +33,20 @@ def recall(found, truth):
     return hits / (len(truth) * K)
 
 
+REPEATS = 5
+
+
 def timed(search, queries, threads):
-    # One batch call, as each library is meant to be used; threads=1 is one query thread.
+    # One batch call, as each library is meant to be used; threads=1 is one query thread. The
+    # best of REPEATS passes, as themap's harness does: the machine is shared, and a pass that
+    # another process interrupted measures that process.
     search(queries[: min(100, len(queries))], threads)  # warm-up
-    start = time.perf_counter()
-    found = search(queries, threads)
-    return len(queries) / (time.perf_counter() - start), np.asarray(found)
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        found = search(queries, threads)
+        best = min(best, time.perf_counter() - start)
+    return len(queries) / best, np.asarray(found)
 
 
 def hnswlib_engine(base, m, efc, threads):

@@ -156,6 +156,34 @@ fn hits_carry_position_and_metadata() {
     assert!(span.contains("最高法院"), "{span}");
 }
 
+/// `--queries FILE`: the model and index load once; each query gets what a search of its own
+/// gives, in order, one JSON object per line; blank lines are skipped; an empty file is refused.
+#[test]
+fn a_file_of_queries_answers_each_as_a_search_would() {
+    let tmp = TempDir::new().unwrap();
+    let queries = ["dollar hegemony", "", "美国关税与最高法院", "人工智能泡沫"];
+    let file = tmp.path().join("queries.txt");
+    std::fs::write(&file, queries.join("\n") + "\n").unwrap();
+    let out = ok(&["search", "--queries", s(&file), "-k", "3", "--index", s(sample_index()), "--json"]);
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let asked: Vec<&str> = queries.iter().copied().filter(|q| !q.is_empty()).collect();
+    assert_eq!(lines.len(), asked.len());
+    for (line, query) in lines.iter().zip(&asked) {
+        assert_eq!(line["query"], *query);
+        let ids = |hits: &[Value]| hits.iter().map(|h| h["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(line["hits"].as_array().unwrap()), ids(&search(query, 3)), "{query}");
+    }
+    let text = ok(&["search", "--queries", s(&file), "-k", "1", "--index", s(sample_index())]);
+    assert_eq!(text.matches("\n== ").count() + usize::from(text.starts_with("== ")), asked.len(), "{text}");
+
+    std::fs::write(&file, "\n  \n").unwrap();
+    let (code, err) = fails(&["search", "--queries", s(&file), "--index", s(sample_index())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds no query"), "{err}");
+    let (code, err) = fails(&["search", "tariffs", "--queries", s(&file), "--index", s(sample_index())]);
+    assert_eq!(code, 2, "{err}");
+}
+
 #[test]
 fn similar_passages_from_other_documents() {
     let first = &search("dollar hegemony", 1)[0];
@@ -351,7 +379,10 @@ fn bad_input_gets_one_clear_error_and_damages_nothing() {
     let vectors = std::fs::read_dir(&index)
         .unwrap()
         .map(|f| f.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "npy"))
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("vectors-") && !name.contains("clustering")
+        })
         .unwrap();
     let bytes = std::fs::read(&vectors).unwrap();
     std::fs::write(&vectors, &bytes[..bytes.len() - 100]).unwrap();

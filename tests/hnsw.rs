@@ -149,7 +149,7 @@ fn filters_apply_inside_the_search() {
     let mut found = Vec::new();
     let mut truth = Vec::new();
     for q in queries.outer_iter() {
-        let hits: Vec<Hit> = graph.search(q.as_slice().unwrap(), 64, &allowed, vectors.view());
+        let hits: Vec<Hit> = graph.search(q.as_slice().unwrap(), 64, 64, &allowed, vectors.view());
         assert!(hits.iter().all(|h| allowed(h.row)));
         found.push(hits.iter().take(K).map(|h| h.row as u32).collect());
         truth.push(exact_top_k(vectors.view(), q, allowed));
@@ -158,7 +158,7 @@ fn filters_apply_inside_the_search() {
     assert!(r >= 0.95, "filtered recall@10 {r:.4}");
     // A filter that accepts nothing returns nothing (hnsw_rs issue #27 returned one result).
     assert!(graph
-        .search(queries.row(0).as_slice().unwrap(), 64, &|_| false, vectors.view())
+        .search(queries.row(0).as_slice().unwrap(), 64, 64, &|_| false, vectors.view())
         .is_empty());
 }
 
@@ -194,14 +194,14 @@ fn removed_passages_stop_appearing_and_new_ones_are_found() {
     for row in [0usize, 100, 1499, 1500, 2499] {
         // Each current passage is its own nearest neighbour, at its new row.
         let q = new_vectors.row(row);
-        let hits = graph.search(q.as_slice().unwrap(), 32, &|_| true, new_vectors.view());
+        let hits = graph.search(q.as_slice().unwrap(), 32, 32, &|_| true, new_vectors.view());
         assert_eq!(hits[0].row, row);
         assert!((hits[0].score - 1.0).abs() < 1e-5);
         assert!(hits.iter().all(|h| h.row < 2500));
     }
     // A removed passage's vector finds only current passages, never its dead node.
     let gone = vectors.row(10);
-    let hits = graph.search(gone.as_slice().unwrap(), 32, &|_| true, new_vectors.view());
+    let hits = graph.search(gone.as_slice().unwrap(), 32, 32, &|_| true, new_vectors.view());
     assert!(hits.iter().all(|h| h.score < 0.9999));
 }
 

@@ -171,7 +171,9 @@ fn damaged_index_files_never_give_a_wrong_answer() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.swap(3, 4);
     std::fs::write(&passages, lines.join("\n") + "\n").unwrap();
-    let (_, err) = fails(&["similar", "002_e81e739ff95e68b4#3", "--index", s(&index)]);
+    let (_, err) = fails(&["similar", "002_e81e739ff95e68b4#4", "--index", s(&index)]);
+    assert!(err.contains("passages-") && err.contains("checksum"), "{err}");
+    let (_, err) = fails(&["index", "--index", s(&index), "-q"]);
     assert!(err.contains("passages-") && err.contains("checksum"), "{err}");
 
     // The fix named: a rebuild from the index's own sources, reading nothing else of it.

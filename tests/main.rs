@@ -11,5 +11,6 @@ mod fuzz;
 mod hnsw;
 mod hostile;
 mod import;
+mod mapped;
 mod report;
 mod store;

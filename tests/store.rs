@@ -157,6 +157,8 @@ fn an_interrupted_save_leaves_the_previous_index() {
         "manifest.json",
         "passages-3.jsonl",
         "passages-4.jsonl",
+        "rows-3.bin",
+        "rows-4.bin",
         "vectors-3.npy",
         "vectors-4.npy",
         "writer.lock",
@@ -188,10 +190,10 @@ fn other_format_versions_and_models_are_refused() {
     };
     let loaded = store::load(tmp.path()).unwrap();
     assert!(matches!(
-        store::check_model(&loaded, &other, tmp.path()),
+        store::check_model(&loaded.model, &other, tmp.path()),
         Err(Error::IndexModelMismatch { .. })
     ));
-    assert!(store::check_model(&loaded, &index.model, tmp.path()).is_ok());
+    assert!(store::check_model(&loaded.model, &index.model, tmp.path()).is_ok());
 }
 
 #[test]

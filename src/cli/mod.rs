@@ -235,7 +235,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(args) => index::index(args, cli.quiet),
         Command::Embed(args) => embed::embed(args, cli.quiet),
         Command::Passages(args) => passages::passages(args),
-        Command::Search(args) => search::search(args),
+        Command::Search(args) => search::search(args, cli.quiet),
         Command::Similar(args) => search::similar(args),
         Command::Themes(args) => themes::themes(args, cli.quiet),
         Command::Report(args) => themes::report(args, cli.quiet),

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 use themap::corpus::{snippet, Corpus};
-use themap::index::{BuildStats, Hit, Index};
+use themap::index::{BuildStats, DocumentRecord, Found};
 
 /// Characters of passage text shown per hit in the readable form.
 const SNIPPET_CHARS: usize = 140;
@@ -86,13 +86,22 @@ struct ShownHit<'a> {
     text: &'a str,
 }
 
-pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> {
-    let shown: Vec<ShownHit> = hits
+/// Prints the results of one lookup. With `batch` (one of many queries), the readable form
+/// starts with the query, and JSON is one line.
+pub fn hits(
+    out: &mut impl Write,
+    documents: &[DocumentRecord],
+    found: &[Found],
+    query: &str,
+    json: bool,
+    batch: bool,
+) -> Result<()> {
+    let shown: Vec<ShownHit> = found
         .iter()
         .enumerate()
         .map(|(rank, hit)| {
-            let passage = &index.passages[hit.row].passage;
-            let doc = index.document(&passage.doc_id);
+            let passage = &hit.passage.passage;
+            let doc = hit.document.and_then(|d| documents.get(d));
             ShownHit {
                 rank: rank + 1,
                 score: hit.score,
@@ -110,11 +119,17 @@ pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> 
         })
         .collect();
 
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "query": query, "hits": shown }))?;
+        let value = serde_json::json!({ "query": query, "hits": shown });
+        match batch {
+            true => serde_json::to_writer(&mut *out, &value)?,
+            false => serde_json::to_writer_pretty(&mut *out, &value)?,
+        }
         writeln!(out)?;
         return Ok(());
+    }
+    if batch {
+        writeln!(out, "== {}", snippet(query, SNIPPET_CHARS))?;
     }
     if shown.is_empty() {
         writeln!(out, "No passages found.")?;
@@ -132,6 +147,9 @@ pub fn hits(index: &Index, hits: &[Hit], query: &str, json: bool) -> Result<()> 
             section
         )?;
         writeln!(out, "    {}", snippet(hit.text, SNIPPET_CHARS))?;
+    }
+    if batch {
+        writeln!(out)?;
     }
     Ok(())
 }

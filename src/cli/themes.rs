@@ -106,7 +106,7 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         &model_dir(args.at.model.as_deref()),
         embed_options(Some(index.model.dims), &args.compute),
     )?;
-    store::check_model(&index, &model_info(model.tokenizer(), None), &args.at.index)?;
+    store::check_model(&index.model, &model_info(model.tokenizer(), None), &args.at.index)?;
     let computed = match args.vectors {
         ThemeVectors::Document => false,
         ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > CLUSTERING_SAMPLE => {

@@ -9,6 +9,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 
+use hnsw_rs::frozen::{Array, SharedBytes};
+
 use ndarray::{ArrayView2, Axis};
 
 use super::hnsw::{HnswGraph, HnswParams};
@@ -23,15 +25,19 @@ const DEAD: u32 = u32::MAX;
 pub struct SearchGraph {
     hnsw: HnswGraph,
     /// Passage row of each node, or [`DEAD`].
-    rows: Vec<u32>,
+    rows: Array<u32>,
 }
+
+/// How the graph file is laid out: 1 wrote no checksum of the node → passage table and could
+/// leave the links unaligned; 2 can be viewed in place ([`SearchGraph::view`]).
+pub const LAYOUT: u32 = 2;
 
 impl SearchGraph {
     /// A fresh graph over `vectors`, node `i` standing for passage row `i`.
     pub fn build(vectors: ArrayView2<f32>, params: HnswParams, progress: &dyn Progress) -> Result<Self> {
         Ok(SearchGraph {
             hnsw: HnswGraph::build(vectors, params, progress)?,
-            rows: (0..vectors.nrows() as u32).collect(),
+            rows: Array::Owned((0..vectors.nrows() as u32).collect()),
         })
     }
 
@@ -54,7 +60,7 @@ impl SearchGraph {
                 .push_back(row as u32);
         }
         let mut covered = vec![false; new.len()];
-        let mut rows = self.rows;
+        let mut rows = self.rows.to_vec();
         for row in rows.iter_mut().filter(|r| **r != DEAD) {
             let hash = old.get(*row as usize).map(|r| r.hash.as_str());
             *row = match hash.and_then(|h| rows_by_hash.get_mut(h)).and_then(VecDeque::pop_front) {
@@ -68,7 +74,13 @@ impl SearchGraph {
         let added: Vec<usize> = (0..new.len()).filter(|&r| !covered[r]).collect();
         let hnsw = self.hnsw.extend(vectors.select(Axis(0), &added).view(), progress)?;
         rows.extend(added.iter().map(|&r| r as u32));
-        Ok((SearchGraph { hnsw, rows }, added.len()))
+        Ok((
+            SearchGraph {
+                hnsw,
+                rows: Array::Owned(rows),
+            },
+            added.len(),
+        ))
     }
 
     pub fn params(&self) -> &HnswParams {
@@ -85,12 +97,14 @@ impl SearchGraph {
         self.rows.iter().filter(|&&r| r != DEAD).count()
     }
 
-    /// Up to `ef` passages near `query` among the rows `allowed` accepts, scored exactly against
-    /// `vectors` (the passage vectors) and sorted best first.
+    /// Passages near `query` among the rows `allowed` accepts: the graph is searched `ef` wide,
+    /// and the best `rerank` found are scored exactly against `vectors` (the passage vectors) and
+    /// returned best first.
     pub fn search(
         &self,
         query: &[f32],
         ef: usize,
+        rerank: usize,
         allowed: &dyn Fn(usize) -> bool,
         vectors: ArrayView2<f32>,
     ) -> Vec<Hit> {
@@ -98,7 +112,8 @@ impl SearchGraph {
             let row = self.rows[node as usize];
             row != DEAD && allowed(row as usize)
         };
-        let candidates = self.hnsw.search(query, ef, Some(&accepts));
+        let mut candidates = self.hnsw.search(query, ef, Some(&accepts));
+        candidates.truncate(rerank);
         let query = ndarray::ArrayView1::from(query);
         let mut hits: Vec<Hit> = candidates
             .iter()
@@ -114,35 +129,77 @@ impl SearchGraph {
         hits
     }
 
+    /// Writes the graph in [`LAYOUT`] 2: the HNSW graph, the node → passage table and the
+    /// table's xxh3, which a viewed graph checks (the table decides which passages a search
+    /// returns; the rest only guides the walk).
     pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
         self.hnsw.write_to(w)?;
-        let bytes: Vec<u8> = self.rows.iter().flat_map(|r| r.to_le_bytes()).collect();
-        w.write_all(&bytes)
+        let bytes = rows_bytes(&self.rows);
+        w.write_all(&bytes)?;
+        w.write_all(&xxhash_rust::xxh3::xxh3_64(&bytes).to_le_bytes())
     }
 
-    /// Reads what [`SearchGraph::write_to`] wrote, checking that every node's row is below
-    /// `passages`.
-    pub fn read_from(r: &mut impl Read, params: HnswParams, passages: usize) -> std::io::Result<Self> {
+    /// Reads what [`SearchGraph::write_to`] wrote in `layout`, checking every node's row is
+    /// below `passages`.
+    pub fn read_from(r: &mut impl Read, params: HnswParams, passages: usize, layout: u32) -> std::io::Result<Self> {
         let hnsw = HnswGraph::read_from(r, params)?;
         let mut bytes = vec![0u8; 4 * hnsw.len()];
         r.read_exact(&mut bytes)?;
+        if layout >= 2 {
+            let mut footer = [0u8; 8];
+            r.read_exact(&mut footer)?;
+            check_rows_digest(&bytes, footer)?;
+        }
         let rows: Vec<u32> = bytes
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        if rows.iter().any(|&row| row != DEAD && row as usize >= passages) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "a graph node points past the last passage",
-            ));
-        }
         let mut rest = [0u8; 1];
         if r.read(&mut rest)? != 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "trailing bytes after the graph",
-            ));
+            return Err(invalid("trailing bytes after the graph"));
         }
-        Ok(SearchGraph { hnsw, rows })
+        SearchGraph {
+            hnsw,
+            rows: Array::Owned(rows),
+        }
+        .checked(passages)
+    }
+
+    /// The graph written in [`LAYOUT`] 2 that `bytes` (a memory-mapped file) holds, viewed in
+    /// place: its header, upper layers and node → passage table are checked, the layer-0 links
+    /// and vectors are read only where a search goes (see `hnsw_rs::frozen::FrozenHnsw::view`).
+    pub fn view(bytes: &SharedBytes, params: HnswParams, passages: usize) -> std::io::Result<Self> {
+        let (hnsw, at) = HnswGraph::view(bytes, 0, params)?;
+        let all = (**bytes).as_ref();
+        let table = all.get(at..at + 4 * hnsw.len()).ok_or_else(|| invalid("graph truncated in its passage table"))?;
+        let footer = all
+            .get(at + table.len()..)
+            .and_then(|f| <[u8; 8]>::try_from(f).ok())
+            .ok_or_else(|| invalid("graph file does not end with its passage table's checksum"))?;
+        check_rows_digest(table, footer)?;
+        let rows = Array::view(bytes, at, hnsw.len()).expect("length checked above");
+        SearchGraph { hnsw, rows }.checked(passages)
+    }
+
+    fn checked(self, passages: usize) -> std::io::Result<Self> {
+        if self.rows.iter().any(|&row| row != DEAD && row as usize >= passages) {
+            return Err(invalid("a graph node points past the last passage"));
+        }
+        Ok(self)
+    }
+}
+
+fn invalid(message: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+fn rows_bytes(rows: &[u32]) -> Vec<u8> {
+    rows.iter().flat_map(|r| r.to_le_bytes()).collect()
+}
+
+fn check_rows_digest(table: &[u8], footer: [u8; 8]) -> std::io::Result<()> {
+    match xxhash_rust::xxh3::xxh3_64(table) == u64::from_le_bytes(footer) {
+        true => Ok(()),
+        false => Err(invalid("the node → passage table does not match its checksum")),
     }
 }

@@ -11,13 +11,13 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use hnsw_rs::anndists::dist::distances::Distance;
-use hnsw_rs::frozen::{FrozenHnsw, NodeDistance, Scored, Visited};
+use hnsw_rs::frozen::{Array, FrozenHnsw, NodeDistance, Scored, SharedBytes, Visited};
 use hnsw_rs::hnsw::Hnsw;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::quantize::{self, dot_f32, dot_i8};
+use super::quantize::{self, dot_f32, dot_i8, I8Query};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -109,8 +109,8 @@ impl Distance<f32> for DotDistance {
 /// The node vectors, in the graph's precision.
 #[derive(Debug, Clone, PartialEq)]
 enum Store {
-    I8 { codes: Vec<i8>, scale: f32 },
-    F32(Vec<f32>),
+    I8 { codes: Array<i8>, scale: f32 },
+    F32(Array<f32>),
 }
 
 /// An HNSW graph over unit vectors, with its own copy of the vectors it walks on.
@@ -140,9 +140,12 @@ impl HnswGraph {
                 let scale = quantize::scale_for(&flat);
                 let mut codes = Vec::with_capacity(flat.len());
                 quantize::encode(&flat, scale, &mut codes);
-                Store::I8 { codes, scale }
+                Store::I8 {
+                    codes: Array::Owned(codes),
+                    scale,
+                }
             }
-            Precision::F32 => Store::F32(flat),
+            Precision::F32 => Store::F32(Array::Owned(flat)),
         };
         let empty = HnswGraph {
             params,
@@ -170,8 +173,8 @@ impl HnswGraph {
         let mut this = self;
         let flat = contiguous(vectors);
         match &mut this.store {
-            Store::I8 { codes, scale } => quantize::encode(&flat, *scale, codes),
-            Store::F32(values) => values.extend_from_slice(&flat),
+            Store::I8 { codes, scale } => quantize::encode(&flat, *scale, codes.to_mut()),
+            Store::F32(values) => values.to_mut().extend_from_slice(&flat),
         }
         let end = start + vectors.nrows();
         this.insert_from(start, end, progress)
@@ -236,10 +239,8 @@ impl HnswGraph {
             match &self.store {
                 Store::I8 { codes, .. } => {
                     let scale = quantize::scale_for(query);
-                    let mut query_codes = Vec::with_capacity(query.len());
-                    quantize::encode(query, scale, &mut query_codes);
                     let walk = CodeWalk {
-                        query: &query_codes,
+                        query: I8Query::new(query, scale),
                         codes,
                         dims: self.dims,
                         inverse_scales: 1.0 / (scale * self.scale()),
@@ -285,37 +286,14 @@ impl HnswGraph {
     /// Reads what [`HnswGraph::write_to`] wrote with these `params`, checking every size.
     pub fn read_from(r: &mut impl Read, params: HnswParams) -> std::io::Result<Self> {
         let graph = FrozenHnsw::read_from(r)?;
-        let mut word = [0u8; 8];
-        r.read_exact(&mut word)?;
-        let dims = u64::from_le_bytes(word) as usize;
-        let mut scale = [0u8; 4];
-        r.read_exact(&mut scale)?;
-        let scale = f32::from_le_bytes(scale);
-        let values = graph
-            .len()
-            .checked_mul(dims)
-            .filter(|&v| dims > 0 && dims <= 65536 && v <= isize::MAX as usize / 4)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "graph dimensions out of range"))?;
-        let store = match params.precision {
-            Precision::I8 => {
-                let mut bytes = vec![0u8; values];
-                r.read_exact(&mut bytes)?;
-                Store::I8 {
-                    codes: bytes.into_iter().map(|b| b as i8).collect(),
-                    scale,
-                }
-            }
-            Precision::F32 => {
-                let mut bytes = vec![0u8; 4 * values];
-                r.read_exact(&mut bytes)?;
-                Store::F32(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                )
-            }
-        };
+        let mut head = [0u8; 12];
+        r.read_exact(&mut head)?;
+        let (dims, scale, values) = store_header(&head, graph.len())?;
+        let width = if params.precision == Precision::I8 { 1 } else { 4 };
+        let mut bytes = vec![0u8; width * values];
+        r.read_exact(&mut bytes)?;
+        let bytes: SharedBytes = std::sync::Arc::new(bytes);
+        let store = store_view(&bytes, 0, values, params.precision, scale).expect("read exactly");
         Ok(HnswGraph {
             params,
             dims,
@@ -323,6 +301,54 @@ impl HnswGraph {
             graph,
         })
     }
+
+    /// The graph [`HnswGraph::write_to`] wrote at `start` in `bytes` (a memory-mapped file),
+    /// viewed in place (see [`FrozenHnsw::view`] for what is checked), and where it ends.
+    pub fn view(bytes: &SharedBytes, start: usize, params: HnswParams) -> std::io::Result<(Self, usize)> {
+        let (graph, at) = FrozenHnsw::view(bytes, start)?;
+        let head = (**bytes)
+            .as_ref()
+            .get(at..at + 12)
+            .ok_or_else(|| invalid("graph truncated before its vectors"))?;
+        let (dims, scale, values) = store_header(head, graph.len())?;
+        let store = store_view(bytes, at + 12, values, params.precision, scale)
+            .ok_or_else(|| invalid("graph truncated in its vectors"))?;
+        let end = at + 12 + values * if params.precision == Precision::I8 { 1 } else { 4 };
+        Ok((
+            HnswGraph {
+                params,
+                dims,
+                store,
+                graph,
+            },
+            end,
+        ))
+    }
+}
+
+fn invalid(message: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// Dimensions, scale and number of values of the stored vectors, from the 12 bytes before them.
+fn store_header(head: &[u8], nodes: usize) -> std::io::Result<(usize, f32, usize)> {
+    let dims = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
+    let scale = f32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    let values = nodes
+        .checked_mul(dims)
+        .filter(|&v| dims > 0 && dims <= 65536 && v <= isize::MAX as usize / 4)
+        .ok_or_else(|| invalid("graph dimensions out of range"))?;
+    Ok((dims, scale, values))
+}
+
+fn store_view(bytes: &SharedBytes, start: usize, values: usize, precision: Precision, scale: f32) -> Option<Store> {
+    Some(match precision {
+        Precision::I8 => Store::I8 {
+            codes: Array::view(bytes, start, values)?,
+            scale,
+        },
+        Precision::F32 => Store::F32(Array::view(bytes, start, values)?),
+    })
 }
 
 /// Thaws `graph` (if it has nodes), inserts `rows[start..]` with hnsw_rs and freezes the result.
@@ -368,7 +394,7 @@ fn i8_as_bytes(codes: &[i8]) -> &[u8] {
 }
 
 struct CodeWalk<'a> {
-    query: &'a [i8],
+    query: I8Query,
     codes: &'a [i8],
     dims: usize,
     inverse_scales: f32,
@@ -378,7 +404,7 @@ impl NodeDistance for CodeWalk<'_> {
     #[inline]
     fn distance(&self, node: u32) -> f32 {
         let start = node as usize * self.dims;
-        1.0 - dot_i8(self.query, &self.codes[start..start + self.dims]) as f32 * self.inverse_scales
+        1.0 - self.query.dot(&self.codes[start..start + self.dims]) as f32 * self.inverse_scales
     }
 
     #[inline]

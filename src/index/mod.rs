@@ -10,13 +10,15 @@ pub mod flat;
 pub mod graph;
 pub mod hnsw;
 pub mod import;
+pub mod mapped;
 pub mod quantize;
+pub mod rows;
 pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use ndarray::{Array2, ArrayView1, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,7 @@ use crate::progress::Progress;
 pub use flat::Hit;
 pub use graph::SearchGraph;
 pub use hnsw::HnswParams;
+pub use mapped::{Found, MappedIndex};
 pub use store::FORMAT_VERSION;
 
 /// Which model made the vectors; an index answers only queries embedded the same way.
@@ -181,6 +184,11 @@ impl ClusteringSample {
 /// Below this many candidate passages a search scans them all: a few milliseconds, and exact.
 pub const EXACT_BELOW: usize = 20_000;
 
+/// A graph search re-ranks this many times the hits it returns on the exact vectors: the best
+/// of the 8-bit walk's candidates. More reads more vectors for nothing: on THUCNews titles,
+/// re-ranking 2k or all ef candidates gave the same recall@10 at every ef (benches/README.md).
+pub const RERANK: usize = 2;
+
 /// Vectors of `passages` under `prompt`: rows of `previous` whose passage text hash matches are
 /// copied, the rest embedded. Returns the vectors and how many were embedded.
 fn embed_reusing(
@@ -271,6 +279,88 @@ impl Filter {
                 .iter()
                 .any(|t| doc.meta.tags.iter().any(|own| own.eq_ignore_ascii_case(t)));
         in_documents && self.since.as_ref().is_none_or(after) && self.until.as_ref().is_none_or(before) && tagged
+    }
+}
+
+/// Refuses a filter naming a document or tag that none of `documents` has: a typo would
+/// otherwise look like "no results".
+fn check_filter(documents: &[DocumentRecord], filter: &Filter) -> Result<()> {
+    for id in &filter.documents {
+        if !documents.iter().any(|d| d.is_named(id)) {
+            return Err(Error::InvalidArgument(format!(
+                "no document {id:?} in the index (document ids are shown by `themap search`)"
+            )));
+        }
+    }
+    for tag in &filter.tags {
+        if !documents.iter().any(|d| d.meta.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))) {
+            let mut known: Vec<&str> = documents
+                .iter()
+                .flat_map(|d| d.meta.tags.iter().map(String::as_str))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            let known = match known.len() {
+                0 => "no document has tags".to_string(),
+                n if n <= 20 => format!("tags: {}", known.join(", ")),
+                n => format!("{n} tags, e.g. {}", known[..20].join(", ")),
+            };
+            return Err(Error::InvalidArgument(format!(
+                "no document tagged {tag:?} in the index ({known})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What ranking reads of an index, whether held in memory ([`Index`]) or mapped ([`MappedIndex`]).
+struct Ranking<'a> {
+    documents: &'a [DocumentRecord],
+    vectors: ArrayView2<'a, f32>,
+    graph: Option<&'a SearchGraph>,
+    /// Position in `documents` of a passage row's document.
+    document_of: Box<dyn Fn(usize) -> usize + 'a>,
+}
+
+impl Ranking<'_> {
+    /// The best `limits.k` rows that `keep` and `filter` accept: exact below [`EXACT_BELOW`]
+    /// candidates (or when asked), else through the graph with the filter applied inside it.
+    /// `check` sees every hit whose vector was scored, before any is dropped.
+    fn ranked(
+        &self,
+        query: ArrayView1<f32>,
+        limits: &Limits,
+        filter: &Filter,
+        keep: impl Fn(usize) -> bool,
+        check: impl Fn(&[Hit]) -> Result<()>,
+    ) -> Result<Vec<Hit>> {
+        check_filter(self.documents, filter)?;
+        let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();
+        let allowed = |row: usize| accepted.get((self.document_of)(row)).copied().unwrap_or(false) && keep(row);
+        let candidates: usize = self
+            .documents
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, &a)| a)
+            .map(|(d, _)| d.passages)
+            .sum();
+        let use_graph = !limits.exact && (limits.ef.is_some() || candidates >= EXACT_BELOW);
+        let ranked = match (self.graph, use_graph) {
+            (Some(graph), true) => {
+                let mut buffer = Vec::new();
+                let query = hnsw::query_slice(&query, &mut buffer);
+                let ef = limits.ef.unwrap_or(graph.params().ef_search);
+                // The per-document cap drops hits, so ask for enough to fill k after it.
+                let wanted = limits.k * if limits.per_doc.is_some() { 4 } else { 1 };
+                graph.search(query, ef.max(wanted), RERANK * wanted, &allowed, self.vectors)
+            }
+            _ => flat::ranked(self.vectors, query, allowed),
+        };
+        check(&ranked)?;
+        Ok(match limits.per_doc {
+            None => ranked.into_iter().take(limits.k).collect(),
+            Some(cap) => flat::cap_per_group(ranked, limits.k, &*self.document_of, cap),
+        })
     }
 }
 
@@ -452,41 +542,10 @@ impl Index {
     /// Refuses a filter naming a document or tag the index does not have: a typo would
     /// otherwise look like "no results".
     pub fn check_filter(&self, filter: &Filter) -> Result<()> {
-        for id in &filter.documents {
-            if !self.documents.iter().any(|d| d.is_named(id)) {
-                return Err(Error::InvalidArgument(format!(
-                    "no document {id:?} in the index (document ids are shown by `themap search`)"
-                )));
-            }
-        }
-        for tag in &filter.tags {
-            if !self
-                .documents
-                .iter()
-                .any(|d| d.meta.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
-            {
-                let mut known: Vec<&str> = self
-                    .documents
-                    .iter()
-                    .flat_map(|d| d.meta.tags.iter().map(String::as_str))
-                    .collect();
-                known.sort_unstable();
-                known.dedup();
-                let known = match known.len() {
-                    0 => "no document has tags".to_string(),
-                    n if n <= 20 => format!("tags: {}", known.join(", ")),
-                    n => format!("{n} tags, e.g. {}", known[..20].join(", ")),
-                };
-                return Err(Error::InvalidArgument(format!(
-                    "no document tagged {tag:?} in the index ({known})"
-                )));
-            }
-        }
-        Ok(())
+        check_filter(&self.documents, filter)
     }
 
-    /// The best `limits.k` rows that `keep` and `filter` accept: exact below [`EXACT_BELOW`]
-    /// candidates (or when asked), else through the graph with the filter applied inside it.
+    /// The best `limits.k` rows that `keep` and `filter` accept (see [`Ranking::ranked`]).
     fn ranked(
         &self,
         query: ArrayView1<f32>,
@@ -494,40 +553,19 @@ impl Index {
         filter: &Filter,
         keep: impl Fn(usize) -> bool,
     ) -> Result<Vec<Hit>> {
-        self.check_filter(filter)?;
-        // Documents as numbers, and which the filter accepts.
         let doc_number = self.document_numbers();
-        let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();
-        let group = |row: usize| {
-            doc_number
-                .get(self.passages[row].passage.doc_id.as_str())
-                .copied()
-                .unwrap_or(usize::MAX)
+        let ranking = Ranking {
+            documents: &self.documents,
+            vectors: self.vectors.view(),
+            graph: self.graph.as_ref(),
+            document_of: Box::new(move |row| {
+                doc_number
+                    .get(self.passages[row].passage.doc_id.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            }),
         };
-        let allowed = |row: usize| accepted.get(group(row)).copied().unwrap_or(false) && keep(row);
-        let candidates: usize = self
-            .documents
-            .iter()
-            .zip(&accepted)
-            .filter(|(_, &a)| a)
-            .map(|(d, _)| d.passages)
-            .sum();
-        let use_graph = !limits.exact && (limits.ef.is_some() || candidates >= EXACT_BELOW);
-        let ranked = match (&self.graph, use_graph) {
-            (Some(graph), true) => {
-                let mut buffer = Vec::new();
-                let query = hnsw::query_slice(&query, &mut buffer);
-                let ef = limits.ef.unwrap_or(graph.params().ef_search);
-                // The per-document cap drops hits, so ask for enough to fill k after it.
-                let width = ef.max(limits.k * if limits.per_doc.is_some() { 4 } else { 1 });
-                graph.search(query, width, &allowed, self.vectors.view())
-            }
-            _ => flat::ranked(self.vectors.view(), query, allowed),
-        };
-        Ok(match limits.per_doc {
-            None => ranked.into_iter().take(limits.k).collect(),
-            Some(cap) => flat::cap_per_group(ranked, limits.k, group, cap),
-        })
+        ranking.ranked(query, limits, filter, keep, |_| Ok(()))
     }
 
     /// Embeds every passage with the clustering prompt, which separates themes better than the

@@ -6,6 +6,8 @@
 //!   documents-<gen>.json   document records
 //!   passages-<gen>.jsonl   one passage per line, in vector order
 //!   vectors-<gen>.npy      f32 unit vectors, one row per passage (NumPy format)
+//!   rows-<gen>.bin         per passage: its line's offset and checksum, its vector's checksum,
+//!                            its document ([`super::rows`]), so lookups read only what they use
 //!   graph-<gen>.bin        the HNSW search graph: links, 8-bit codes, node → passage row
 //!   vectors-clustering-<gen>.npy    optional: every passage under the clustering prompt
 //!   clustering-sample-<gen>.npy     optional: some passages under the clustering prompt,
@@ -22,6 +24,8 @@
 //!
 //! The manifest records each data file's size and xxh3 checksum; reading a file checks both, as
 //! the bytes stream past, so a damaged file is an error naming it, never a wrong answer.
+//! Lookups ([`super::mapped`]) read a large index in place instead, and check each passage line
+//! and vector they use against the row table.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -31,7 +35,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph,
+    rows, BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph,
 };
 use crate::error::{Error, Result};
 use crate::hash::Hashing;
@@ -43,34 +47,44 @@ const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "writer.lock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
+pub(super) struct Manifest {
     format_version: u32,
-    generation: u64,
+    pub(super) generation: u64,
     themap_version: String,
-    model: ModelInfo,
+    pub(super) model: ModelInfo,
     settings: BuildSettings,
-    documents: usize,
-    passages: usize,
-    files: Files,
+    pub(super) documents: usize,
+    pub(super) passages: usize,
+    pub(super) files: Files,
     /// Added without a format bump: older indexes have no graph and are searched exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    graph: Option<GraphEntry>,
+    pub(super) graph: Option<GraphEntry>,
 }
 
 /// The search graph file and how the graph was built.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct GraphEntry {
-    file: FileEntry,
-    params: HnswParams,
+pub(super) struct GraphEntry {
+    pub(super) file: FileEntry,
+    pub(super) params: HnswParams,
     nodes: usize,
     live: usize,
+    /// [`graph::LAYOUT`](super::graph::LAYOUT) of the file; absent in indexes from before there was more than one.
+    #[serde(default = "first_layout")]
+    pub(super) layout: u32,
+}
+
+fn first_layout() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Files {
-    documents: FileEntry,
-    passages: FileEntry,
-    vectors: FileEntry,
+pub(super) struct Files {
+    pub(super) documents: FileEntry,
+    pub(super) passages: FileEntry,
+    pub(super) vectors: FileEntry,
+    /// Added without a format bump: older indexes are read whole by lookups too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rows: Option<FileEntry>,
     /// Added without a format bump: older indexes simply have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clustering_vectors: Option<FileEntry>,
@@ -88,9 +102,9 @@ struct SampleFiles {
 
 /// A data file, its exact size (so truncation is caught before parsing) and its checksum.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct FileEntry {
-    name: String,
-    bytes: u64,
+pub(super) struct FileEntry {
+    pub(super) name: String,
+    pub(super) bytes: u64,
     /// xxh3-64 of the file, 16 hex digits. Added without a format bump: older indexes have none
     /// and get a cheaper check of their vectors instead (unit length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,14 +177,24 @@ pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
         serde_json::to_writer_pretty(&mut *w, &index.documents).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })?;
+    let document_numbers = index.document_numbers();
+    let mut row_entries = Vec::with_capacity(index.passages.len());
     let passages = write_file(dir, &format!("passages-{generation}.jsonl"), |w| {
-        for record in &index.passages {
-            serde_json::to_writer(&mut *w, record).map_err(std::io::Error::other)?;
-            w.write_all(b"\n")?;
+        let (mut offset, mut line) = (0u64, Vec::new());
+        for (record, vector) in index.passages.iter().zip(index.vectors.outer_iter()) {
+            line.clear();
+            serde_json::to_writer(&mut line, record).map_err(std::io::Error::other)?;
+            let document = document_numbers.get(record.passage.doc_id.as_str()).map_or(u32::MAX, |&d| d as u32);
+            let vector = vector.as_slice().map_or_else(|| vector.to_vec().into(), std::borrow::Cow::from);
+            row_entries.push(rows::RowEntry::new(offset, &line, &vector, document));
+            line.push(b'\n');
+            w.write_all(&line)?;
+            offset += line.len() as u64;
         }
         Ok(())
     })?;
     let vectors = write_vectors(dir, &format!("vectors-{generation}.npy"), &index.vectors)?;
+    let rows = write_file(dir, &format!("rows-{generation}.bin"), |w| rows::write(w, &row_entries))?;
     let (clustering_vectors, clustering_sample) = write_clustering(index, dir, generation)?;
 
     let graph = match &index.graph {
@@ -179,6 +203,7 @@ pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
             params: *graph.params(),
             nodes: graph.nodes(),
             live: graph.live(),
+            layout: super::graph::LAYOUT,
         }),
         None => None,
     };
@@ -194,6 +219,7 @@ pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
             documents,
             passages,
             vectors,
+            rows: Some(rows),
             clustering_vectors,
             clustering_sample,
         },
@@ -300,25 +326,11 @@ pub fn load_parts(dir: &Path, parts: Parts) -> Result<Index> {
 }
 
 fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
-    let manifest_path = dir.join(MANIFEST);
-    if !manifest_path.is_file() {
-        return Err(Error::IndexMissing { dir: dir.to_path_buf() });
-    }
     let manifest = read_manifest(dir)?;
     let dims = manifest.model.dims;
     let files = &manifest.files;
 
-    let documents: Vec<DocumentRecord> = read_index_file(dir, &files.documents, |r| {
-        let documents: Vec<DocumentRecord> = serde_json::from_reader(r).map_err(|e| e.to_string())?;
-        match documents.len() == manifest.documents {
-            true => Ok(documents),
-            false => Err(format!(
-                "{} documents, the manifest says {}",
-                documents.len(),
-                manifest.documents
-            )),
-        }
-    })?;
+    let documents = read_documents(dir, &manifest)?;
     let passages: Vec<PassageRecord> = read_index_file(dir, &files.passages, |r| {
         r.lines()
             .enumerate()
@@ -363,9 +375,24 @@ fn read_parts(dir: &Path, parts: Parts) -> Result<Index> {
     })
 }
 
-fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
+/// The document records, checked against the manifest.
+pub(super) fn read_documents(dir: &Path, manifest: &Manifest) -> Result<Vec<DocumentRecord>> {
+    read_index_file(dir, &manifest.files.documents, |r| {
+        let documents: Vec<DocumentRecord> = serde_json::from_reader(r).map_err(|e| e.to_string())?;
+        match documents.len() == manifest.documents {
+            true => Ok(documents),
+            false => Err(format!(
+                "{} documents, the manifest says {}",
+                documents.len(),
+                manifest.documents
+            )),
+        }
+    })
+}
+
+pub(super) fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
     read_data(dir, &entry.file, |r| {
-        let graph = SearchGraph::read_from(&mut { r }, entry.params, passages).map_err(|e| e.to_string())?;
+        let graph = SearchGraph::read_from(&mut { r }, entry.params, passages, entry.layout).map_err(|e| e.to_string())?;
         match graph.nodes() == entry.nodes {
             true => Ok(graph),
             false => Err(format!("{} nodes, the manifest says {}", graph.nodes(), entry.nodes)),
@@ -378,7 +405,7 @@ fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchG
 }
 
 /// [`read_data`], with a damaged file reported as [`Error::IndexCorrupt`].
-fn read_index_file<T>(
+pub(super) fn read_index_file<T>(
     dir: &Path,
     entry: &FileEntry,
     parse: impl FnOnce(&mut dyn BufRead) -> Result<T, String>,
@@ -436,8 +463,11 @@ fn read_vectors(r: &mut dyn Read, passages: usize, dims: usize, check_norms: boo
     Ok(vectors)
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest> {
+pub(super) fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Err(Error::IndexMissing { dir: dir.to_path_buf() });
+    }
     let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
     // Read the version first, so a future format gets a version error, not a parse error.
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e.to_string()))?;
@@ -503,6 +533,7 @@ fn file_names(manifest: &Manifest) -> Vec<String> {
     let f = &manifest.files;
     [&f.documents, &f.passages, &f.vectors]
         .into_iter()
+        .chain(&f.rows)
         .chain(&f.clustering_vectors)
         .chain(f.clustering_sample.iter().flat_map(|s| [&s.vectors, &s.hashes]))
         .chain(manifest.graph.as_ref().map(|g| &g.file))
@@ -517,6 +548,7 @@ fn data_generation(name: &str) -> Option<u64> {
         "documents",
         "passages",
         "vectors",
+        "rows",
         "vectors-clustering",
         "graph",
         "clustering-sample",
@@ -536,23 +568,24 @@ fn next_generation(dir: &Path, current: Option<&Manifest>) -> u64 {
     current.map(|m| m.generation).max(on_disk).unwrap_or(0) + 1
 }
 
-fn corrupt(path: &Path, reason: String) -> Error {
+pub(super) fn corrupt(path: &Path, reason: String) -> Error {
     Error::IndexCorrupt {
         path: path.to_path_buf(),
         reason,
     }
 }
 
-/// Checks that the index was built by `model`, so its vectors and a query's are comparable.
-pub fn check_model(index: &Index, model: &ModelInfo, dir: &Path) -> Result<()> {
-    if index.model.checksum != model.checksum || index.model.dims != model.dims {
+/// Checks that the index (whose model is `index`) was built by `model`, so its vectors and a
+/// query's are comparable.
+pub fn check_model(index: &ModelInfo, model: &ModelInfo, dir: &Path) -> Result<()> {
+    if index.checksum != model.checksum || index.dims != model.dims {
         return Err(Error::IndexModelMismatch {
             path: dir.join(MANIFEST),
             found: format!(
                 "{} ({} dims, weights {})",
-                index.model.name,
-                index.model.dims,
-                short(&index.model.checksum)
+                index.name,
+                index.dims,
+                short(&index.checksum)
             ),
             expected: format!(
                 "{} ({} dims, weights {})",

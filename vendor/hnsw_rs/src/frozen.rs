@@ -11,18 +11,119 @@
 //! [`FrozenHnsw::thaw`] rebuilds an [`Hnsw`] with the same points, levels and links, so more
 //! points can be inserted with the usual [`Hnsw::insert_slice`] and the result frozen again.
 //!
+//! [`FrozenHnsw::view`] reads the written graph in place from shared bytes (a memory-mapped
+//! file), so opening a large graph reads nothing but its header: the pages a search touches are
+//! the only ones loaded.
+//!
 //! Node ids are the `DataId`s given at insertion, which must be `0..n`.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use anndists::dist::distances::Distance;
 
 use crate::hnsw::{Hnsw, Point, PointId, PointWithOrder};
 
-const MAGIC: &[u8; 8] = b"HNSWFRZ1";
+/// Version 1 wrote the links right after the levels, at any byte offset.
+const MAGIC_V1: &[u8; 8] = b"HNSWFRZ1";
+/// Version 2 pads the levels to a 4-byte boundary, so the links can be viewed in place.
+const MAGIC: &[u8; 8] = b"HNSWFRZ2";
+const HEADER_BYTES: usize = 8 + 6 * 8;
+
+/// Bytes that arrays can be viewed in without a copy, such as a memory-mapped file.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Plain little-endian numbers: every bit pattern is a value.
+pub trait Plain: Copy + Default + Send + Sync + 'static {
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! plain {
+    ($($t:ty),*) => {$(
+        impl Plain for $t {
+            #[inline]
+            fn from_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("exact width"))
+            }
+        }
+    )*};
+}
+plain!(u8, i8, u32, f32);
+
+/// An array held in memory or viewed in place in [`SharedBytes`].
+#[derive(Clone)]
+pub enum Array<T: Plain> {
+    Owned(Vec<T>),
+    Shared { bytes: SharedBytes, start: usize, len: usize },
+}
+
+impl<T: Plain> Array<T> {
+    /// `len` values at `start` in `bytes`: viewed in place where the host is little-endian and
+    /// `start` is aligned for `T`, else copied. `None` if `bytes` is too short.
+    pub fn view(bytes: &SharedBytes, start: usize, len: usize) -> Option<Self> {
+        let width = std::mem::size_of::<T>();
+        let end = len.checked_mul(width)?.checked_add(start)?;
+        let all = (**bytes).as_ref();
+        let slice = all.get(start..end)?;
+        if cfg!(target_endian = "little") && (slice.as_ptr() as usize) % std::mem::align_of::<T>() == 0 {
+            Some(Array::Shared { bytes: Arc::clone(bytes), start, len })
+        } else {
+            Some(Array::Owned(slice.chunks_exact(width).map(T::from_le).collect()))
+        }
+    }
+
+    /// The values as a vector that can grow (a shared view is copied first).
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Array::Shared { .. } = self {
+            *self = Array::Owned(self.to_vec());
+        }
+        match self {
+            Array::Owned(values) => values,
+            Array::Shared { .. } => unreachable!("made owned above"),
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Array::Shared { .. })
+    }
+}
+
+impl<T: Plain> Default for Array<T> {
+    fn default() -> Self {
+        Array::Owned(Vec::new())
+    }
+}
+
+impl<T: Plain> Deref for Array<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match self {
+            Array::Owned(values) => values,
+            // SAFETY: `view` checked that these bytes exist, are aligned for `T` and that the host
+            // is little-endian; `T` is plain, so any bytes are a valid `T`; `bytes` is held.
+            Array::Shared { bytes, start, len } => unsafe {
+                std::slice::from_raw_parts((**bytes).as_ref().as_ptr().add(*start) as *const T, *len)
+            },
+        }
+    }
+}
+
+impl<T: Plain + PartialEq> PartialEq for Array<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Plain + std::fmt::Debug> std::fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = if self.is_shared() { "shared" } else { "owned" };
+        write!(f, "Array({place}, {} values)", self.len())
+    }
+}
 
 /// Distance from the query being searched to node `node`. Smaller is closer.
 pub trait NodeDistance {
@@ -37,6 +138,8 @@ pub trait NodeDistance {
 pub struct Visited {
     marks: Vec<u16>,
     epoch: u16,
+    /// Scratch list of the neighbours not yet visited, kept to save an allocation per step.
+    fresh: Vec<u32>,
 }
 
 impl Visited {
@@ -95,13 +198,13 @@ pub struct FrozenHnsw {
     ef_construction: usize,
     max_layer: usize,
     /// Highest layer of each node.
-    levels: Vec<u8>,
+    levels: Array<u8>,
     /// Layer 0: per node `[count, id, id, ...]`, `1 + 2 * max_nb_connection` slots.
-    links0: Vec<u32>,
+    links0: Array<u32>,
     /// Start of each node's upper-layer rows in `upper` (`n + 1` entries).
-    upper_start: Vec<u32>,
+    upper_start: Array<u32>,
     /// Layers 1..=level of each node, `1 + max_nb_connection` slots each.
-    upper: Vec<u32>,
+    upper: Array<u32>,
     entry: Option<u32>,
 }
 
@@ -144,18 +247,23 @@ impl FrozenHnsw {
         self.levels.len() + 4 * (self.links0.len() + self.upper_start.len() + self.upper.len())
     }
 
-    /// Neighbours of `node` in `layer` (which must be at most the node's level).
+    /// Neighbours of `node` in `layer` (which must be at most the node's level). A damaged row
+    /// of a viewed graph ([`FrozenHnsw::view`]) gives fewer neighbours, never a panic; its ids
+    /// may still be out of range, which [`FrozenHnsw::search`] skips.
     #[inline]
     pub fn neighbours(&self, node: u32, layer: usize) -> &[u32] {
         let node = node as usize;
-        let row = if layer == 0 {
+        let (row, slots) = if layer == 0 {
             let start = node * self.stride0();
-            &self.links0[start..start + self.stride0()]
+            (self.links0.get(start..start + self.stride0()), 2 * self.max_nb_connection)
         } else {
-            let start = self.upper_start[node] as usize + (layer - 1) * self.stride();
-            &self.upper[start..start + self.stride()]
+            let start = self.upper_start.get(node).map_or(usize::MAX / 2, |&s| s as usize) + (layer - 1) * self.stride();
+            (self.upper.get(start..start + self.stride()), self.max_nb_connection)
         };
-        &row[1..1 + row[0] as usize]
+        match row {
+            Some(row) => &row[1..1 + (row[0] as usize).min(slots)],
+            None => &[],
+        }
     }
 
     /// Copies the graph of `hnsw`, whose data ids must be exactly `0..n`.
@@ -181,22 +289,13 @@ impl FrozenHnsw {
             .enumerate()
             .map(|(id, p)| p.as_ref().map(|p| p.get_point_id().0).ok_or_else(|| invalid(format!("data id {id} missing"))))
             .collect::<FrozenResult<_>>()?;
-        let mut frozen = FrozenHnsw {
-            max_nb_connection: m,
-            ef_construction: hnsw.get_ef_construction(),
-            max_layer: hnsw.get_max_level(),
-            levels,
-            links0: vec![0; n * (1 + 2 * m)],
-            upper_start: Vec::with_capacity(n + 1),
-            upper: Vec::new(),
-            entry: hnsw.entry_point().map(|(id, _)| id as u32),
-        };
+        let mut links0 = vec![0u32; n * (1 + 2 * m)];
+        let mut upper_start: Vec<u32> = Vec::with_capacity(n + 1);
+        let mut upper: Vec<u32> = Vec::new();
         for (id, point) in points.into_iter().enumerate() {
             let point = point.expect("checked above");
-            let level = frozen.levels[id] as usize;
-            frozen.upper_start.push(
-                u32::try_from(frozen.upper.len()).map_err(|_| invalid("too many upper-layer links"))?,
-            );
+            let level = levels[id] as usize;
+            upper_start.push(u32::try_from(upper.len()).map_err(|_| invalid("too many upper-layer links"))?);
             let neighbours = point.neighbours.read();
             for layer in 0..=level {
                 // A link in layer l must lead to a node that has layer l, or the descent would read
@@ -204,26 +303,33 @@ impl FrozenHnsw {
                 let row: Vec<u32> = neighbours[layer]
                     .iter()
                     .map(|n| n.point_ref.get_origin_id() as u32)
-                    .filter(|&other| frozen.levels[other as usize] as usize >= layer)
+                    .filter(|&other| levels[other as usize] as usize >= layer)
                     .collect();
                 let (slots, start) = if layer == 0 {
                     (2 * m, id * (1 + 2 * m))
                 } else {
-                    let start = frozen.upper.len();
-                    frozen.upper.resize(start + 1 + m, 0);
+                    let start = upper.len();
+                    upper.resize(start + 1 + m, 0);
                     (m, start)
                 };
-                let target = if layer == 0 { &mut frozen.links0 } else { &mut frozen.upper };
+                let target = if layer == 0 { &mut links0 } else { &mut upper };
                 // hnsw_rs never keeps more than its bound; cut defensively rather than overrun.
                 let count = row.len().min(slots);
                 target[start] = count as u32;
                 target[start + 1..start + 1 + count].copy_from_slice(&row[..count]);
             }
         }
-        frozen
-            .upper_start
-            .push(u32::try_from(frozen.upper.len()).map_err(|_| invalid("too many upper-layer links"))?);
-        Ok(frozen)
+        upper_start.push(u32::try_from(upper.len()).map_err(|_| invalid("too many upper-layer links"))?);
+        Ok(FrozenHnsw {
+            max_nb_connection: m,
+            ef_construction: hnsw.get_ef_construction(),
+            max_layer: hnsw.get_max_level(),
+            levels: Array::Owned(levels),
+            links0: Array::Owned(links0),
+            upper_start: Array::Owned(upper_start),
+            upper: Array::Owned(upper),
+            entry: hnsw.entry_point().map(|(id, _)| id as u32),
+        })
     }
 
     /// An [`Hnsw`] holding the same points, levels and links, ready for more insertions.
@@ -297,6 +403,7 @@ impl FrozenHnsw {
         }
 
         let accepts = |node: u32| filter.is_none_or(|f| f(node));
+        let n = self.len() as u32;
         visited.start(self.len());
         visited.insert(current.node);
         let mut candidates = BinaryHeap::with_capacity(4 * ef);
@@ -310,17 +417,18 @@ impl FrozenHnsw {
             if candidate.distance > bound && results.len() >= ef {
                 break;
             }
-            let neighbours = self.neighbours(candidate.node, 0);
-            if let Some(&first) = neighbours.first() {
-                query.prefetch(first);
+            // The unvisited neighbours first, all prefetched, then scored: their cache misses
+            // overlap instead of queueing one by one.
+            let mut fresh = std::mem::take(&mut visited.fresh);
+            fresh.clear();
+            for &node in self.neighbours(candidate.node, 0) {
+                // Out of range only in a damaged viewed graph: skipped, never read.
+                if node < n && visited.insert(node) {
+                    query.prefetch(node);
+                    fresh.push(node);
+                }
             }
-            for (i, &node) in neighbours.iter().enumerate() {
-                if let Some(&next) = neighbours.get(i + 1) {
-                    query.prefetch(next);
-                }
-                if !visited.insert(node) {
-                    continue;
-                }
+            for &node in &fresh {
                 let distance = query.distance(node);
                 let bound = results.peek().map_or(f32::INFINITY, |worst| worst.distance);
                 if results.len() < ef || distance < bound {
@@ -334,6 +442,7 @@ impl FrozenHnsw {
                     }
                 }
             }
+            visited.fresh = fresh;
         }
         results.into_sorted_vec()
     }
@@ -343,6 +452,9 @@ impl FrozenHnsw {
         loop {
             let mut moved = false;
             for &node in self.neighbours(current.node, layer) {
+                if node as usize >= self.len() {
+                    continue;
+                }
                 let distance = query.distance(node);
                 if distance < current.distance {
                     current = Scored { distance, node };
@@ -369,56 +481,78 @@ impl FrozenHnsw {
             w.write_all(&value.to_le_bytes())?;
         }
         w.write_all(&self.levels)?;
+        w.write_all(&[0; 3][..padding(self.len())])?;
         for array in [&self.links0, &self.upper_start, &self.upper] {
             write_u32s(w, array)?;
         }
         Ok(())
     }
 
-    /// Reads a graph written by [`FrozenHnsw::write_to`], checking every length, level and link,
-    /// so a truncated or damaged file is an error rather than a wrong answer or a panic.
+    /// Reads a graph written by [`FrozenHnsw::write_to`] (or by version 1 of the format),
+    /// checking every length, level and link, so a truncated or damaged file is an error rather
+    /// than a wrong answer or a panic.
     pub fn read_from(r: &mut impl Read) -> io::Result<Self> {
-        let mut magic = [0u8; 8];
-        r.read_exact(&mut magic)?;
-        if &magic != MAGIC {
-            return Err(invalid("not a frozen HNSW graph (bad magic)"));
-        }
-        let mut header = [0u64; 6];
-        for value in &mut header {
-            let mut bytes = [0u8; 8];
-            r.read_exact(&mut bytes)?;
-            *value = u64::from_le_bytes(bytes);
-        }
-        let [m, ef_construction, max_layer, n, upper_len, entry] = header;
-        if m == 0 || m > 256 || max_layer == 0 || max_layer > 16 || n > u32::MAX as u64 || upper_len > u32::MAX as u64 {
-            return Err(invalid("frozen HNSW header out of range"));
-        }
-        let (m, n) = (m as usize, n as usize);
+        let mut head = [0u8; HEADER_BYTES];
+        r.read_exact(&mut head)?;
+        let header = Header::parse(&head)?;
+        let n = header.n;
         let mut levels = vec![0u8; n];
         r.read_exact(&mut levels)?;
-        let links0 = read_u32s(r, n * (1 + 2 * m))?;
+        if header.padded {
+            r.read_exact(&mut [0u8; 3][..padding(n)])?;
+        }
+        let links0 = read_u32s(r, n * (1 + 2 * header.m))?;
         let upper_start = read_u32s(r, n + 1)?;
-        let upper = read_u32s(r, upper_len as usize)?;
-        let entry = match entry {
-            u64::MAX => None,
-            e if (e as usize) < n => Some(e as u32),
-            _ => return Err(invalid("entry point outside the graph")),
-        };
-        let graph = FrozenHnsw {
-            max_nb_connection: m,
-            ef_construction: ef_construction as usize,
-            max_layer: max_layer as usize,
-            levels,
-            links0,
-            upper_start,
-            upper,
-            entry,
-        };
-        graph.check()?;
+        let upper = read_u32s(r, header.upper_len)?;
+        let graph = header.graph(
+            Array::Owned(levels),
+            Array::Owned(links0),
+            Array::Owned(upper_start),
+            Array::Owned(upper),
+        );
+        graph.check(true)?;
         Ok(graph)
     }
 
-    fn check(&self) -> io::Result<()> {
+    /// The graph written by [`FrozenHnsw::write_to`] at `start` in `bytes`, viewed in place
+    /// (copied where the format or the alignment does not allow it), and where it ends. Only
+    /// the header, levels and upper layers are checked, so opening reads a small part of a large
+    /// graph: layer-0 links are not, and a search skips any that a damaged file holds out of
+    /// range, so damage there can make a search less exact but never panics or reads outside
+    /// the graph.
+    pub fn view(bytes: &SharedBytes, start: usize) -> io::Result<(Self, usize)> {
+        let all = (**bytes).as_ref();
+        let head = all
+            .get(start..start + HEADER_BYTES)
+            .ok_or_else(|| invalid("frozen HNSW graph truncated in its header"))?;
+        let header = Header::parse(head)?;
+        let n = header.n;
+        let mut at = start + HEADER_BYTES;
+        let truncated = || invalid("frozen HNSW graph truncated");
+        let mut take = |len: usize, width: usize| {
+            let here = at;
+            at = len.checked_mul(width).and_then(|b| b.checked_add(here)).ok_or_else(truncated)?;
+            Ok::<usize, io::Error>(here)
+        };
+        let levels_at = take(n, 1)?;
+        if header.padded {
+            take(padding(n), 1)?;
+        }
+        let links0_at = take(n * (1 + 2 * header.m), 4)?;
+        let upper_start_at = take(n + 1, 4)?;
+        let upper_at = take(header.upper_len, 4)?;
+        let graph = header.graph(
+            Array::view(bytes, levels_at, n).ok_or_else(truncated)?,
+            Array::view(bytes, links0_at, n * (1 + 2 * header.m)).ok_or_else(truncated)?,
+            Array::view(bytes, upper_start_at, n + 1).ok_or_else(truncated)?,
+            Array::view(bytes, upper_at, header.upper_len).ok_or_else(truncated)?,
+        );
+        graph.check(false)?;
+        Ok((graph, at))
+    }
+
+    /// Checks levels, offsets and upper-layer links; layer-0 links too with `links0`.
+    fn check(&self, links0: bool) -> io::Result<()> {
         let n = self.len();
         if self.entry.is_none() != (n == 0) {
             return Err(invalid("entry point and node count disagree"));
@@ -432,13 +566,18 @@ impl FrozenHnsw {
             if self.upper_start[node + 1] as usize != start + level as usize * self.stride() {
                 return Err(invalid(format!("node {node}: upper-layer offsets disagree with its level")));
             }
-            for layer in 0..=level as usize {
+            let first = if links0 { 0 } else { 1 };
+            for layer in first..=level as usize {
                 let (row, slots) = if layer == 0 {
                     let s = node * self.stride0();
                     (&self.links0[s..s + self.stride0()], 2 * self.max_nb_connection)
                 } else {
                     let s = start + (layer - 1) * self.stride();
-                    (&self.upper[s..s + self.stride()], self.max_nb_connection)
+                    let row = self
+                        .upper
+                        .get(s..s + self.stride())
+                        .ok_or_else(|| invalid(format!("node {node}: upper-layer row past the links")))?;
+                    (row, self.max_nb_connection)
                 };
                 if row[0] as usize > slots || row[1..1 + row[0] as usize].iter().any(|&x| x as usize >= n) {
                     return Err(invalid(format!("node {node}: bad links in layer {layer}")));
@@ -453,6 +592,64 @@ impl FrozenHnsw {
             return Err(invalid("upper-layer offsets disagree with the links"));
         }
         Ok(())
+    }
+}
+
+/// Zero bytes after `n` levels, up to a 4-byte boundary (the header is 56 bytes).
+fn padding(n: usize) -> usize {
+    (4 - n % 4) % 4
+}
+
+/// The fixed-size start of a written graph.
+struct Header {
+    padded: bool,
+    m: usize,
+    ef_construction: usize,
+    max_layer: usize,
+    n: usize,
+    upper_len: usize,
+    entry: Option<u32>,
+}
+
+impl Header {
+    fn parse(head: &[u8]) -> io::Result<Self> {
+        let padded = match &head[..8] {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => return Err(invalid("not a frozen HNSW graph (bad magic)")),
+        };
+        let word = |i: usize| u64::from_le_bytes(head[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        let [m, ef_construction, max_layer, n, upper_len, entry] = [0, 1, 2, 3, 4, 5].map(word);
+        if m == 0 || m > 256 || max_layer == 0 || max_layer > 16 || n > u32::MAX as u64 || upper_len > u32::MAX as u64 {
+            return Err(invalid("frozen HNSW header out of range"));
+        }
+        let entry = match entry {
+            u64::MAX => None,
+            e if e < n => Some(e as u32),
+            _ => return Err(invalid("entry point outside the graph")),
+        };
+        Ok(Header {
+            padded,
+            m: m as usize,
+            ef_construction: ef_construction as usize,
+            max_layer: max_layer as usize,
+            n: n as usize,
+            upper_len: upper_len as usize,
+            entry,
+        })
+    }
+
+    fn graph(&self, levels: Array<u8>, links0: Array<u32>, upper_start: Array<u32>, upper: Array<u32>) -> FrozenHnsw {
+        FrozenHnsw {
+            max_nb_connection: self.m,
+            ef_construction: self.ef_construction,
+            max_layer: self.max_layer,
+            levels,
+            links0,
+            upper_start,
+            upper,
+            entry: self.entry,
+        }
     }
 }
 
