@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! cargo run --release --example synthetic-index -- --out DIR [--passages 1000000] [--dims 768]
-//!     [--clusters 50] [--seed 7] [--model DIR]
+//!     [--clusters 50] [--seed 7] [--model DIR] [--graph]
+//! ```
+//!
+//! `--graph` gives the index its search graph (as `themap index` would), for lookups at scale.
+//!
+//! ```text
 //! ```
 //!
 //! The index is stamped with the model in `--model` (default: the one `scripts/fetch-model.sh`
@@ -27,6 +32,7 @@ struct Args {
     clusters: usize,
     seed: u64,
     model: PathBuf,
+    graph: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prompt: Prompt::Document,
         dtypes: Vec::new(),
     };
-    let (index, labels) = synthetic::index(&shape, args.passages, model);
+    let (mut index, labels) = synthetic::index(&shape, args.passages, model);
+    if args.graph {
+        eprintln!("building the search graph of {} passages", index.passages.len());
+        index.compact(&themap::progress::Silent)?;
+    }
     store::save(&index, &store::lock(&args.out, false)?)?;
     let truth: String = labels.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(args.out.join("labels.txt"), truth)?;
@@ -66,6 +76,7 @@ fn parse() -> Result<Args, String> {
         model: std::env::var_os("THEMAP_MODEL").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/themap/models/embeddinggemma-300m")
         }),
+        graph: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +88,7 @@ fn parse() -> Result<Args, String> {
             "--clusters" => args.clusters = value()?.parse().map_err(|e| format!("--clusters: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--model" => args.model = PathBuf::from(value()?),
+            "--graph" => args.graph = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
