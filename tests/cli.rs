@@ -164,17 +164,34 @@ fn a_file_of_queries_answers_each_as_a_search_would() {
     let queries = ["dollar hegemony", "", "美国关税与最高法院", "人工智能泡沫"];
     let file = tmp.path().join("queries.txt");
     std::fs::write(&file, queries.join("\n") + "\n").unwrap();
-    let out = ok(&["search", "--queries", s(&file), "-k", "3", "--index", s(sample_index()), "--json"]);
+    let out = ok(&[
+        "search",
+        "--queries",
+        s(&file),
+        "-k",
+        "3",
+        "--index",
+        s(sample_index()),
+        "--json",
+    ]);
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let asked: Vec<&str> = queries.iter().copied().filter(|q| !q.is_empty()).collect();
     assert_eq!(lines.len(), asked.len());
     for (line, query) in lines.iter().zip(&asked) {
         assert_eq!(line["query"], *query);
-        let ids = |hits: &[Value]| hits.iter().map(|h| h["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let ids = |hits: &[Value]| {
+            hits.iter()
+                .map(|h| h["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(line["hits"].as_array().unwrap()), ids(&search(query, 3)), "{query}");
     }
     let text = ok(&["search", "--queries", s(&file), "-k", "1", "--index", s(sample_index())]);
-    assert_eq!(text.matches("\n== ").count() + usize::from(text.starts_with("== ")), asked.len(), "{text}");
+    assert_eq!(
+        text.matches("\n== ").count() + usize::from(text.starts_with("== ")),
+        asked.len(),
+        "{text}"
+    );
 
     std::fs::write(&file, "\n  \n").unwrap();
     let (code, err) = fails(&["search", "--queries", s(&file), "--index", s(sample_index())]);

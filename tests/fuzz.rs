@@ -1,6 +1,6 @@
 //! A short, seeded fuzz pass over reading and splitting, run with the tests (the coverage-guided
 //! one is `fuzz/`, cargo-fuzz on nightly): sample files, JSONL, UTF-16, GB18030 and front
-//! matter, mutated byte by byte, through the whole path from bytes to passages with the model's
+//! matter, web pages and feeds, mutated byte by byte, through the whole path from bytes to passages with the model's
 //! tokenizer. No input may panic or give a malformed passage. THEMAP_FUZZ_CASES sets the number
 //! of inputs (20,000 by default, about 20 s).
 
@@ -33,6 +33,17 @@ fn seeds() -> Vec<Vec<u8>> {
         gb18030.into_owned(),
         format!("---\ntitle: [unclosed\ndate: 2025-13-45\n---\n# 标题\n\n{short}").into_bytes(),
         Vec::new(),
+        format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>t</title><script>var a='<p>';</script></head>\
+             <body><nav><a href=/>首页</a></nav><article><h1>标题</h1><h2>一</h2><p>{short}</p><p>{short}</p></article>\
+             <footer>版权所有</footer></body></html>"
+        )
+        .into_bytes(),
+        format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>c</title><item><title>t</title>\
+             <pubDate>Mon, 03 Nov 2025 08:00:00 +0800</pubDate><description><![CDATA[<p>{short}</p>]]></description></item></channel></rss>"
+        )
+        .into_bytes(),
     ]
 }
 
@@ -88,7 +99,7 @@ fn reading_and_splitting_arbitrary_bytes_never_fails_badly() {
     let (mut read, mut refused) = (0, 0);
     for case in 0..cases {
         let input = mutate(&mut rng, seeds[case % seeds.len()].clone());
-        let path = Path::new(if rng.gen() { "doc.txt" } else { "doc.jsonl" });
+        let path = Path::new(["doc.txt", "doc.jsonl", "doc.html", "doc.rss"][rng.gen_range(0..4)]);
         let split = SplitOptions::with_max_tokens(rng.gen_range(16..300));
         match passages_of_bytes(path, &input, ReadOptions::default(), &split, &count) {
             Err(_) => refused += 1,

@@ -10,6 +10,7 @@ mod embed_golden;
 mod fuzz;
 mod hnsw;
 mod hostile;
+mod html;
 mod import;
 mod mapped;
 mod report;

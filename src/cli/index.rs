@@ -14,7 +14,8 @@ use super::{embed_options, model_dir, model_info, output, read_corpus, split_opt
 
 #[derive(Debug, Args)]
 pub struct IndexArgs {
-    /// Files and folders to index (.txt, .md, .jsonl; folders recursively).
+    /// Files and folders to index (.txt, .md, .jsonl, .html web pages, .rss/.atom/.xml feeds;
+    /// folders recursively).
     /// Default: the sources the index was last built from.
     paths: Vec<PathBuf>,
 

@@ -9,7 +9,8 @@ use super::{open_tokenizer, output, read_corpus, split_options, Reading};
 
 #[derive(Debug, Args)]
 pub struct PassagesArgs {
-    /// Files and folders to read (.txt, .md, .jsonl; folders recursively).
+    /// Files and folders to read (.txt, .md, .jsonl, .html web pages, .rss/.atom/.xml feeds;
+    /// folders recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
 

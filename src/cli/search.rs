@@ -146,5 +146,12 @@ fn read_queries(args: &SearchArgs) -> Result<Vec<String>> {
 pub fn similar(args: SimilarArgs) -> Result<()> {
     let index = MappedIndex::open(&args.at.index)?;
     let found = index.similar(&args.id, &args.lookup.limits(), args.other_docs, &args.lookup.filter())?;
-    output::hits(&mut std::io::stdout().lock(), &index.documents, &found, &args.id, args.json, false)
+    output::hits(
+        &mut std::io::stdout().lock(),
+        &index.documents,
+        &found,
+        &args.id,
+        args.json,
+        false,
+    )
 }

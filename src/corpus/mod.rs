@@ -4,6 +4,7 @@
 //! footers) and finds paragraphs, [`split`] cuts paragraphs into passages under a token budget.
 
 pub mod clean;
+pub mod html;
 pub mod read;
 pub mod records;
 pub mod split;
@@ -35,6 +36,13 @@ pub struct Metadata {
     pub people: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Who wrote it (a web page's byline or author metadata, a feed entry's author).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::string"
+    )]
+    pub author: Option<String>,
 }
 
 impl Metadata {
@@ -43,6 +51,7 @@ impl Metadata {
         self.title = self.title.take().or(other.title);
         self.date = self.date.take().or(other.date);
         self.source = self.source.take().or(other.source);
+        self.author = self.author.take().or(other.author);
         if self.tags.is_empty() {
             self.tags = other.tags;
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 use serde::Deserialize;
 
-use super::Document;
+use super::{html, Document};
 use crate::error::{Error, Result};
 
 /// How files are read.
@@ -23,7 +23,9 @@ pub struct Skipped {
 }
 
 /// Extensions read when walking a folder. A file named explicitly is read whatever its extension.
-const TEXT_EXTENSIONS: [&str; 4] = ["txt", "md", "markdown", "jsonl"];
+const TEXT_EXTENSIONS: [&str; 10] = [
+    "txt", "md", "markdown", "jsonl", "html", "htm", "xhtml", "rss", "atom", "xml",
+];
 
 /// Reads every document under `paths`. A path that does not exist is an error; a file that
 /// cannot be read as text is skipped and reported.
@@ -90,6 +92,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Reads one file into documents (one, or one per line for JSONL). `Err` is the reason to skip it.
 /// What was repaired or passed over inside the file is in the documents' `notes`.
 pub fn read_file(path: &Path, id: &str, options: ReadOptions) -> std::result::Result<Vec<Document>, String> {
+    // A huge page or feed is refused before it is read: memory stays bounded.
+    let size = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?.len();
+    if let Some(reason) = html::too_large(path, size) {
+        return Err(reason);
+    }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     read_bytes(path, id, &bytes, options)
 }
@@ -102,9 +109,19 @@ pub fn read_bytes(
     bytes: &[u8],
     options: ReadOptions,
 ) -> std::result::Result<Vec<Document>, String> {
-    let decoded = decode(bytes, options.encoding)?;
+    if html::is_feed(path) {
+        return html::read_feed(path, id, bytes);
+    }
+    let page = html::is_page(path);
+    let decoded = match page {
+        true => html::decode_page(bytes, options)?,
+        false => decode(bytes, options.encoding)?,
+    };
     if decoded.text.trim().is_empty() {
         return Err("empty file".into());
+    }
+    if page || html::looks_like_html(&decoded.text) {
+        return Ok(vec![html::page_document(path, id, decoded)?]);
     }
     let is_jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
     let mut documents = if is_jsonl {

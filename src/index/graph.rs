@@ -171,7 +171,9 @@ impl SearchGraph {
     pub fn view(bytes: &SharedBytes, params: HnswParams, passages: usize) -> std::io::Result<Self> {
         let (hnsw, at) = HnswGraph::view(bytes, 0, params)?;
         let all = (**bytes).as_ref();
-        let table = all.get(at..at + 4 * hnsw.len()).ok_or_else(|| invalid("graph truncated in its passage table"))?;
+        let table = all
+            .get(at..at + 4 * hnsw.len())
+            .ok_or_else(|| invalid("graph truncated in its passage table"))?;
         let footer = all
             .get(at + table.len()..)
             .and_then(|f| <[u8; 8]>::try_from(f).ok())

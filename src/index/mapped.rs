@@ -64,8 +64,20 @@ impl MappedIndex {
     pub fn open(dir: &Path) -> Result<Self> {
         let manifest = store::read_manifest(dir)?;
         let Some(rows_entry) = manifest.files.rows.clone() else {
-            tracing::info!("{} has no row table (an index from an older themap): reading it whole; `themap index` adds one", dir.display());
-            return Ok(Self::loaded(dir, store::load_parts(dir, Parts { graph: true, clustering_vectors: false })?));
+            tracing::info!(
+                "{} has no row table (an index from an older themap): reading it whole; `themap index` adds one",
+                dir.display()
+            );
+            return Ok(Self::loaded(
+                dir,
+                store::load_parts(
+                    dir,
+                    Parts {
+                        graph: true,
+                        clustering_vectors: false,
+                    },
+                )?,
+            ));
         };
         let documents = store::read_documents(dir, &manifest)?;
         let (dims, passages) = (manifest.model.dims, manifest.passages);
@@ -73,15 +85,18 @@ impl MappedIndex {
         let vectors_path = dir.join(&manifest.files.vectors.name);
         let vector_bytes = map(dir, &manifest.files.vectors)?;
         let vectors = view_vectors(&vector_bytes, passages, dims).map_err(|reason| corrupt(&vectors_path, reason))?;
-        let table = RowTable::view(map(dir, &rows_entry)?, passages).map_err(|reason| corrupt(&dir.join(&rows_entry.name), reason))?;
+        let table = RowTable::view(map(dir, &rows_entry)?, passages)
+            .map_err(|reason| corrupt(&dir.join(&rows_entry.name), reason))?;
         let lines = map(dir, &manifest.files.passages)?;
         let graph = match &manifest.graph {
             Some(entry) if entry.layout >= 2 => {
                 let bytes = map(dir, &entry.file)?;
-                Some(SearchGraph::view(&bytes, entry.params, passages).map_err(|e| Error::GraphCorrupt {
-                    path: dir.join(&entry.file.name),
-                    reason: e.to_string(),
-                })?)
+                Some(
+                    SearchGraph::view(&bytes, entry.params, passages).map_err(|e| Error::GraphCorrupt {
+                        path: dir.join(&entry.file.name),
+                        reason: e.to_string(),
+                    })?,
+                )
             }
             Some(entry) => Some(store::read_graph(dir, entry, passages)?),
             None => None,
@@ -145,14 +160,18 @@ impl MappedIndex {
                 self.dims
             )));
         }
-        let hits = self.ranking().ranked(query, limits, filter, |_| true, |hits| self.check_vectors(hits))?;
+        let hits = self
+            .ranking()
+            .ranked(query, limits, filter, |_| true, |hits| self.check_vectors(hits))?;
         self.found(&hits)
     }
 
     /// The `k` passages nearest to passage `id`, itself excluded; with `other_docs`, only
     /// passages from other documents.
     pub fn similar(&self, id: &str, limits: &Limits, other_docs: bool, filter: &Filter) -> Result<Vec<Found>> {
-        let row = self.position(id)?.ok_or_else(|| Error::UnknownPassage { id: id.to_string() })?;
+        let row = self
+            .position(id)?
+            .ok_or_else(|| Error::UnknownPassage { id: id.to_string() })?;
         self.check_vectors(&[Hit { row, score: 0.0 }])?;
         let document = self.document_of(row);
         let vectors = self.vectors();
@@ -195,7 +214,10 @@ impl MappedIndex {
 
     /// Checks the vectors of `hits` (every vector a search scored) against the row table.
     fn check_vectors(&self, hits: &[Hit]) -> Result<()> {
-        let Passages::Mapped { table, vectors_path, .. } = &self.passages else {
+        let Passages::Mapped {
+            table, vectors_path, ..
+        } = &self.passages
+        else {
             return Ok(());
         };
         let vectors = self.vectors();
@@ -215,7 +237,12 @@ impl MappedIndex {
     pub fn passage(&self, row: usize) -> Result<PassageRecord> {
         let (table, lines, path) = match &self.passages {
             Passages::Loaded(records) => return Ok(records[row].clone()),
-            Passages::Mapped { table, lines, lines_path, .. } => (table, (**lines).as_ref(), lines_path),
+            Passages::Mapped {
+                table,
+                lines,
+                lines_path,
+                ..
+            } => (table, (**lines).as_ref(), lines_path),
         };
         let entry = table.entry(row);
         let end = table.line_end(row, lines.len() as u64);
@@ -246,7 +273,9 @@ impl MappedIndex {
             return Ok(None);
         };
         let first_row: usize = self.documents[..document].iter().map(|d| d.passages).sum();
-        let guess = (first_row + number).checked_sub(1).filter(|&row| number > 0 && row < self.len());
+        let guess = (first_row + number)
+            .checked_sub(1)
+            .filter(|&row| number > 0 && row < self.len());
         if let Some(row) = guess {
             if self.passage(row)?.passage.id == id {
                 return Ok(Some(row));
@@ -285,7 +314,10 @@ fn map(dir: &Path, entry: &FileEntry) -> Result<SharedBytes> {
     let file = File::open(&path).map_err(Error::io(&path))?;
     let bytes = file.metadata().map_err(Error::io(&path))?.len();
     if bytes != entry.bytes {
-        return Err(corrupt(&path, format!("it is {bytes} bytes, the manifest expects {}", entry.bytes)));
+        return Err(corrupt(
+            &path,
+            format!("it is {bytes} bytes, the manifest expects {}", entry.bytes),
+        ));
     }
     // SAFETY: themap writes a data file once, under a new name, and never changes it in place
     // (see `store`); a file changed by something else while mapped gives bytes that the checks
@@ -311,7 +343,11 @@ fn view_vectors(bytes: &SharedBytes, rows: usize, dims: usize) -> std::result::R
     }
     let start = all.len() - reader.len();
     if reader.len() != 4 * rows * dims {
-        return Err(format!("{} bytes of vectors, {rows}×{dims} need {}", reader.len(), 4 * rows * dims));
+        return Err(format!(
+            "{} bytes of vectors, {rows}×{dims} need {}",
+            reader.len(),
+            4 * rows * dims
+        ));
     }
     Array::view(bytes, start, rows * dims).ok_or_else(|| "truncated".to_string())
 }

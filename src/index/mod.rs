@@ -293,7 +293,10 @@ fn check_filter(documents: &[DocumentRecord], filter: &Filter) -> Result<()> {
         }
     }
     for tag in &filter.tags {
-        if !documents.iter().any(|d| d.meta.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))) {
+        if !documents
+            .iter()
+            .any(|d| d.meta.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+        {
             let mut known: Vec<&str> = documents
                 .iter()
                 .flat_map(|d| d.meta.tags.iter().map(String::as_str))

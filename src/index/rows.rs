@@ -84,7 +84,10 @@ impl RowTable {
         }
         let count = u64::from_le_bytes(all[8..16].try_into().expect("8 bytes"));
         if count != rows as u64 || all.len() != HEAD + ENTRY * rows {
-            return Err(format!("it describes {count} rows in {} bytes, the index has {rows}", all.len()));
+            return Err(format!(
+                "it describes {count} rows in {} bytes, the index has {rows}",
+                all.len()
+            ));
         }
         Ok(Self { bytes, rows })
     }

@@ -184,8 +184,12 @@ pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
         for (record, vector) in index.passages.iter().zip(index.vectors.outer_iter()) {
             line.clear();
             serde_json::to_writer(&mut line, record).map_err(std::io::Error::other)?;
-            let document = document_numbers.get(record.passage.doc_id.as_str()).map_or(u32::MAX, |&d| d as u32);
-            let vector = vector.as_slice().map_or_else(|| vector.to_vec().into(), std::borrow::Cow::from);
+            let document = document_numbers
+                .get(record.passage.doc_id.as_str())
+                .map_or(u32::MAX, |&d| d as u32);
+            let vector = vector
+                .as_slice()
+                .map_or_else(|| vector.to_vec().into(), std::borrow::Cow::from);
             row_entries.push(rows::RowEntry::new(offset, &line, &vector, document));
             line.push(b'\n');
             w.write_all(&line)?;
@@ -392,7 +396,8 @@ pub(super) fn read_documents(dir: &Path, manifest: &Manifest) -> Result<Vec<Docu
 
 pub(super) fn read_graph(dir: &Path, entry: &GraphEntry, passages: usize) -> Result<SearchGraph> {
     read_data(dir, &entry.file, |r| {
-        let graph = SearchGraph::read_from(&mut { r }, entry.params, passages, entry.layout).map_err(|e| e.to_string())?;
+        let graph =
+            SearchGraph::read_from(&mut { r }, entry.params, passages, entry.layout).map_err(|e| e.to_string())?;
         match graph.nodes() == entry.nodes {
             true => Ok(graph),
             false => Err(format!("{} nodes, the manifest says {}", graph.nodes(), entry.nodes)),
