@@ -37,7 +37,6 @@ pub struct Found {
 
 /// An index opened for lookups. See the module docs.
 pub struct MappedIndex {
-    dir: PathBuf,
     pub model: ModelInfo,
     pub documents: Vec<DocumentRecord>,
     document_numbers: HashMap<String, usize>,
@@ -68,16 +67,13 @@ impl MappedIndex {
                 "{} has no row table (an index from an older themap): reading it whole; `themap index` adds one",
                 dir.display()
             );
-            return Ok(Self::loaded(
+            return Ok(Self::loaded(store::load_parts(
                 dir,
-                store::load_parts(
-                    dir,
-                    Parts {
-                        graph: true,
-                        clustering_vectors: false,
-                    },
-                )?,
-            ));
+                Parts {
+                    graph: true,
+                    clustering_vectors: false,
+                },
+            )?));
         };
         let documents = store::read_documents(dir, &manifest)?;
         let (dims, passages) = (manifest.model.dims, manifest.passages);
@@ -90,19 +86,20 @@ impl MappedIndex {
         let lines = map(dir, &manifest.files.passages)?;
         let graph = match &manifest.graph {
             Some(entry) if entry.layout >= 2 => {
-                let bytes = map(dir, &entry.file)?;
-                Some(
-                    SearchGraph::view(&bytes, entry.params, passages).map_err(|e| Error::GraphCorrupt {
-                        path: dir.join(&entry.file.name),
-                        reason: e.to_string(),
-                    })?,
-                )
+                let damaged = |reason: String| Error::GraphCorrupt {
+                    path: dir.join(&entry.file.name),
+                    reason,
+                };
+                let bytes = map(dir, &entry.file).map_err(|e| match e {
+                    Error::IndexCorrupt { reason, .. } => damaged(reason),
+                    other => other,
+                })?;
+                Some(SearchGraph::view(&bytes, entry.params, passages).map_err(|e| damaged(e.to_string()))?)
             }
             Some(entry) => Some(store::read_graph(dir, entry, passages)?),
             None => None,
         };
         Ok(Self {
-            dir: dir.to_path_buf(),
             model: manifest.model,
             document_numbers: numbers(&documents),
             documents,
@@ -118,11 +115,10 @@ impl MappedIndex {
         })
     }
 
-    fn loaded(dir: &Path, index: super::Index) -> Self {
+    fn loaded(index: super::Index) -> Self {
         let dims = index.model.dims;
         let (vectors, _) = index.vectors.into_raw_vec_and_offset();
         Self {
-            dir: dir.to_path_buf(),
             model: index.model,
             document_numbers: numbers(&index.documents),
             documents: index.documents,
@@ -131,10 +127,6 @@ impl MappedIndex {
             graph: index.graph,
             passages: Passages::Loaded(index.passages),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Number of passages.
