@@ -74,10 +74,18 @@ pub fn search(args: SearchArgs, quiet: bool) -> Result<()> {
     let model = load_model(args.at.model.as_deref(), Some(index.model.dims), &Compute::default())?;
     store::check_model(&index.model, &model_info(model.tokenizer(), None), &args.at.index)?;
     let loaded = started.elapsed().as_secs_f64() - opened;
-    tracing::info!("opened the index in {opened:.3} s, loaded the model in {loaded:.3} s");
+    tracing::debug!("opened the index in {opened:.3} s, loaded the model in {loaded:.3} s");
 
+    // Progress only for a file of queries: one query needs none.
     let batch = args.queries.is_some();
-    let progress = CliProgress::new(quiet || !batch);
+    let bar;
+    let progress: &dyn Progress = match batch {
+        true => {
+            bar = CliProgress::new(quiet);
+            &bar
+        }
+        false => &themap::Silent,
+    };
     progress.start("searching", queries.len() as u64, "queries");
     let mut out = std::io::stdout().lock();
     for chunk in queries.chunks(QUERY_CHUNK) {
@@ -100,7 +108,7 @@ pub fn search(args: SearchArgs, quiet: bool) -> Result<()> {
             output::hits(&mut out, &index.documents, &found, query, args.json, batch)?;
         }
         progress.advance(chunk.len() as u64, 0);
-        tracing::info!(
+        tracing::debug!(
             "embedded {} queries in {embedded:.3} s, searched in {:.3} s",
             chunk.len(),
             searched.elapsed().as_secs_f64()
