@@ -137,33 +137,25 @@ pub fn extract(html: &str) -> Result<Page, String> {
         return Err("no article found in the page (a few words at most: menus or links)".into());
     }
     let document = dom_query::Document::from(html);
-    let meta_content = |selector: &str| {
+    // The non-empty values of `attribute` on the elements `selector` finds, in page order.
+    let values = |selector: &str, attribute: &str| -> Vec<String> {
         document
             .select(selector)
             .iter()
-            .filter_map(|m| m.attr("content").map(|c| c.trim().to_string()))
-            .find(|c| !c.is_empty())
+            .filter_map(|e| e.attr(attribute).map(|v| v.trim().to_string()))
+            .filter(|v| !v.is_empty())
+            .collect()
     };
+    let first = |selector: &str, attribute: &str| values(selector, attribute).into_iter().next();
     let date = article
         .published_time
         .clone()
-        .or_else(|| meta_content(r#"meta[property="article:published_time"], meta[name="pubdate"], meta[name="date"], meta[itemprop="datePublished"]"#))
-        .or_else(|| {
-            document
-                .select("time[datetime]")
-                .iter()
-                .filter_map(|t| t.attr("datetime").map(|d| d.to_string()))
-                .next()
-        })
+        .or_else(|| first(r#"meta[property="article:published_time"], meta[name="pubdate"], meta[name="date"], meta[itemprop="datePublished"]"#, "content"))
+        .or_else(|| first("time[datetime]", "datetime"))
         .and_then(|d| iso_date(&d));
-    let mut tags: Vec<String> = document
-        .select(r#"meta[property="article:tag"]"#)
-        .iter()
-        .filter_map(|m| m.attr("content").map(|c| c.trim().to_string()))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let mut tags = values(r#"meta[property="article:tag"]"#, "content");
     if tags.is_empty() {
-        if let Some(keywords) = meta_content(r#"meta[name="keywords"]"#) {
+        if let Some(keywords) = first(r#"meta[name="keywords"]"#, "content") {
             tags = keywords
                 .split([',', '，', '、', ';'])
                 .map(|t| t.trim().to_string())
@@ -171,12 +163,8 @@ pub fn extract(html: &str) -> Result<Page, String> {
                 .collect();
         }
     }
-    let source = document
-        .select(r#"link[rel="canonical"]"#)
-        .iter()
-        .filter_map(|l| l.attr("href").map(|h| h.to_string()))
-        .next()
-        .or_else(|| meta_content(r#"meta[property="og:url"]"#))
+    let source = first(r#"link[rel="canonical"]"#, "href")
+        .or_else(|| first(r#"meta[property="og:url"]"#, "content"))
         .or(article.url.clone());
     let title = Some(article.title.trim().to_string()).filter(|t| !t.is_empty());
     Ok(Page {

@@ -145,13 +145,6 @@ impl MappedIndex {
     /// The `k` passages most similar to the unit vector `query` among those `filter` accepts,
     /// best first.
     pub fn search(&self, query: ArrayView1<f32>, limits: &Limits, filter: &Filter) -> Result<Vec<Found>> {
-        if query.len() != self.dims {
-            return Err(Error::InvalidArgument(format!(
-                "query vector has {} dimensions, the index has {}",
-                query.len(),
-                self.dims
-            )));
-        }
         let hits = self
             .ranking()
             .ranked(query, limits, filter, |_| true, |hits| self.check_vectors(hits))?;

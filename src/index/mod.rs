@@ -337,6 +337,13 @@ impl Ranking<'_> {
         keep: impl Fn(usize) -> bool,
         check: impl Fn(&[Hit]) -> Result<()>,
     ) -> Result<Vec<Hit>> {
+        if query.len() != self.vectors.ncols() {
+            return Err(Error::InvalidArgument(format!(
+                "query vector has {} dimensions, the index has {}",
+                query.len(),
+                self.vectors.ncols()
+            )));
+        }
         check_filter(self.documents, filter)?;
         let accepted: Vec<bool> = self.documents.iter().map(|d| filter.accepts(d)).collect();
         let allowed = |row: usize| accepted.get((self.document_of)(row)).copied().unwrap_or(false) && keep(row);
@@ -519,13 +526,6 @@ impl Index {
     /// The `k` passages most similar to the unit vector `query` among those `filter` accepts,
     /// best first.
     pub fn search(&self, query: ArrayView1<f32>, limits: &Limits, filter: &Filter) -> Result<Vec<Hit>> {
-        if query.len() != self.model.dims {
-            return Err(Error::InvalidArgument(format!(
-                "query vector has {} dimensions, the index has {}",
-                query.len(),
-                self.model.dims
-            )));
-        }
         self.ranked(query, limits, filter, |_| true)
     }
 
