@@ -171,9 +171,24 @@ fn damage_to_what_an_answer_uses_is_an_error_naming_the_file() {
     );
     std::fs::write(&passages, &text).unwrap();
 
-    // The row table cut short, and the graph's node → passage table changed.
+    // The document number of a passage returned (what filters go by).
     let rows = data_file(tmp.path(), "/files/rows/name");
     let table = std::fs::read(&rows).unwrap();
+    let mut changed = table.clone();
+    let at = 16 + 32 * 5 + 24;
+    changed[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+    std::fs::write(&rows, &changed).unwrap();
+    let mapped = MappedIndex::open(tmp.path()).unwrap();
+    let err = mapped
+        .search(index.vectors.row(5), &limits(1, None, true), &Filter::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexCorrupt { path, reason } if path == &rows && reason.contains("document")),
+        "{err}"
+    );
+    std::fs::write(&rows, &table).unwrap();
+
+    // The row table cut short, and the graph's node → passage table changed.
     std::fs::write(&rows, &table[..table.len() - 32]).unwrap();
     let err = MappedIndex::open(tmp.path()).err().unwrap();
     assert!(

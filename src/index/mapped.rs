@@ -53,6 +53,7 @@ enum Passages {
         lines: SharedBytes,
         lines_path: PathBuf,
         vectors_path: PathBuf,
+        table_path: PathBuf,
     },
     /// An index without a row table, read and checked whole.
     Loaded(Vec<PassageRecord>),
@@ -111,6 +112,7 @@ impl MappedIndex {
                 lines,
                 lines_path: dir.join(&manifest.files.passages.name),
                 vectors_path,
+                table_path: dir.join(&rows_entry.name),
             },
         })
     }
@@ -279,9 +281,20 @@ impl MappedIndex {
         hits.iter()
             .map(|hit| {
                 let passage = self.passage(hit.row)?;
+                let document = self.document_numbers.get(passage.passage.doc_id.as_str()).copied();
+                // The filter chose this row by the table's document number: it must be the
+                // passage's own, or a damaged table entry let a passage through a filter.
+                if let Passages::Mapped { table_path, .. } = &self.passages {
+                    if document != Some(self.document_of(hit.row)) {
+                        return Err(corrupt(
+                            table_path,
+                            format!("the document of passage row {} does not match its line", hit.row),
+                        ));
+                    }
+                }
                 Ok(Found {
                     score: hit.score,
-                    document: self.document_numbers.get(passage.passage.doc_id.as_str()).copied(),
+                    document,
                     passage,
                 })
             })
