@@ -8,6 +8,7 @@
 //!     [--ef-construction 200] [--also-ef-construction 100,64] [--efs 16,32,64,128,256] [--precision i8,f32]
 //!     [--rerank 0,2,3]   (f32 re-rank depth of the i8 walk, in multiples of k; 0: all ef candidates)
 //!     [--hnsw-rs-search] [--vectors FILE.npy [--query-vectors FILE.npy]] [--out DIR]
+//!     [--graph-cache DIR]   (keep built graphs there and reuse them: for trying search changes)
 //! ```
 //!
 //! Under `cargo test --benches` it runs a small configuration and asserts recall, as a smoke test.
@@ -47,6 +48,8 @@ struct Config {
     /// Queries of their own (e.g. held-out texts embedded with the query prompt) for `vectors`.
     query_vectors: Option<PathBuf>,
     out: Option<PathBuf>,
+    /// Reuse graphs built by an earlier run with the same vectors and parameters (kept here).
+    graph_cache: Option<PathBuf>,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             vectors: None,
             query_vectors: None,
             out: None,
+            graph_cache: None,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -101,6 +105,7 @@ impl Config {
                 "--vectors" => config.vectors = Some(value.into()),
                 "--query-vectors" => config.query_vectors = Some(value.into()),
                 "--out" => config.out = Some(value.into()),
+                "--graph-cache" => config.graph_cache = Some(value.into()),
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
@@ -366,9 +371,7 @@ fn graph_rows(
         precision,
         ..HnswParams::default()
     };
-    let started = Instant::now();
-    let graph = HnswGraph::build(base, params, &Silent).expect("build");
-    let build_s = started.elapsed().as_secs_f64();
+    let (graph, build_s) = built_graph(config, params, base);
     // The re-rank reads the f32 vectors, so they count as part of an i8 index.
     let memory = graph.memory_bytes() + if graph.exact() { 0 } else { 4 * base.len() };
     let reranks = if graph.exact() { &[0][..] } else { &config.reranks };
@@ -406,6 +409,36 @@ fn graph_rows(
             }
         })
         .collect()
+}
+
+/// The graph for `params`, built (and its build time), or read from `--graph-cache` with the
+/// build time of the run that wrote it.
+fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (HnswGraph, f64) {
+    let cached = config.graph_cache.as_ref().map(|dir| {
+        let (n, dims) = base.dim();
+        let name = format!(
+            "{n}x{dims}-seed{}-{:?}-m{}-efc{}",
+            config.seed, params.precision, params.m, params.ef_construction
+        );
+        (dir.join(format!("{name}.graph")), dir.join(format!("{name}.build_s")))
+    });
+    if let Some((graph, build_s)) = &cached {
+        if let (Ok(file), Ok(seconds)) = (std::fs::File::open(graph), std::fs::read_to_string(build_s)) {
+            let graph = HnswGraph::read_from(&mut std::io::BufReader::new(file), params).expect("read the cached graph");
+            println!("graph read from the cache (built in {} s)", seconds.trim());
+            return (graph, seconds.trim().parse().expect("a build time"));
+        }
+    }
+    let started = Instant::now();
+    let graph = HnswGraph::build(base, params, &Silent).expect("build");
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some((path, build_s)) = &cached {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        graph.write_to(&mut file).unwrap();
+        std::fs::write(build_s, seconds.to_string()).unwrap();
+    }
+    (graph, seconds)
 }
 
 /// hnsw_rs's own search on its own structure (patched crate, f32, anndists DistDot): the

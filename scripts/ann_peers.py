@@ -5,7 +5,7 @@ table with themap's rows (DIR/themap.json) and the ratios to hnswlib. hnswlib al
 each extra ef_construction themap was measured with (--also-ef-construction), so a cheaper
 build is compared with the same cheaper build.
 
-usage: ann_peers.py DIR [--engines hnswlib,faiss,usearch]
+usage: ann_peers.py DIR [--engines hnswlib,faiss,usearch] [--index-cache DIR]
 """
 import argparse
 import json
@@ -82,18 +82,23 @@ def faiss_engine(base, m, efc, threads):
     return "faiss-cpu IndexHNSWFlat", search
 
 
-def faiss_sq_engine(base, m, efc, threads):
+def faiss_sq_engine(base, m, efc, threads, cache=None):
     """themap's design in faiss: an 8-bit scalar-quantized HNSW walk, then an exact f32 re-rank
     of K_FACTOR * k candidates (IndexRefineFlat)."""
     import faiss
 
     faiss.omp_set_num_threads(threads)
-    hnsw = faiss.IndexHNSWSQ(base.shape[1], faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = efc
-    index = faiss.IndexRefineFlat(hnsw)
-    index.k_factor = K_FACTOR
-    index.train(base)
-    index.add(base)
+    if cache and os.path.exists(cache):
+        index = faiss.downcast_index(faiss.read_index(cache))
+    else:
+        hnsw = faiss.IndexHNSWSQ(base.shape[1], faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = efc
+        index = faiss.IndexRefineFlat(hnsw)
+        index.k_factor = K_FACTOR
+        index.train(base)
+        index.add(base)
+        if cache:
+            faiss.write_index(index, cache)
 
     def search(ef):
         def run(q, t):
@@ -143,6 +148,10 @@ def main():
     parser.add_argument("dir")
     parser.add_argument("--engines", default="hnswlib,faiss,faiss-sq,usearch")
     parser.add_argument("--print", action="store_true", help="print the table of DIR/all.json again, running nothing")
+    parser.add_argument(
+        "--index-cache",
+        help="keep faiss-sq's built index here and reuse it (the build time shown is then that of the run that built it)",
+    )
     args = parser.parse_args()
     if args.print:
         everything = json.load(open(os.path.join(args.dir, "all.json")))
@@ -161,9 +170,20 @@ def main():
     for name, efc in runs:
         before = rss_mib()
         start = time.perf_counter()
-        label, search_at = ENGINES[name](base, meta["m"], efc, threads)
+        cache = None
+        if args.index_cache and name == "faiss-sq":
+            n, dims = base.shape
+            cache = os.path.join(args.index_cache, f"faiss-sq-{n}x{dims}-m{meta['m']}-efc{efc}.index")
+            label, search_at = ENGINES[name](base, meta["m"], efc, threads, cache)
+        else:
+            label, search_at = ENGINES[name](base, meta["m"], efc, threads)
         build = time.perf_counter() - start
         memory = rss_mib() - before
+        if cache:
+            if os.path.exists(cache + ".build_s"):
+                build = float(open(cache + ".build_s").read())
+            else:
+                open(cache + ".build_s", "w").write(str(build))
         sweep = []
         for ef in efs:
             search = search_at(ef)

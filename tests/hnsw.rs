@@ -70,6 +70,24 @@ fn recall_at_10_against_exact_search() {
 }
 
 #[test]
+fn each_search_starts_with_nothing_seen() {
+    // One thread's searches share their "seen" marks, cleared between searches: a mark left
+    // behind would hide nodes from the next search, here of the same graph and of another
+    // of a different size.
+    let (vectors, queries) = data(3000, 64);
+    let large = HnswGraph::build(vectors.view(), params(Precision::I8), &Silent).unwrap();
+    let small = HnswGraph::build(vectors.slice(s![..500, ..]), params(Precision::I8), &Silent).unwrap();
+    let query = queries.row(0).to_vec();
+    let first = large.search(&query, 64, None);
+    assert_eq!(first.len(), 64);
+    for _ in 0..3 {
+        let other = small.search(&queries.row(1).to_vec(), 64, None);
+        assert_eq!(other.len(), 64);
+        assert_eq!(large.search(&query, 64, None), first);
+    }
+}
+
+#[test]
 fn dump_and_reload_give_identical_results() {
     let (vectors, queries) = data(3000, 64);
     for precision in [Precision::I8, Precision::F32] {

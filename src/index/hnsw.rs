@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use hnsw_rs::anndists::dist::distances::Distance;
-use hnsw_rs::frozen::{Array, FrozenHnsw, NodeDistance, Scored, SharedBytes, Visited};
+use hnsw_rs::frozen::{advise_huge_pages, huge_zeroed, Array, FrozenHnsw, NodeDistance, Scored, SharedBytes, Visited};
 use hnsw_rs::hnsw::Hnsw;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
@@ -139,6 +139,7 @@ impl HnswGraph {
             Precision::I8 => {
                 let scale = quantize::scale_for(&flat);
                 let mut codes = Vec::with_capacity(flat.len());
+                advise_huge_pages(codes.spare_capacity_mut());
                 quantize::encode(&flat, scale, &mut codes);
                 Store::I8 {
                     codes: Array::Owned(codes),
@@ -290,7 +291,7 @@ impl HnswGraph {
         r.read_exact(&mut head)?;
         let (dims, scale, values) = store_header(&head, graph.len())?;
         let width = if params.precision == Precision::I8 { 1 } else { 4 };
-        let mut bytes = vec![0u8; width * values];
+        let mut bytes = huge_zeroed::<u8>(width * values);
         r.read_exact(&mut bytes)?;
         let bytes: SharedBytes = std::sync::Arc::new(bytes);
         let store = store_view(&bytes, 0, values, params.precision, scale).expect("read exactly");
@@ -383,9 +384,12 @@ where
     FrozenHnsw::from_hnsw(&hnsw).map_err(|e| Error::InvalidArgument(format!("HNSW graph: {e}")))
 }
 
-/// Row-major copy of `vectors` (a view may be strided).
+/// Row-major copy of `vectors` (a view may be strided), in memory that asks for huge pages.
 fn contiguous(vectors: ArrayView2<f32>) -> Vec<f32> {
-    vectors.iter().copied().collect()
+    let mut flat = Vec::with_capacity(vectors.len());
+    advise_huge_pages(flat.spare_capacity_mut());
+    flat.extend(vectors.iter().copied());
+    flat
 }
 
 fn i8_as_bytes(codes: &[i8]) -> &[u8] {
