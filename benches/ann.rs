@@ -424,7 +424,8 @@ fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (H
     });
     if let Some((graph, build_s)) = &cached {
         if let (Ok(file), Ok(seconds)) = (std::fs::File::open(graph), std::fs::read_to_string(build_s)) {
-            let graph = HnswGraph::read_from(&mut std::io::BufReader::new(file), params).expect("read the cached graph");
+            let graph =
+                HnswGraph::read_from(&mut std::io::BufReader::new(file), params).expect("read the cached graph");
             println!("graph read from the cache (built in {} s)", seconds.trim());
             return (graph, seconds.trim().parse().expect("a build time"));
         }
