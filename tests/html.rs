@@ -115,20 +115,21 @@ fn page_metadata_structure_and_encodings_are_kept() {
     );
 
     // Big5 and GB18030 from <meta charset>; the date from JSON-LD, and from <time> alone.
-    let big5 = doc("news-dollar-big5");
-    assert_eq!(big5.encoding, "Big5");
-    assert_eq!(big5.meta.date.as_deref(), Some("2025-11-03"));
-    assert!(corpus
-        .passages
-        .iter()
-        .any(|p| p.doc_id == big5.id && p.text.contains("美債")));
-    let gb = doc("blog-power-gb18030");
-    assert_eq!(gb.encoding, "gb18030");
-    assert_eq!(gb.meta.date.as_deref(), Some("2025-12-09"));
-    assert!(corpus
-        .passages
-        .iter()
-        .any(|p| p.doc_id == gb.id && p.text.contains("停電")));
+    for (name, encoding, date, word) in [
+        ("news-dollar-big5", "Big5", "2025-11-03", "美債"),
+        ("blog-power-gb18030", "gb18030", "2025-12-09", "停電"),
+    ] {
+        let page = doc(name);
+        assert_eq!(page.encoding, encoding, "{name}");
+        assert_eq!(page.meta.date.as_deref(), Some(date), "{name}");
+        assert!(
+            corpus
+                .passages
+                .iter()
+                .any(|p| p.doc_id == page.id && p.text.contains(word)),
+            "{name}: no passage holds {word}"
+        );
+    }
 }
 
 #[test]
