@@ -412,17 +412,22 @@ fn graph_rows(
 }
 
 /// The graph for `params`, built (and its build time), or read from `--graph-cache` with the
-/// build time of the run that wrote it.
+/// build time of the run that wrote it. The file name holds a fingerprint of the vectors, so
+/// other vectors of the same shape never reuse it.
 fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (HnswGraph, f64) {
     let cached = config.graph_cache.as_ref().map(|dir| {
         let (n, dims) = base.dim();
         let name = format!(
-            "{n}x{dims}-seed{}-{:?}-m{}-efc{}",
-            config.seed, params.precision, params.m, params.ef_construction
+            "{n}x{dims}-{:016x}-{:?}-m{}-efc{}",
+            fingerprint(base),
+            params.precision,
+            params.m,
+            params.ef_construction
         );
         (dir.join(format!("{name}.graph")), dir.join(format!("{name}.build_s")))
     });
     if let Some((graph, build_s)) = &cached {
+        // The build time is written after the graph, so with it the graph is whole.
         if let (Ok(file), Ok(seconds)) = (std::fs::File::open(graph), std::fs::read_to_string(build_s)) {
             let graph =
                 HnswGraph::read_from(&mut std::io::BufReader::new(file), params).expect("read the cached graph");
@@ -440,6 +445,18 @@ fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (H
         std::fs::write(build_s, seconds.to_string()).unwrap();
     }
     (graph, seconds)
+}
+
+/// xxh3 of about a thousand rows spread over `base` (every row would take seconds at 1M).
+fn fingerprint(base: ArrayView2<f32>) -> u64 {
+    let step = (base.nrows() / 1000).max(1);
+    let bytes: Vec<u8> = base
+        .outer_iter()
+        .step_by(step)
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// hnsw_rs's own search on its own structure (patched crate, f32, anndists DistDot): the

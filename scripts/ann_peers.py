@@ -8,6 +8,7 @@ build is compared with the same cheaper build.
 usage: ann_peers.py DIR [--engines hnswlib,faiss,usearch] [--index-cache DIR]
 """
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -88,8 +89,9 @@ def faiss_sq_engine(base, m, efc, threads, cache=None):
     import faiss
 
     faiss.omp_set_num_threads(threads)
-    if cache and os.path.exists(cache):
-        index = faiss.downcast_index(faiss.read_index(cache))
+    # main() writes the build time after the index, so with it the index is whole.
+    if cache and os.path.exists(cache + ".build_s"):
+        index = faiss.read_index(cache)  # already the IndexRefineFlat it was
     else:
         hnsw = faiss.IndexHNSWSQ(base.shape[1], faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = efc
@@ -172,8 +174,11 @@ def main():
         start = time.perf_counter()
         cache = None
         if args.index_cache and name == "faiss-sq":
+            # A fingerprint of the vectors in the name, so other vectors of the same shape never
+            # reuse it (about a thousand rows: hashing every one would take seconds at 1M).
             n, dims = base.shape
-            cache = os.path.join(args.index_cache, f"faiss-sq-{n}x{dims}-m{meta['m']}-efc{efc}.index")
+            sample = hashlib.blake2b(base[:: max(1, n // 1000)].tobytes(), digest_size=8).hexdigest()
+            cache = os.path.join(args.index_cache, f"faiss-sq-{n}x{dims}-{sample}-m{meta['m']}-efc{efc}.index")
             label, search_at = ENGINES[name](base, meta["m"], efc, threads, cache)
         else:
             label, search_at = ENGINES[name](base, meta["m"], efc, threads)
