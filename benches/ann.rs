@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench ann -- --n 100000 --dims 768 [--queries 1000] [--seed 1] [--m 16]
-//!     [--ef-construction 200] [--also-ef-construction 100,64] [--efs 16,32,64,128,256] [--precision i8,f32]
+//!     [--ef-construction 200] [--also-ef-construction 100,64] [--efs 16,32,64,128,256] [--precision auto,i8,u4,f32]
 //!     [--rerank 0,2,3]   (f32 re-rank depth of the i8 walk, in multiples of k; 0: all ef candidates)
 //!     [--hnsw-rs-search] [--vectors FILE.npy [--query-vectors FILE.npy]] [--out DIR]
 //!     [--graph-cache DIR]   (keep built graphs there and reuse them: for trying search changes)
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::Serialize;
 use themap::index::flat::recall;
@@ -37,7 +37,7 @@ struct Config {
     seed: u64,
     m: usize,
     ef_construction: usize,
-    /// More themap rows (i8) built with these ef_construction values; peers use `ef_construction`.
+    /// More themap rows (default codes) built with these ef_construction values; peers use `ef_construction`.
     also_ef_construction: Vec<usize>,
     efs: Vec<usize>,
     /// How many of the i8 walk's candidates are re-ranked on f32, as multiples of k (0: all ef).
@@ -64,7 +64,7 @@ impl Config {
             also_ef_construction: Vec::new(),
             efs: vec![16, 24, 32, 48, 64, 96, 128, 256],
             reranks: vec![0],
-            precisions: vec![Precision::I8],
+            precisions: vec![Precision::Auto],
             hnsw_rs_search: false,
             vectors: None,
             query_vectors: None,
@@ -96,9 +96,11 @@ impl Config {
                     config.precisions = value
                         .split(',')
                         .map(|v| match v {
+                            "auto" => Ok(Precision::Auto),
                             "i8" => Ok(Precision::I8),
+                            "u4" => Ok(Precision::U4),
                             "f32" => Ok(Precision::F32),
-                            _ => Err(format!("--precision {v}: i8 or f32")),
+                            _ => Err(format!("--precision {v}: auto, i8, u4 or f32")),
                         })
                         .collect::<Result<_, _>>()?
                 }
@@ -152,7 +154,7 @@ fn main() {
         config.dims = 64;
         config.queries = 100;
         config.efs = vec![64];
-        config.precisions = vec![Precision::I8, Precision::F32];
+        config.precisions = vec![Precision::I8, Precision::U4, Precision::F32];
     }
     let rows = run(&config);
     if smoke {
@@ -196,7 +198,7 @@ fn run(config: &Config) -> Vec<Row> {
     for &ef_construction in &config.also_ef_construction {
         rows.extend(graph_rows(
             config,
-            Precision::I8,
+            Precision::Auto,
             ef_construction,
             base.view(),
             queries.view(),
@@ -251,35 +253,9 @@ fn write_npy(dir: &std::path::Path, name: &str, array: &Array2<f32>) {
 
 /// Exact top-k ids per query, by blocked matrix products over all threads.
 fn exact_top_k(base: ArrayView2<f32>, queries: ArrayView2<f32>) -> Vec<Vec<u32>> {
-    const BLOCK: usize = 32_768;
-    let partial: Vec<Vec<Vec<(f32, u32)>>> = base
-        .axis_chunks_iter(Axis(0), BLOCK)
-        .into_par_iter()
-        .enumerate()
-        .map(|(b, block)| {
-            let scores = queries.dot(&block.t());
-            scores
-                .outer_iter()
-                .map(|row| {
-                    let mut best: Vec<(f32, u32)> = row
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &s)| (s, (b * BLOCK + i) as u32))
-                        .collect();
-                    let k = K.min(best.len());
-                    best.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.0.total_cmp(&a.0));
-                    best.truncate(k);
-                    best
-                })
-                .collect()
-        })
-        .collect();
-    (0..queries.nrows())
-        .map(|q| {
-            let mut all: Vec<(f32, u32)> = partial.iter().flat_map(|block| block[q].iter().copied()).collect();
-            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            all.into_iter().take(K).map(|(_, id)| id).collect()
-        })
+    themap::index::flat::top_k_batch(base, queries, K)
+        .into_iter()
+        .map(|hits| hits.into_iter().map(|h| h.row as u32).collect())
         .collect()
 }
 
@@ -395,10 +371,21 @@ fn graph_rows(
                 .map(|(node, _)| node)
                 .collect()
             });
-            let walk = match (precision, rerank_k) {
+            let built = graph.params().precision;
+            let codes = match built {
+                Precision::Auto => unreachable!("a built graph holds one kind of codes"),
+                Precision::I8 => "i8",
+                Precision::U4 => "u4",
+                Precision::F32 => "f32",
+            };
+            let codes = match precision {
+                Precision::Auto => format!("{codes}, chosen"),
+                _ => codes.to_string(),
+            };
+            let walk = match (built, rerank_k) {
                 (Precision::F32, _) => "f32 walk".to_string(),
-                (Precision::I8, 0) => "i8 walk + f32 re-rank of ef".to_string(),
-                (Precision::I8, r) => format!("i8 walk + f32 re-rank of {r}k"),
+                (_, 0) => format!("{codes} walk + f32 re-rank of ef"),
+                (_, r) => format!("{codes} walk + f32 re-rank of {r}k"),
             };
             Row {
                 engine: format!("themap HNSW ({walk}, ef_construction {ef_construction})"),
@@ -412,8 +399,8 @@ fn graph_rows(
 }
 
 /// The graph for `params`, built (and its build time), or read from `--graph-cache` with the
-/// build time of the run that wrote it. The file name holds a fingerprint of the vectors, so
-/// other vectors of the same shape never reuse it.
+/// build time of the run that wrote it (and, for `auto`, the codes it chose). The file name holds
+/// a fingerprint of the vectors, so other vectors of the same shape never reuse it.
 fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (HnswGraph, f64) {
     let cached = config.graph_cache.as_ref().map(|dir| {
         let (n, dims) = base.dim();
@@ -428,11 +415,14 @@ fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (H
     });
     if let Some((graph, build_s)) = &cached {
         // The build time is written after the graph, so with it the graph is whole.
-        if let (Ok(file), Ok(seconds)) = (std::fs::File::open(graph), std::fs::read_to_string(build_s)) {
+        if let (Ok(file), Ok(written)) = (std::fs::File::open(graph), std::fs::read_to_string(build_s)) {
+            let (seconds, precision) = written.trim().split_once(' ').expect("build time and codes");
+            let precision = serde_json::from_value(precision.into()).expect("codes");
+            let params = HnswParams { precision, ..params };
             let graph =
                 HnswGraph::read_from(&mut std::io::BufReader::new(file), params).expect("read the cached graph");
-            println!("graph read from the cache (built in {} s)", seconds.trim());
-            return (graph, seconds.trim().parse().expect("a build time"));
+            println!("graph read from the cache (built in {seconds} s)");
+            return (graph, seconds.parse().expect("a build time"));
         }
     }
     let started = Instant::now();
@@ -442,7 +432,8 @@ fn built_graph(config: &Config, params: HnswParams, base: ArrayView2<f32>) -> (H
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
         graph.write_to(&mut file).unwrap();
-        std::fs::write(build_s, seconds.to_string()).unwrap();
+        let precision = serde_json::to_value(graph.params().precision).unwrap();
+        std::fs::write(build_s, format!("{seconds} {}", precision.as_str().unwrap())).unwrap();
     }
     (graph, seconds)
 }

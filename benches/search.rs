@@ -1,5 +1,5 @@
-//! Criterion benches for the vector-search core: exact scan, HNSW build, HNSW search (i8 walk with
-//! f32 re-rank, and f32 walk), on seeded clustered unit vectors.
+//! Criterion benches for the vector-search core: exact scan, the code kernels, HNSW build, HNSW
+//! search (i8 and u4 walks with f32 re-rank, and f32 walk), on seeded clustered unit vectors.
 //!
 //! `cargo bench --bench search`. The full comparison with hnswlib, faiss and usearch is
 //! `scripts/bench-ann.sh` (benches/README.md).
@@ -56,6 +56,20 @@ fn i8_dot_kernels(c: &mut Criterion) {
     group.bench_function("query", |b| {
         b.iter(|| codes.chunks_exact(DIMS).map(|code| prepared.dot(code)).sum::<i32>())
     });
+    // The 4-bit walk's form: 2,000 rows of 384 bytes against the prepared query's weights.
+    let floats: Vec<f32> = (0..2000 * DIMS).map(|_| rng.gen_range(-0.1..0.1)).collect();
+    let ranges = themap::index::quantize::NibbleRanges::fit(&floats, DIMS);
+    let mut nibbles = Vec::new();
+    ranges.encode(&floats, &mut nibbles);
+    let prepared = ranges.query(&floats[..DIMS]);
+    group.bench_function("u4_query", |b| {
+        b.iter(|| {
+            nibbles
+                .chunks_exact(ranges.row_bytes())
+                .map(|row| prepared.dot(row))
+                .sum::<f32>()
+        })
+    });
     group.finish();
 }
 
@@ -80,7 +94,7 @@ fn hnsw_search(c: &mut Criterion) {
     let (vectors, queries) = Clustered::new(DIMS, SEED).generate(SEARCH_SIZE, QUERIES);
     let mut group = c.benchmark_group("hnsw_search_cpu");
     group.throughput(Throughput::Elements(QUERIES as u64));
-    for precision in [Precision::I8, Precision::F32] {
+    for precision in [Precision::I8, Precision::U4, Precision::F32] {
         let params = HnswParams {
             precision,
             ..HnswParams::default()

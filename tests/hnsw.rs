@@ -56,7 +56,7 @@ fn recall_of(graph: &HnswGraph, vectors: ArrayView2<f32>, queries: ArrayView2<f3
 #[test]
 fn recall_at_10_against_exact_search() {
     let (vectors, queries) = data(10_000, 128);
-    for precision in [Precision::I8, Precision::F32] {
+    for precision in [Precision::I8, Precision::U4, Precision::F32] {
         let graph = HnswGraph::build(vectors.view(), params(precision), &Silent).unwrap();
         let r = recall_of(&graph, vectors.view(), queries.view(), 64);
         assert!(r >= 0.95, "{precision:?}: recall@10 {r:.4} at ef 64");
@@ -67,6 +67,49 @@ fn recall_at_10_against_exact_search() {
             "{precision:?}: recall@10 {wide:.4} at ef 256"
         );
     }
+}
+
+/// `n` unit vectors spread evenly over a random 16-dimensional subspace of `dims` dimensions:
+/// neighbours a 4-bit step can tell apart, unlike those of tight clusters.
+fn spread_on_subspace(n: usize, dims: usize) -> Array2<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+    let basis = Array2::from_shape_fn((16, dims), |_| rng.gen_range(-1.0f32..1.0));
+    let mut vectors = Array2::from_shape_fn((n, 16), |_| rng.gen_range(-1.0f32..1.0)).dot(&basis);
+    for mut row in vectors.outer_iter_mut() {
+        let norm = row.dot(&row).sqrt();
+        row /= norm;
+    }
+    vectors
+}
+
+#[test]
+fn automatic_codes_are_chosen_by_their_recall() {
+    // Tight clusters: neighbours differ by less than a 4-bit step, so 8-bit codes are kept.
+    let tight = Clustered::new(64, 42).generate(6000, 0).0;
+    for (vectors, expected) in [(tight, Precision::I8), (spread_on_subspace(6000, 256), Precision::U4)] {
+        let graph = HnswGraph::build(vectors.view(), params(Precision::Auto), &Silent).unwrap();
+        assert_eq!(graph.params().precision, expected);
+        // The choice is written down: the graph reads back with the parameters it reports.
+        let mut bytes = Vec::new();
+        graph.write_to(&mut bytes).unwrap();
+        assert_eq!(
+            HnswGraph::read_from(&mut bytes.as_slice(), *graph.params()).unwrap(),
+            graph
+        );
+        assert!(graph.params().satisfies(&params(Precision::Auto)));
+        assert!(!graph.params().satisfies(&params(Precision::F32)));
+    }
+    // Parameters that leave the codes open describe no file.
+    let graph = HnswGraph::build(
+        Clustered::new(16, 1).generate(300, 0).0.view(),
+        params(Precision::I8),
+        &Silent,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    graph.write_to(&mut bytes).unwrap();
+    assert!(HnswGraph::read_from(&mut bytes.as_slice(), params(Precision::Auto)).is_err());
 }
 
 #[test]
@@ -90,7 +133,7 @@ fn each_search_starts_with_nothing_seen() {
 #[test]
 fn dump_and_reload_give_identical_results() {
     let (vectors, queries) = data(3000, 64);
-    for precision in [Precision::I8, Precision::F32] {
+    for precision in [Precision::I8, Precision::U4, Precision::F32] {
         let graph = HnswGraph::build(vectors.view(), params(precision), &Silent).unwrap();
         let mut bytes = Vec::new();
         graph.write_to(&mut bytes).unwrap();
@@ -107,6 +150,14 @@ fn dump_and_reload_give_identical_results() {
                 "cut at {cut}"
             );
         }
+        // So is a damaged dimension count before the vectors (the first of their header's 12
+        // bytes, which end where the stored vectors begin).
+        let stored = graph.memory_bytes() - FrozenHnsw::read_from(&mut bytes.as_slice()).unwrap().memory_bytes();
+        let mut damaged = bytes.clone();
+        let at = damaged.len() - stored - 12;
+        assert_eq!(damaged[at..at + 8], 64u64.to_le_bytes());
+        damaged[at..at + 8].copy_from_slice(&65_536u64.to_le_bytes());
+        assert!(HnswGraph::read_from(&mut damaged.as_slice(), params(precision)).is_err());
     }
 }
 
@@ -127,17 +178,22 @@ fn damaged_links_are_an_error() {
 #[test]
 fn incremental_insertion_matches_a_full_build() {
     let (vectors, queries) = data(8000, 96);
-    let full = HnswGraph::build(vectors.view(), params(Precision::I8), &Silent).unwrap();
-    let first = HnswGraph::build(vectors.slice(s![..5000, ..]), params(Precision::I8), &Silent).unwrap();
-    let grown = first.extend(vectors.slice(s![5000.., ..]), &Silent).unwrap();
-    assert_eq!(grown.len(), 8000);
-    let full_recall = recall_of(&full, vectors.view(), queries.view(), 64);
-    let grown_recall = recall_of(&grown, vectors.view(), queries.view(), 64);
-    assert!(grown_recall >= 0.95, "incremental recall@10 {grown_recall:.4}");
-    assert!(
-        (grown_recall - full_recall).abs() <= 0.02,
-        "incremental {grown_recall:.4} vs full {full_recall:.4}"
-    );
+    for precision in [Precision::I8, Precision::U4] {
+        let full = HnswGraph::build(vectors.view(), params(precision), &Silent).unwrap();
+        let first = HnswGraph::build(vectors.slice(s![..5000, ..]), params(precision), &Silent).unwrap();
+        let grown = first.extend(vectors.slice(s![5000.., ..]), &Silent).unwrap();
+        assert_eq!(grown.len(), 8000);
+        let full_recall = recall_of(&full, vectors.view(), queries.view(), 64);
+        let grown_recall = recall_of(&grown, vectors.view(), queries.view(), 64);
+        assert!(
+            grown_recall >= 0.95,
+            "{precision:?}: incremental recall@10 {grown_recall:.4}"
+        );
+        assert!(
+            (grown_recall - full_recall).abs() <= 0.02,
+            "{precision:?}: incremental {grown_recall:.4} vs full {full_recall:.4}"
+        );
+    }
 }
 
 #[test]

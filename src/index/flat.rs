@@ -3,7 +3,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// A search result: a row of the index and its cosine similarity to the query.
@@ -60,6 +61,52 @@ pub fn top_k(vectors: ArrayView2<f32>, query: ArrayView1<f32>, k: usize, keep: i
     hits
 }
 
+/// [`top_k`] of every row of `queries` (no filter), by matrix products over blocks of `vectors`
+/// on all threads: many queries read the vectors once, not once each.
+pub fn top_k_batch(vectors: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize) -> Vec<Vec<Hit>> {
+    const BLOCK: usize = 32_768;
+    let blocks: Vec<Vec<Vec<Hit>>> = vectors
+        .axis_chunks_iter(Axis(0), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let scores = queries.dot(&block.t());
+            scores
+                .outer_iter()
+                .map(|row| {
+                    let mut hits: Vec<Hit> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &score)| Hit {
+                            row: b * BLOCK + i,
+                            score,
+                        })
+                        .collect();
+                    best_first(&mut hits, k);
+                    hits
+                })
+                .collect()
+        })
+        .collect();
+    (0..queries.nrows())
+        .map(|q| {
+            let mut hits: Vec<Hit> = blocks.iter().flat_map(|block| block[q].iter().copied()).collect();
+            best_first(&mut hits, k);
+            hits
+        })
+        .collect()
+}
+
+/// Keeps the best `k` of `hits`, best first (ties: lower row first).
+fn best_first(hits: &mut Vec<Hit>, k: usize) {
+    let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row));
+    if hits.len() > k && k > 0 {
+        hits.select_nth_unstable_by(k - 1, order);
+    }
+    hits.truncate(k);
+    hits.sort_unstable_by(order);
+}
+
 /// Every row `keep` accepts, scored against `query`, best first (ties: lower row first).
 pub fn ranked(vectors: ArrayView2<f32>, query: ArrayView1<f32>, keep: impl Fn(usize) -> bool) -> Vec<Hit> {
     let scores = vectors.dot(&query);
@@ -112,6 +159,22 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 3]);
         let hits = top_k(vectors.view(), query.view(), 10, |r| r != 0);
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn batched_queries_match_one_at_a_time() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let vectors = ndarray::Array2::from_shape_fn((40_000, 8), |_| rng.gen_range(-1.0f32..1.0));
+        let queries = ndarray::Array2::from_shape_fn((5, 8), |_| rng.gen_range(-1.0f32..1.0));
+        let batched = top_k_batch(vectors.view(), queries.view(), 7);
+        for (query, hits) in queries.outer_iter().zip(&batched) {
+            let one = top_k(vectors.view(), query, 7, |_| true);
+            assert_eq!(
+                hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+                one.iter().map(|h| h.row).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! hnsw_rs (patched, in `vendor/hnsw_rs`; see its PATCHES.md) inserts the points. The finished
 //! graph is then frozen into flat link arrays ([`FrozenHnsw`]) for searching and storage, and
-//! thawed back into hnsw_rs when more points are added. By default the graph walks on 8-bit codes
-//! ([`quantize`]) and the candidates are re-ranked on the exact f32 vectors by the caller.
+//! thawed back into hnsw_rs when more points are added. By default the graph walks on 4-bit or
+//! 8-bit codes ([`quantize`], chosen per collection: [`Precision::Auto`]) and the candidates are
+//! re-ranked on the exact f32 vectors by the caller.
 //!
 //! Nodes are numbered in insertion order; what a node stands for is the caller's business.
 
@@ -11,13 +12,14 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use hnsw_rs::anndists::dist::distances::Distance;
-use hnsw_rs::frozen::{advise_huge_pages, huge_zeroed, Array, FrozenHnsw, NodeDistance, Scored, SharedBytes, Visited};
+use hnsw_rs::frozen::{advise_huge_pages, Array, FrozenHnsw, NodeDistance, Scored, SharedBytes, Visited};
 use hnsw_rs::hnsw::Hnsw;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::quantize::{self, dot_f32, dot_i8, I8Query};
+use super::flat;
+use super::quantize::{self, dot_f32, dot_i8, I8Query, NibbleQuery, NibbleRanges};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -25,9 +27,18 @@ use crate::progress::Progress;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
-    /// One byte per dimension; candidates re-ranked on the f32 vectors.
+    /// `U4` where the vectors allow it, else `I8`, decided when the graph is built: a sample of
+    /// the vectors is searched for its own nearest neighbours through both walks, and the 4-bit
+    /// one is kept if its recall@10 is within 0.005 of the 8-bit one's. A built graph is always
+    /// `I8` or `U4`; sentence embeddings (anisotropic, a few dimensions far off zero) come out
+    /// `U4`, tight synthetic clusters `I8`.
     #[default]
+    Auto,
+    /// One byte per dimension at one scale; candidates re-ranked on the f32 vectors.
     I8,
+    /// Four bits per dimension over each dimension's own range: half the bytes of `I8` for the
+    /// walk to read; candidates re-ranked on the f32 vectors. The graph is built on 8-bit codes.
+    U4,
     /// The f32 vectors themselves: exact walking distances, four times the bytes.
     F32,
 }
@@ -59,6 +70,20 @@ impl Default for HnswParams {
 }
 
 impl HnswParams {
+    /// Whether a graph built with these parameters is what `wanted` builds (`Auto` is either
+    /// code size), so it can be extended rather than built again.
+    pub fn satisfies(&self, wanted: &HnswParams) -> bool {
+        let precision = match (wanted.precision, self.precision) {
+            (Precision::Auto, Precision::I8 | Precision::U4) => true,
+            (wanted, built) => wanted == built,
+        };
+        precision
+            && HnswParams {
+                precision: wanted.precision,
+                ..*self
+            } == *wanted
+    }
+
     /// Rejects values hnsw_rs would exit or misbehave on, before it sees them.
     pub fn check(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidArgument(what));
@@ -110,6 +135,7 @@ impl Distance<f32> for DotDistance {
 #[derive(Debug, Clone, PartialEq)]
 enum Store {
     I8 { codes: Array<i8>, scale: f32 },
+    U4 { codes: Array<u8>, ranges: NibbleRanges },
     F32(Array<f32>),
 }
 
@@ -136,17 +162,18 @@ impl HnswGraph {
         let dims = vectors.ncols();
         let flat = contiguous(vectors);
         let store = match params.precision {
-            Precision::I8 => {
-                let scale = quantize::scale_for(&flat);
-                let mut codes = Vec::with_capacity(flat.len());
-                advise_huge_pages(codes.spare_capacity_mut());
-                quantize::encode(&flat, scale, &mut codes);
-                Store::I8 {
-                    codes: Array::Owned(codes),
-                    scale,
+            Precision::Auto | Precision::I8 => Store::I8 {
+                codes: Array::Owned(huge_capacity(flat.len())),
+                scale: quantize::scale_for(&flat),
+            },
+            Precision::U4 => {
+                let ranges = NibbleRanges::fit(&flat, dims);
+                Store::U4 {
+                    codes: Array::Owned(huge_capacity(vectors.nrows() * ranges.row_bytes())),
+                    ranges,
                 }
             }
-            Precision::F32 => Store::F32(Array::Owned(flat)),
+            Precision::F32 => Store::F32(Array::Owned(huge_capacity(flat.len()))),
         };
         let empty = HnswGraph {
             params,
@@ -154,8 +181,90 @@ impl HnswGraph {
             store,
             graph: FrozenHnsw::default(),
         };
-        let n = vectors.nrows();
-        empty.insert_from(0, n, progress)
+        let graph = empty.insert(&flat, progress)?;
+        Ok(match params.precision {
+            Precision::Auto => graph.choose_codes(&flat),
+            _ => graph,
+        })
+    }
+
+    /// For [`Precision::Auto`]: this graph (on 8-bit codes) with the codes that find a sample of
+    /// its own vectors' nearest neighbours best for the bytes, 4-bit unless they cost recall.
+    fn choose_codes(mut self, flat: &[f32]) -> Self {
+        /// Sample queries (each a stored vector, its own row left out of the answers), and what
+        /// the index's search does with them: ef, and a re-rank of 2k on the f32 vectors.
+        const QUERIES: usize = 200;
+        const K: usize = 10;
+        const MARGIN: f64 = 0.005;
+        let (n, dims) = (self.len(), self.dims);
+        self.params.precision = Precision::I8;
+        let Store::I8 { codes, scale } = &self.store else {
+            return self;
+        };
+        if n <= K {
+            return self;
+        }
+        let vectors = ArrayView2::from_shape((n, dims), flat).expect("one row per node");
+        let sample: Vec<usize> = (0..n).step_by(n.div_ceil(QUERIES)).collect();
+        let queries = vectors.select(ndarray::Axis(0), &sample);
+        let truth: Vec<Vec<u32>> = flat::top_k_batch(vectors, queries.view(), K + 1)
+            .into_iter()
+            .zip(&sample)
+            .map(|(hits, &own)| {
+                hits.iter()
+                    .map(|h| h.row as u32)
+                    .filter(|&r| r as usize != own)
+                    .take(K)
+                    .collect()
+            })
+            .collect();
+        let ranges = NibbleRanges::fit(flat, dims);
+        let mut nibbles = huge_capacity(n * ranges.row_bytes());
+        ranges.encode(flat, &mut nibbles);
+        let ef = self.params.ef_search.max(2 * K);
+        let found = |walk: &dyn Fn(&[f32], &mut Visited) -> Vec<Scored>| -> Vec<Vec<u32>> {
+            let mut visited = Visited::default();
+            sample
+                .iter()
+                .zip(queries.outer_iter())
+                .map(|(&own, query)| {
+                    let query = query.as_slice().expect("rows of a standard array");
+                    let mut candidates = walk(query, &mut visited);
+                    candidates.retain(|c| c.node as usize != own);
+                    candidates.truncate(2 * K);
+                    rerank(&candidates, K, |node| {
+                        dot_f32(query, vectors.row(node as usize).as_slice().expect("rows"))
+                    })
+                    .into_iter()
+                    .map(|(node, _)| node)
+                    .collect()
+                })
+                .collect()
+        };
+        let eight = flat::recall(
+            &found(&|query, visited| {
+                let walk = CodeWalk::new(query, codes, dims, *scale);
+                self.graph.search(&walk, ef, None, visited)
+            }),
+            &truth,
+        );
+        let four = flat::recall(
+            &found(&|query, visited| {
+                let walk = NibbleWalk::new(query, &nibbles, &ranges);
+                self.graph.search(&walk, ef, None, visited)
+            }),
+            &truth,
+        );
+        let chosen = if four >= eight - MARGIN { "4-bit" } else { "8-bit" };
+        tracing::debug!("search graph walks on {chosen} codes: recall@10 of {} sample queries {four:.4} with 4-bit, {eight:.4} with 8-bit", sample.len());
+        if four >= eight - MARGIN {
+            self.params.precision = Precision::U4;
+            self.store = Store::U4 {
+                codes: Array::Owned(nibbles),
+                ranges,
+            };
+        }
+        self
     }
 
     /// Adds the rows of `vectors` as nodes `len()..`, keeping the existing graph.
@@ -170,31 +279,44 @@ impl HnswGraph {
                 self.dims
             )));
         }
-        let start = self.len();
-        let mut this = self;
         let flat = contiguous(vectors);
-        match &mut this.store {
-            Store::I8 { codes, scale } => quantize::encode(&flat, *scale, codes.to_mut()),
-            Store::F32(values) => values.to_mut().extend_from_slice(&flat),
-        }
-        let end = start + vectors.nrows();
-        this.insert_from(start, end, progress)
+        self.insert(&flat, progress)
     }
 
-    /// Inserts stored nodes `start..end` (the earlier ones are already in `self.graph`).
-    fn insert_from(mut self, start: usize, end: usize, progress: &dyn Progress) -> Result<Self> {
-        let p = self.params;
-        progress.start("building search graph", (end - start) as u64, "passages");
-        self.graph = match &self.store {
+    /// Stores the rows of `flat` as new nodes and inserts them into the graph.
+    fn insert(mut self, flat: &[f32], progress: &dyn Progress) -> Result<Self> {
+        let (p, dims, start) = (self.params, self.dims, self.len());
+        progress.start("building search graph", (flat.len() / dims) as u64, "passages");
+        self.graph = match &mut self.store {
             Store::I8 { codes, scale } => {
-                let distance = CodeDistance {
-                    inverse_scale_squared: 1.0 / (scale * scale),
+                quantize::encode(flat, *scale, codes.to_mut());
+                let rows: Vec<&[i8]> = codes.chunks_exact(dims).collect();
+                grow(&self.graph, &rows, start, code_distance(*scale), &p, progress)?
+            }
+            Store::U4 { codes, ranges } => {
+                // Two nodes' 4-bit codes give no integer dot product (each dimension has its own
+                // step), so hnsw_rs builds on 8-bit codes of the same vectors, made for the build
+                // and dropped after it: exact for the new rows, decoded for the nodes already in.
+                let mut old = Vec::with_capacity(dims * start);
+                for row in codes.chunks_exact(ranges.row_bytes()) {
+                    ranges.decode(row, &mut old);
+                }
+                let scale = match old.is_empty() {
+                    true => quantize::scale_for(flat),
+                    false => quantize::scale_for(&old).min(quantize::scale_for(flat)),
                 };
-                let rows: Vec<&[i8]> = codes.chunks_exact(self.dims).collect();
-                grow(&self.graph, &rows, start, distance, &p, progress)?
+                let mut build_codes = huge_capacity(old.len() + flat.len());
+                quantize::encode(&old, scale, &mut build_codes);
+                quantize::encode(flat, scale, &mut build_codes);
+                drop(old);
+                let rows: Vec<&[i8]> = build_codes.chunks_exact(dims).collect();
+                let graph = grow(&self.graph, &rows, start, code_distance(scale), &p, progress)?;
+                ranges.encode(flat, codes.to_mut());
+                graph
             }
             Store::F32(values) => {
-                let rows: Vec<&[f32]> = values.chunks_exact(self.dims).collect();
+                values.to_mut().extend_from_slice(flat);
+                let rows: Vec<&[f32]> = values.chunks_exact(dims).collect();
                 grow(&self.graph, &rows, start, DotDistance, &p, progress)?
             }
         };
@@ -228,6 +350,7 @@ impl HnswGraph {
         self.graph.memory_bytes()
             + match &self.store {
                 Store::I8 { codes, .. } => codes.len(),
+                Store::U4 { codes, ranges } => codes.len() + 8 * ranges.dims(),
                 Store::F32(values) => 4 * values.len(),
             }
     }
@@ -238,14 +361,12 @@ impl HnswGraph {
         VISITED.with(|visited| {
             let visited = &mut visited.borrow_mut();
             match &self.store {
-                Store::I8 { codes, .. } => {
-                    let scale = quantize::scale_for(query);
-                    let walk = CodeWalk {
-                        query: I8Query::new(query, scale),
-                        codes,
-                        dims: self.dims,
-                        inverse_scales: 1.0 / (scale * self.scale()),
-                    };
+                Store::I8 { codes, scale } => {
+                    let walk = CodeWalk::new(query, codes, self.dims, *scale);
+                    self.graph.search(&walk, ef, filter, visited)
+                }
+                Store::U4 { codes, ranges } => {
+                    let walk = NibbleWalk::new(query, codes, ranges);
                     self.graph.search(&walk, ef, filter, visited)
                 }
                 Store::F32(values) => {
@@ -263,24 +384,32 @@ impl HnswGraph {
     fn scale(&self) -> f32 {
         match self.store {
             Store::I8 { scale, .. } => scale,
-            Store::F32(_) => 1.0,
+            Store::U4 { .. } | Store::F32(_) => 1.0,
         }
     }
 
-    /// Writes the graph and its vectors; [`HnswGraph::read_from`] reads them back.
+    /// Writes the graph and its vectors; [`HnswGraph::read_from`] reads them back. After the
+    /// graph: the dimensions (u64) and the 8-bit scale (f32), then the codes (`I8`), each
+    /// dimension's low end and step (f32s) and the codes (`U4`), or the f32 values.
     pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
         self.graph.write_to(w)?;
         w.write_all(&(self.dims as u64).to_le_bytes())?;
         w.write_all(&self.scale().to_le_bytes())?;
+        let write_f32s = |w: &mut dyn Write, values: &[f32]| {
+            for chunk in values.chunks(1 << 14) {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+                w.write_all(&bytes)?;
+            }
+            Ok(())
+        };
         match &self.store {
             Store::I8 { codes, .. } => w.write_all(i8_as_bytes(codes)),
-            Store::F32(values) => {
-                for chunk in values.chunks(1 << 14) {
-                    let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    w.write_all(&bytes)?;
-                }
-                Ok(())
+            Store::U4 { codes, ranges } => {
+                write_f32s(w, &ranges.low)?;
+                write_f32s(w, &ranges.step)?;
+                w.write_all(codes)
             }
+            Store::F32(values) => write_f32s(w, values),
         }
     }
 
@@ -289,12 +418,23 @@ impl HnswGraph {
         let graph = FrozenHnsw::read_from(r)?;
         let mut head = [0u8; 12];
         r.read_exact(&mut head)?;
-        let (dims, scale, values) = store_header(&head, graph.len())?;
-        let width = if params.precision == Precision::I8 { 1 } else { 4 };
-        let mut bytes = huge_zeroed::<u8>(width * values);
-        r.read_exact(&mut bytes)?;
+        let (dims, scale, len) = store_header(&head, graph.len(), params.precision)?;
+        // Reserved whole (a damaged header's impossible size is an error, not an abort) and
+        // advised for huge pages before the read fills it.
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| invalid("the graph's vectors do not fit in memory"))?;
+        advise_huge_pages(bytes.spare_capacity_mut());
+        r.take(len as u64).read_to_end(&mut bytes)?;
+        if bytes.len() < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "graph truncated in its vectors",
+            ));
+        }
         let bytes: SharedBytes = std::sync::Arc::new(bytes);
-        let store = store_view(&bytes, 0, values, params.precision, scale).expect("read exactly");
+        let store = store_view(&bytes, 0, graph.len(), dims, params.precision, scale).expect("read exactly");
         Ok(HnswGraph {
             params,
             dims,
@@ -311,10 +451,9 @@ impl HnswGraph {
             .as_ref()
             .get(at..at + 12)
             .ok_or_else(|| invalid("graph truncated before its vectors"))?;
-        let (dims, scale, values) = store_header(head, graph.len())?;
-        let store = store_view(bytes, at + 12, values, params.precision, scale)
+        let (dims, scale, len) = store_header(head, graph.len(), params.precision)?;
+        let store = store_view(bytes, at + 12, graph.len(), dims, params.precision, scale)
             .ok_or_else(|| invalid("graph truncated in its vectors"))?;
-        let end = at + 12 + values * if params.precision == Precision::I8 { 1 } else { 4 };
         Ok((
             HnswGraph {
                 params,
@@ -322,7 +461,7 @@ impl HnswGraph {
                 store,
                 graph,
             },
-            end,
+            at + 12 + len,
         ))
     }
 }
@@ -331,24 +470,52 @@ fn invalid(message: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
-/// Dimensions, scale and number of values of the stored vectors, from the 12 bytes before them.
-fn store_header(head: &[u8], nodes: usize) -> std::io::Result<(usize, f32, usize)> {
+/// Dimensions and scale of the stored vectors, from the 12 bytes before them, and how many bytes
+/// they take in `precision`.
+fn store_header(head: &[u8], nodes: usize, precision: Precision) -> std::io::Result<(usize, f32, usize)> {
+    if precision == Precision::Auto {
+        return Err(invalid("the graph's parameters do not say which codes it holds"));
+    }
     let dims = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
     let scale = f32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-    let values = nodes
-        .checked_mul(dims)
-        .filter(|&v| dims > 0 && dims <= 65536 && v <= isize::MAX as usize / 4)
+    let len = Some(dims)
+        .filter(|&d| d > 0 && d <= 65536)
+        .and_then(|d| match precision {
+            Precision::Auto => None,
+            Precision::I8 => nodes.checked_mul(d),
+            Precision::U4 => nodes.checked_mul(quantize::nibble_row_bytes(d))?.checked_add(8 * d),
+            Precision::F32 => nodes.checked_mul(d)?.checked_mul(4),
+        })
+        .filter(|&len| len <= isize::MAX as usize)
         .ok_or_else(|| invalid("graph dimensions out of range"))?;
-    Ok((dims, scale, values))
+    Ok((dims, scale, len))
 }
 
-fn store_view(bytes: &SharedBytes, start: usize, values: usize, precision: Precision, scale: f32) -> Option<Store> {
+/// The vectors of `nodes` nodes stored at `start` in `bytes` as [`HnswGraph::write_to`] wrote them.
+fn store_view(
+    bytes: &SharedBytes,
+    start: usize,
+    nodes: usize,
+    dims: usize,
+    precision: Precision,
+    scale: f32,
+) -> Option<Store> {
     Some(match precision {
+        Precision::Auto => return None,
         Precision::I8 => Store::I8 {
-            codes: Array::view(bytes, start, values)?,
+            codes: Array::view(bytes, start, nodes * dims)?,
             scale,
         },
-        Precision::F32 => Store::F32(Array::view(bytes, start, values)?),
+        Precision::U4 => {
+            let f32s = |at: usize| Some(Array::<f32>::view(bytes, at, dims)?.to_vec());
+            let ranges = NibbleRanges {
+                low: f32s(start)?,
+                step: f32s(start + 4 * dims)?,
+            };
+            let codes = Array::view(bytes, start + 8 * dims, nodes * ranges.row_bytes())?;
+            Store::U4 { codes, ranges }
+        }
+        Precision::F32 => Store::F32(Array::view(bytes, start, nodes * dims)?),
     })
 }
 
@@ -386,10 +553,23 @@ where
 
 /// Row-major copy of `vectors` (a view may be strided), in memory that asks for huge pages.
 fn contiguous(vectors: ArrayView2<f32>) -> Vec<f32> {
-    let mut flat = Vec::with_capacity(vectors.len());
-    advise_huge_pages(flat.spare_capacity_mut());
+    let mut flat = huge_capacity(vectors.len());
     flat.extend(vectors.iter().copied());
     flat
+}
+
+/// An empty vector with room for `len` values, in memory that asks for huge pages.
+fn huge_capacity<T>(len: usize) -> Vec<T> {
+    let mut values = Vec::with_capacity(len);
+    advise_huge_pages(values.spare_capacity_mut());
+    values
+}
+
+/// The build's distance between two nodes' 8-bit codes at `scale`.
+fn code_distance(scale: f32) -> CodeDistance {
+    CodeDistance {
+        inverse_scale_squared: 1.0 / (scale * scale),
+    }
 }
 
 fn i8_as_bytes(codes: &[i8]) -> &[u8] {
@@ -404,6 +584,19 @@ struct CodeWalk<'a> {
     inverse_scales: f32,
 }
 
+impl<'a> CodeWalk<'a> {
+    /// A walk for `query` over `codes` made at `scale`.
+    fn new(query: &[f32], codes: &'a [i8], dims: usize, scale: f32) -> Self {
+        let query_scale = quantize::scale_for(query);
+        CodeWalk {
+            query: I8Query::new(query, query_scale),
+            codes,
+            dims,
+            inverse_scales: 1.0 / (query_scale * scale),
+        }
+    }
+}
+
 impl NodeDistance for CodeWalk<'_> {
     #[inline]
     fn distance(&self, node: u32) -> f32 {
@@ -415,6 +608,38 @@ impl NodeDistance for CodeWalk<'_> {
     fn prefetch(&self, node: u32) {
         let start = node as usize * self.dims;
         for line in (0..self.dims).step_by(64) {
+            quantize::prefetch(self.codes[start + line..].as_ptr());
+        }
+    }
+}
+
+struct NibbleWalk<'a> {
+    query: NibbleQuery,
+    codes: &'a [u8],
+    row_bytes: usize,
+}
+
+impl<'a> NibbleWalk<'a> {
+    fn new(query: &[f32], codes: &'a [u8], ranges: &NibbleRanges) -> Self {
+        NibbleWalk {
+            query: ranges.query(query),
+            codes,
+            row_bytes: ranges.row_bytes(),
+        }
+    }
+}
+
+impl NodeDistance for NibbleWalk<'_> {
+    #[inline]
+    fn distance(&self, node: u32) -> f32 {
+        let start = node as usize * self.row_bytes;
+        1.0 - self.query.dot(&self.codes[start..start + self.row_bytes])
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let start = node as usize * self.row_bytes;
+        for line in (0..self.row_bytes).step_by(64) {
             quantize::prefetch(self.codes[start + line..].as_ptr());
         }
     }

@@ -7,7 +7,7 @@
 //! looks them up. What a result is made of is still checked: each passage line returned and each
 //! vector scored is compared with its checksum in the row table, and the graph's node → passage
 //! table with its own, so damage there is an error naming the file, never a wrong answer. The
-//! graph's links and 8-bit codes only guide the walk: damage there can cost recall, never a
+//! graph's links and codes only guide the walk: damage there can cost recall, never a
 //! wrong score or a panic. `themap index` (and every command that reads the index whole) checks
 //! every byte.
 //!

@@ -185,7 +185,7 @@ impl ClusteringSample {
 pub const EXACT_BELOW: usize = 20_000;
 
 /// A graph search re-ranks this many times the hits it returns on the exact vectors: the best
-/// of the 8-bit walk's candidates. More reads more vectors for nothing: on THUCNews titles,
+/// of the walk's candidates. More reads more vectors for nothing: on THUCNews titles,
 /// re-ranking 2k or all ef candidates gave the same recall@10 at every ef (benches/README.md).
 pub const RERANK: usize = 2;
 
@@ -474,7 +474,7 @@ impl Index {
             .map(|d| DocumentRecord::new(d, per_doc.get(d.id.as_str()).copied().unwrap_or(0)))
             .collect();
         let (graph, graph_added) = match previous.and_then(|p| p.graph.clone().map(|g| (g, &p.passages))) {
-            Some((graph, old)) if *graph.params() == HnswParams::default() => {
+            Some((graph, old)) if graph.params().satisfies(&HnswParams::default()) => {
                 graph.update(old, &passages, vectors.view(), progress)?
             }
             _ => (

@@ -8,7 +8,7 @@
 //!   vectors-<gen>.npy      f32 unit vectors, one row per passage (NumPy format)
 //!   rows-<gen>.bin         per passage: its line's offset and checksum, its vector's checksum,
 //!                            its document ([`super::rows`]), so lookups read only what they use
-//!   graph-<gen>.bin        the HNSW search graph: links, 8-bit codes, node → passage row
+//!   graph-<gen>.bin        the HNSW search graph: links, 4- or 8-bit codes, node → passage row
 //!   vectors-clustering-<gen>.npy    optional: every passage under the clustering prompt
 //!   clustering-sample-<gen>.npy     optional: some passages under the clustering prompt,
 //!   clustering-sample-<gen>.txt       and their text hashes, one per line
