@@ -85,10 +85,11 @@ fn spread_on_subspace(n: usize, dims: usize) -> Array2<f32> {
 
 #[test]
 fn automatic_codes_are_chosen_by_their_recall() {
-    // Tight clusters: neighbours differ by less than a 4-bit step, so 8-bit codes are kept.
+    // Tight clusters: neighbours differ by less than a 4-bit step, so 8-bit codes are kept. The
+    // choice is what an index gets by default.
     let tight = Clustered::new(64, 42).generate(6000, 0).0;
     for (vectors, expected) in [(tight, Precision::I8), (spread_on_subspace(6000, 256), Precision::U4)] {
-        let graph = HnswGraph::build(vectors.view(), params(Precision::Auto), &Silent).unwrap();
+        let graph = HnswGraph::build(vectors.view(), HnswParams::default(), &Silent).unwrap();
         assert_eq!(graph.params().precision, expected);
         // The choice is written down: the graph reads back with the parameters it reports.
         let mut bytes = Vec::new();

@@ -64,7 +64,7 @@ impl Default for HnswParams {
             ef_construction: 100,
             ef_search: 64,
             max_layers: 16,
-            precision: Precision::I8,
+            precision: Precision::Auto,
         }
     }
 }
