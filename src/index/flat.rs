@@ -30,13 +30,14 @@ impl PartialOrd for Weakest {
 }
 impl Ord for Weakest {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed score; ties broken by row so results are deterministic.
-        other
-            .0
-            .score
-            .total_cmp(&self.0.score)
-            .then(self.0.row.cmp(&other.0.row))
+        // The better hit is the smaller, so the max-heap's top is the weakest.
+        best_first_order(&self.0, &other.0)
     }
+}
+
+/// Higher score first; ties broken by row (lower first) so results are deterministic.
+pub(crate) fn best_first_order(a: &Hit, b: &Hit) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
 }
 
 /// The `k` rows of `vectors` with the highest dot product with `query` among rows `keep`
@@ -57,7 +58,7 @@ pub fn top_k(vectors: ArrayView2<f32>, query: ArrayView1<f32>, k: usize, keep: i
         }
     }
     let mut hits: Vec<Hit> = heap.into_iter().map(|w| w.0).collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+    hits.sort_by(best_first_order);
     hits
 }
 
@@ -99,12 +100,11 @@ pub fn top_k_batch(vectors: ArrayView2<f32>, queries: ArrayView2<f32>, k: usize)
 
 /// Keeps the best `k` of `hits`, best first (ties: lower row first).
 fn best_first(hits: &mut Vec<Hit>, k: usize) {
-    let order = |a: &Hit, b: &Hit| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row));
     if hits.len() > k && k > 0 {
-        hits.select_nth_unstable_by(k - 1, order);
+        hits.select_nth_unstable_by(k - 1, best_first_order);
     }
     hits.truncate(k);
-    hits.sort_unstable_by(order);
+    hits.sort_unstable_by(best_first_order);
 }
 
 /// Every row `keep` accepts, scored against `query`, best first (ties: lower row first).
@@ -116,7 +116,7 @@ pub fn ranked(vectors: ArrayView2<f32>, query: ArrayView1<f32>, keep: impl Fn(us
         .filter(|&(row, _)| keep(row))
         .map(|(row, &score)| Hit { row, score })
         .collect();
-    hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+    hits.sort_unstable_by(best_first_order);
     hits
 }
 

@@ -125,7 +125,7 @@ impl SearchGraph {
                 }
             })
             .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+        hits.sort_by(super::flat::best_first_order);
         hits
     }
 

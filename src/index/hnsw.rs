@@ -255,9 +255,10 @@ impl HnswGraph {
             }),
             &truth,
         );
-        let chosen = if four >= eight - MARGIN { "4-bit" } else { "8-bit" };
+        let keep_four = four >= eight - MARGIN;
+        let chosen = if keep_four { "4-bit" } else { "8-bit" };
         tracing::debug!("search graph walks on {chosen} codes: recall@10 of {} sample queries {four:.4} with 4-bit, {eight:.4} with 8-bit", sample.len());
-        if four >= eight - MARGIN {
+        if keep_four {
             self.params.precision = Precision::U4;
             self.store = Store::U4 {
                 codes: Array::Owned(nibbles),
@@ -473,21 +474,24 @@ fn invalid(message: &str) -> std::io::Error {
 /// Dimensions and scale of the stored vectors, from the 12 bytes before them, and how many bytes
 /// they take in `precision`.
 fn store_header(head: &[u8], nodes: usize, precision: Precision) -> std::io::Result<(usize, f32, usize)> {
-    if precision == Precision::Auto {
-        return Err(invalid("the graph's parameters do not say which codes it holds"));
-    }
     let dims = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
     let scale = f32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-    let len = Some(dims)
-        .filter(|&d| d > 0 && d <= 65536)
-        .and_then(|d| match precision {
-            Precision::Auto => None,
-            Precision::I8 => nodes.checked_mul(d),
-            Precision::U4 => nodes.checked_mul(quantize::nibble_row_bytes(d))?.checked_add(8 * d),
-            Precision::F32 => nodes.checked_mul(d)?.checked_mul(4),
-        })
+    let out_of_range = || invalid("graph dimensions out of range");
+    if !(1..=65536).contains(&dims) {
+        return Err(out_of_range());
+    }
+    // Bytes per node, and before the nodes (U4's ranges).
+    let (row, ranges) = match precision {
+        Precision::Auto => return Err(invalid("the graph's parameters do not say which codes it holds")),
+        Precision::I8 => (dims, 0),
+        Precision::U4 => (quantize::nibble_row_bytes(dims), 8 * dims),
+        Precision::F32 => (4 * dims, 0),
+    };
+    let len = nodes
+        .checked_mul(row)
+        .and_then(|codes| codes.checked_add(ranges))
         .filter(|&len| len <= isize::MAX as usize)
-        .ok_or_else(|| invalid("graph dimensions out of range"))?;
+        .ok_or_else(out_of_range)?;
     Ok((dims, scale, len))
 }
 
