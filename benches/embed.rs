@@ -2,14 +2,15 @@
 //! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values),
 //! RMSNorm on such a batch, attention's products, and the matrix products of the model's linear
 //! layers on such a batch, as candle's `Linear`
-//! computes them (x · Wᵀ) and as themap's bf16 kernel does (where the CPU has AVX512_BF16),
+//! computes them (x · Wᵀ) and as themap's packed kernels do (f32 and bf16, where the CPU has
+//! AVX-512 and AVX512_BF16),
 //! with their rate in FLOP/s (criterion's "elem/s").
 //!
 //!     cargo bench --bench embed
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use themap::embed::kernels::{batched_matmul, batched_matmul_nt, bf16_supported, gelu_tanh_mul, rms_norm, Bf16Weights};
+use themap::embed::kernels::{batched_matmul, batched_matmul_nt, gelu_tanh_mul, rms_norm, MatmulFormat, PackedWeights};
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
     // A fixed spread over [-4, 4), the range pre-activations mostly fall in.
@@ -31,17 +32,29 @@ fn gelu(c: &mut Criterion) {
     group.finish();
 }
 
-/// Tokens × input features × output features of the encoder's linear layers (EmbeddingGemma
-/// 300m: hidden 768, feed-forward 1152), for one 4096-token batch.
-const LINEAR_SHAPES: [(usize, usize, usize); 4] = [
+/// Tokens × input features × output features of the encoder's linear layers for one
+/// 4096-token batch (EmbeddingGemma 300m: hidden 768, feed-forward 1152, three query heads and
+/// one key-value head of 256): gate and up, q and o, k and v, down; and a feed-forward four
+/// times wider (4608), the widest shape of models of this kind.
+const LINEAR_SHAPES: [(usize, usize, usize); 5] = [
     (4096, 768, 1152),
     (4096, 768, 768),
-    (4096, 768, 4608),
+    (4096, 768, 256),
     (4096, 1152, 768),
+    (4096, 768, 4608),
 ];
 
+const FORMATS: [MatmulFormat; 2] = [MatmulFormat::F32, MatmulFormat::Bf16];
+
+fn name(format: MatmulFormat) -> &'static str {
+    match format {
+        MatmulFormat::F32 => "f32",
+        MatmulFormat::Bf16 => "bf16",
+    }
+}
+
 fn linear(c: &mut Criterion) {
-    let mut group = c.benchmark_group("linear x·Wᵀ, f32 (elem/s = FLOP/s)");
+    let mut group = c.benchmark_group("linear x·Wᵀ (elem/s = FLOP/s)");
     for (m, k, n) in LINEAR_SHAPES {
         let x = Tensor::from_vec(values(m * k, 3), (m, k), &Device::Cpu).unwrap();
         let w = Tensor::from_vec(values(n * k, 4), (n, k), &Device::Cpu).unwrap();
@@ -49,16 +62,22 @@ fn linear(c: &mut Criterion) {
         group.bench_function(format!("candle f32 {m}x{k}x{n}"), |b| {
             b.iter(|| x.matmul(&w.t().unwrap()).unwrap())
         });
-        // The bf16 kernel as the encoder calls it: activations rounded per call, weights packed once.
-        if let Some(packed) = Bf16Weights::pack(&values(n * k, 4), n, k) {
-            let (a, mut out) = (values(m * k, 3), vec![0f32; m * n]);
-            group.bench_function(format!("themap bf16 {m}x{k}x{n}"), |b| {
-                b.iter(|| packed.matmul(&a, &mut out))
-            });
+        // The packed kernels as the encoder calls them: weights packed once, activations as
+        // they are (f32) or rounded per call (bf16).
+        for format in FORMATS {
+            if let Some(packed) = PackedWeights::pack(format, &values(n * k, 4), n, k) {
+                let (a, mut out) = (values(m * k, 3), vec![0f32; m * n]);
+                group.bench_function(format!("themap {} {m}x{k}x{n}", name(format)), |b| {
+                    b.iter(|| packed.matmul(&a, &mut out))
+                });
+            }
         }
     }
-    if !bf16_supported() {
-        eprintln!("themap bf16 skipped: this CPU lacks AVX512_BF16");
+    for format in FORMATS.into_iter().filter(|f| !f.supported()) {
+        eprintln!(
+            "themap {} skipped: this CPU lacks its AVX-512 instructions",
+            name(format)
+        );
     }
     group.finish();
 }
@@ -93,11 +112,11 @@ fn attention(c: &mut Criterion) {
     group.bench_function("candle f32", |b| {
         b.iter(|| (q.matmul(&k.t().unwrap()).unwrap(), weights.matmul(&v).unwrap()))
     });
-    if bf16_supported() {
-        group.bench_function("themap bf16", |b| {
+    for format in FORMATS.into_iter().filter(|f| f.supported()) {
+        group.bench_function(format!("themap {}", name(format)), |b| {
             b.iter(|| {
-                let scores = batched_matmul_nt(&q, &k).unwrap();
-                (scores, batched_matmul(&weights, &v).unwrap())
+                let scores = batched_matmul_nt(format, &q, &k).unwrap();
+                (scores, batched_matmul(format, &weights, &v).unwrap())
             })
         });
     }

@@ -275,17 +275,18 @@ fn reindexing_reuses_vectors_of_unchanged_passages() {
     assert_eq!(dtypes(), serde_json::json!(["f32"]));
 
     std::fs::write(docs.join("new.md"), "---\ntitle: 新文章\ndate: 2026-02-01\ntags: [tariffs]\n---\n# 关税\n\n美国最高法院对关税案作出裁决，市场随之波动，投资者重新评估贸易战的前景。\n").unwrap();
+    // Vectors of another format (bf16 where the CPU has AVX-512 BF16) are reused beside f32 ones:
+    // they agree to cosine 0.999; the manifest records both formats.
+    let (format, expected) = if themap::embed::kernels::bf16_supported() {
+        ("bf16", serde_json::json!(["f32", "bf16"]))
+    } else {
+        ("f32", serde_json::json!(["f32"]))
+    };
     // No paths: the sources recorded in the index are read again.
-    let second: Value = serde_json::from_str(&ok(&["index", "--index", s(&index), "--json", "-q"])).unwrap();
+    let second: Value =
+        serde_json::from_str(&ok(&["index", "--index", s(&index), "--json", "-q", "--dtype", format])).unwrap();
     assert_eq!(second["embedded"], 1, "{second}");
     assert_eq!(second["reused"], first["passages"], "{second}");
-    // The default format (bf16 where the CPU has AVX-512 BF16) reuses f32 vectors: they agree to
-    // cosine 0.999; the manifest records both formats.
-    let expected = if themap::embed::kernels::bf16_supported() {
-        serde_json::json!(["f32", "bf16"])
-    } else {
-        serde_json::json!(["f32"])
-    };
     assert_eq!(dtypes(), expected);
     let hits = ok(&["search", "最高法院裁决关税", "-k", "1", "--index", s(&index), "--json"]);
     assert!(hits.contains("new#1") && hits.contains("2026-02-01"), "{hits}");

@@ -188,39 +188,129 @@ fn embed_errors_are_clear_and_lose_nothing() {
     );
 }
 
-/// Without AVX-512 BF16 (here hidden with THEMAP_NO_AVX512) the CPU default is f32, and asking
-/// for bf16 is refused with the fix; with it the default is bf16.
+/// Without AVX-512 (here hidden with THEMAP_NO_AVX512) the CPU default is f32 with nothing to
+/// time, and asking for bf16 is refused with the fix.
 #[test]
-fn the_cpu_format_follows_the_instructions() {
+fn without_avx512_the_cpu_format_is_f32() {
     let tmp = TempDir::new().unwrap();
     let input = tmp.path().join("in.tsv");
     std::fs::write(&input, "a\t关税\nb\t美元\n").unwrap();
     let out = tmp.path().join("v.npy");
-    let dtype_of = |stdout: &str| serde_json::from_str::<serde_json::Value>(stdout).unwrap()["dtype"].clone();
-
-    let no_avx512 = |args: &[&str]| output(themap().env("THEMAP_NO_AVX512", "1").args(args));
-    let (code, stdout, _) = no_avx512(&["embed", s(&input), "-o", s(&out), "--json", "-q", "--overwrite"]);
-    assert_eq!(code, 0);
+    let no_avx512 = |args: &[&str]| {
+        output(
+            themap()
+                .env("THEMAP_NO_AVX512", "1")
+                .env("THEMAP_CACHE", tmp.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, stdout, err) = no_avx512(&["embed", s(&input), "-o", s(&out), "--json", "-v", "--overwrite"]);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(dtype_of(&stdout), "f32");
+    assert!(
+        !err.contains("timed the CPU kernels"),
+        "one kernel, nothing to time: {err}"
+    );
     let (code, _, err) = no_avx512(&["embed", s(&input), "-o", s(&out), "--dtype", "bf16", "--overwrite"]);
     assert_eq!(code, 2);
     assert!(err.contains("avx512_bf16") && err.contains("--dtype f32"), "{err}");
-
-    let (code, stdout, _) = run(&[
+    let (code, _, err) = no_avx512(&[
         "embed",
         s(&input),
         "-o",
         s(&out),
-        "--json",
-        "-q",
+        "--cpu-kernel",
+        "cpu-f32",
         "--overwrite",
-        "--restart",
     ]);
-    assert_eq!(code, 0);
-    let expected = if themap::embed::kernels::bf16_supported() {
-        "bf16"
-    } else {
-        "f32"
+    assert_eq!(code, 2);
+    assert!(err.contains("cpu-f32 kernel needs AVX-512"), "{err}");
+}
+
+fn dtype_of(stdout: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(stdout).unwrap()["dtype"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// On a CPU with more than one kernel, the default is the fastest as timed on first use: the
+/// timings are kept (one file per CPU under THEMAP_CACHE/cpu) and read by later runs; a fake
+/// record decides the default; a damaged record or one from another CPU is timed again.
+#[test]
+fn the_cpu_format_is_the_fastest_as_timed() {
+    let kernels = themap::embed::probe::available_kernels();
+    if kernels.len() < 2 {
+        eprintln!("skipped: this CPU runs one kernel only ({kernels:?}), so nothing is timed");
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in.tsv");
+    std::fs::write(&input, "a\t关税\nb\t美元\n").unwrap();
+    let out = tmp.path().join("v.npy");
+    let cache = tmp.path().join("cache");
+    let embed = || {
+        let (code, stdout, err) = output(themap().env("THEMAP_CACHE", &cache).args([
+            "embed",
+            s(&input),
+            "-o",
+            s(&out),
+            "--json",
+            "-v",
+            "--overwrite",
+        ]));
+        assert_eq!(code, 0, "{err}");
+        (dtype_of(&stdout), err)
     };
-    assert_eq!(dtype_of(&stdout), expected);
+    let timed = |err: &str| err.contains("timed the CPU kernels");
+
+    let (_, err) = embed();
+    assert!(timed(&err), "first use times the kernels: {err}");
+    let records: Vec<_> = std::fs::read_dir(cache.join("cpu"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let file = &records[0];
+    let (_, err) = embed();
+    assert!(
+        !timed(&err) && err.contains("CPU kernel timings from"),
+        "later runs read them: {err}"
+    );
+
+    // Fake timings decide: whichever format is faster is the default.
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let with_timings = |timings: &[(&str, f64)]| {
+        let mut record = record.clone();
+        for (kernel, seconds) in timings {
+            record["seconds"][*kernel] = serde_json::json!(seconds);
+        }
+        std::fs::write(file, serde_json::to_vec(&record).unwrap()).unwrap();
+    };
+    with_timings(&[("candle", 0.03), ("cpu-f32", 0.02), ("cpu-bf16", 0.04)]);
+    let (dtype, err) = embed();
+    assert_eq!(dtype, "f32");
+    assert!(err.contains("kernel=cpu-f32"), "{err}");
+    with_timings(&[("candle", 0.01), ("cpu-f32", 0.02), ("cpu-bf16", 0.04)]);
+    let (dtype, err) = embed();
+    assert_eq!(dtype, "f32");
+    assert!(err.contains("kernel=candle"), "{err}");
+    if kernels.contains(&themap::embed::MatmulKernel::CpuBf16) {
+        with_timings(&[("candle", 0.03), ("cpu-f32", 0.02), ("cpu-bf16", 0.01)]);
+        assert_eq!(embed().0, "bf16");
+    }
+
+    // Damaged, or written for another CPU: timed again, and the file made whole.
+    std::fs::write(file, &b"{\"key\": {\"cpu\": {\"vendor\": \"Authen"[..]).unwrap();
+    let (_, err) = embed();
+    assert!(timed(&err) && err.contains("is damaged"), "{err}");
+    let mut foreign: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    foreign["key"]["cpu"]["name"] = serde_json::json!("Intel(R) Xeon(R) Platinum 8580");
+    foreign["key"]["cpu"]["family"] = serde_json::json!(6);
+    foreign["key"]["cpu"]["model"] = serde_json::json!(207);
+    std::fs::write(file, serde_json::to_vec(&foreign).unwrap()).unwrap();
+    let (_, err) = embed();
+    assert!(timed(&err) && err.contains("another CPU"), "{err}");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(kept["key"], record["key"]);
 }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use themap::embed::kernels::bf16_supported;
-use themap::embed::{DeviceChoice, Dtype, EmbedOptions, Embedder, EmbeddingModel, Prompt};
+use themap::embed::probe::available_kernels;
+use themap::embed::{DeviceChoice, EmbedOptions, Embedder, EmbeddingModel, MatmulKernel, Prompt};
 use themap::Silent;
 
-use crate::common::{cosine, golden_path, model};
+use crate::common::{cosine, golden_path, tokenizer};
 
 #[derive(Deserialize)]
 struct Golden {
@@ -33,7 +34,7 @@ const VARIANTS: [(&str, Prompt); 4] = [
 fn token_ids_match_reference() {
     let golden = golden();
     for (name, text) in &golden.texts {
-        let ids = model().tokenize(&[text], Prompt::None).unwrap().remove(0);
+        let ids = tokenizer().tokenize(&[text], Prompt::None).unwrap().remove(0);
         assert_eq!(&ids, &golden.token_ids[name], "token ids differ for {name}");
     }
 }
@@ -61,9 +62,29 @@ fn check_against_reference(model: &EmbeddingModel, min_cosine: f64, what: &str) 
     1.0 - worst
 }
 
+/// The model on the CPU with `kernel`.
+fn on_the_cpu(kernel: MatmulKernel) -> EmbeddingModel {
+    let options = EmbedOptions {
+        kernel: Some(kernel),
+        ..EmbedOptions::default()
+    };
+    EmbeddingModel::load(&crate::common::model_dir(), &options).unwrap()
+}
+
+/// Both f32 kernels reproduce the reference: candle's, and themap's own where the CPU has
+/// AVX-512 (the timing chooses between them).
 #[test]
 fn f32_matches_reference() {
-    check_against_reference(model(), 0.9999, "f32 on the CPU");
+    check_against_reference(&on_the_cpu(MatmulKernel::Candle), 0.9999, "f32 on the CPU (candle)");
+    if !available_kernels().contains(&MatmulKernel::CpuF32) {
+        eprintln!("themap's f32 kernel skipped: this CPU lacks AVX-512");
+        return;
+    }
+    check_against_reference(
+        &on_the_cpu(MatmulKernel::CpuF32),
+        0.9999,
+        "f32 on the CPU (themap's kernel)",
+    );
 }
 
 /// bf16 matrix products on the CPU (AVX-512 BF16) stay within cosine 0.999 of the reference.
@@ -74,11 +95,7 @@ fn bf16_on_the_cpu_stays_close_to_reference() {
         eprintln!("skipped: this CPU lacks AVX512_BF16, which --dtype bf16 on the CPU needs");
         return;
     }
-    let options = EmbedOptions {
-        dtype: Some(Dtype::Bf16),
-        ..EmbedOptions::default()
-    };
-    let bf16 = EmbeddingModel::load(&crate::common::model_dir(), &options).unwrap();
+    let bf16 = on_the_cpu(MatmulKernel::CpuBf16);
     let error = check_against_reference(&bf16, 0.999, "bf16 on the CPU");
     // Rounding to bf16 must show: a kernel that silently ran in f32 would pass the bar above.
     assert!(error > 1e-6, "bf16 vectors as close as f32 ones: {error:.1e}");

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
-use themap::embed::{BatchLimits, DeviceChoice, Dtype, EmbedOptions, EmbeddingModel, ModelTokenizer, Prompt};
+use themap::embed::{
+    BatchLimits, DeviceChoice, Dtype, EmbedOptions, EmbeddingModel, MatmulKernel, ModelTokenizer, Prompt,
+};
 use themap::index::{Filter, Limits, ModelInfo};
 
 /// Find similar passages and recurring themes in collections of multilingual articles.
@@ -85,11 +87,17 @@ struct Compute {
     #[arg(long, default_value = "cpu", value_name = "DEVICE", env = "THEMAP_DEVICE")]
     device: DeviceChoice,
 
-    /// Number format of the model: bf16 (the default on a GPU, and on a CPU with AVX-512 BF16;
-    /// within cosine 0.999 of the reference), f32 (the reference's own arithmetic; the default on
-    /// other CPUs) or f16 (GPU only).
+    /// Number format of the model: f32 (the reference's own arithmetic), bf16 (within cosine
+    /// 0.999 of the reference; the default on a GPU) or f16 (GPU only). Default on the CPU: the
+    /// faster of f32 and bf16 on this CPU, timed once and kept in ~/.cache/themap/cpu (-v shows
+    /// the timings).
     #[arg(long, value_enum, value_name = "TYPE")]
     dtype: Option<Dtype>,
+
+    /// On the CPU, the matrix-product kernel, instead of the fastest as timed: candle (gemm, f32),
+    /// cpu-f32 or cpu-bf16 (themap's own, with AVX-512). For comparing them.
+    #[arg(long, value_enum, value_name = "KERNEL", env = "THEMAP_CPU_KERNEL")]
+    cpu_kernel: Option<MatmulKernel>,
 
     /// Most tokens in one forward pass, padding included; larger batches suit a GPU.
     /// Default: 4096 on the CPU, 65536 on a GPU.
@@ -288,6 +296,8 @@ fn embed_options(dims: Option<usize>, compute: &Compute) -> EmbedOptions {
         batch: compute.batch(),
         device: compute.device,
         dtype: compute.dtype,
+        kernel: compute.cpu_kernel,
+        probe_cache: Some(cache_dir().join("cpu")),
     }
 }
 
@@ -317,11 +327,15 @@ fn model_dir(dir: Option<&Path>) -> PathBuf {
     dir.map(Path::to_path_buf).unwrap_or_else(default_model_dir)
 }
 
-/// `$THEMAP_CACHE/models/embeddinggemma-300m`, the cache defaulting to `~/.cache/themap`.
+/// `$THEMAP_CACHE/models/embeddinggemma-300m`.
 fn default_model_dir() -> PathBuf {
-    let cache = std::env::var_os("THEMAP_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+    cache_dir().join("models").join("embeddinggemma-300m")
+}
+
+/// `$THEMAP_CACHE`, defaulting to `~/.cache/themap`: the model, and the CPU's kernel timings.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("THEMAP_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(".cache").join("themap")
-    });
-    cache.join("models").join("embeddinggemma-300m")
+    })
 }

@@ -69,15 +69,6 @@ impl DeviceChoice {
             }
         }
     }
-
-    /// The number format a device runs best in: bf16 on a GPU and on a CPU with AVX-512 BF16
-    /// (within cosine 0.999 of the reference, twice as fast), else f32.
-    pub fn default_dtype(self) -> Dtype {
-        match self {
-            Self::Cpu if !crate::embed::kernels::bf16_supported() => Dtype::F32,
-            Self::Cpu | Self::Cuda(_) => Dtype::Bf16,
-        }
-    }
 }
 
 /// The CUDA libraries a `cuda` build loads on first use that this machine cannot load: the
@@ -113,7 +104,8 @@ fn missing_cuda_libraries() -> Vec<&'static str> {
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
     F32,
-    /// bfloat16: the default on a GPU and on CPUs with AVX-512 BF16; EmbeddingGemma was trained in it.
+    /// bfloat16: the default on a GPU, and on CPUs where it measures faster than f32;
+    /// EmbeddingGemma was trained in it.
     Bf16,
     /// float16: Gemma's activations can exceed its range; prefer bf16.
     F16,

@@ -8,36 +8,62 @@
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear_no_bias, Activation, Embedding, Linear, VarBuilder};
 
-use super::kernels::Bf16Weights;
+use super::kernels::{MatmulFormat, PackedWeights};
 use super::model_dir::{EncoderConfig, LayerType};
 
 /// How the encoder's matrix products run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum MatmulKernel {
-    /// candle's matrix multiply, in the weights' dtype.
+    /// candle's matrix multiply, in the weights' dtype (gemm on the CPU, cuBLAS on a GPU).
     Candle,
+    /// themap's AVX-512 f32 kernel: linear weights packed at load, attention's products packed per call.
+    CpuF32,
     /// The AVX-512 BF16 kernel: linear weights rounded to bf16 and packed at load, attention's
     /// products rounded per call; activations stay f32 between products.
     CpuBf16,
+}
+
+impl std::fmt::Display for MatmulKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Candle => "candle",
+            Self::CpuF32 => "cpu-f32",
+            Self::CpuBf16 => "cpu-bf16",
+        })
+    }
+}
+
+impl MatmulKernel {
+    /// The packed kernel's format, `None` for candle's.
+    fn packed(self) -> Option<MatmulFormat> {
+        match self {
+            Self::Candle => None,
+            Self::CpuF32 => Some(MatmulFormat::F32),
+            Self::CpuBf16 => Some(MatmulFormat::Bf16),
+        }
+    }
 }
 
 /// A linear layer without bias.
 #[derive(Debug, Clone)]
 enum Projection {
     Candle(Linear),
-    Bf16(Bf16Weights),
+    Packed(PackedWeights),
 }
 
 impl Projection {
     fn load(in_dim: usize, out_dim: usize, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
         let linear = linear_no_bias(in_dim, out_dim, vb)?;
-        match kernel {
-            MatmulKernel::Candle => Ok(Self::Candle(linear)),
-            MatmulKernel::CpuBf16 => {
+        match kernel.packed() {
+            None => Ok(Self::Candle(linear)),
+            Some(format) => {
                 let weights = linear.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                Bf16Weights::pack(&weights, out_dim, in_dim)
-                    .map(Self::Bf16)
-                    .ok_or_else(|| candle_core::Error::Msg("this CPU lacks AVX512_BF16".into()))
+                PackedWeights::pack(format, &weights, out_dim, in_dim)
+                    .map(Self::Packed)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("this CPU cannot run the {format:?} kernel")))
             }
         }
     }
@@ -47,7 +73,7 @@ impl Module for Projection {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::Candle(linear) => linear.forward(xs),
-            Self::Bf16(weights) => xs.contiguous()?.apply_op1_no_bwd(weights),
+            Self::Packed(weights) => xs.contiguous()?.apply_op1_no_bwd(weights),
         }
     }
 }
@@ -165,9 +191,9 @@ impl Attention {
         // share a key-value head are stacked along the sequence axis, so one matmul serves them all.
         let group = self.num_heads / self.num_kv_heads;
         let q = q.reshape((batch, self.num_kv_heads, group * seq_len, self.head_dim))?;
-        let scores = match self.kernel {
-            MatmulKernel::Candle => q.matmul(&k.t()?)?,
-            MatmulKernel::CpuBf16 => super::kernels::batched_matmul_nt(&q, &k)?,
+        let scores = match self.kernel.packed() {
+            None => q.matmul(&k.t()?)?,
+            Some(format) => super::kernels::batched_matmul_nt(format, &q, &k)?,
         };
         let weights = match mask {
             KeyMask::Additive(mask) => {
@@ -185,9 +211,9 @@ impl Attention {
                 super::kernels::masked_softmax(&scores, self.scale as f32, lengths, *window)?
             }
         };
-        let out = match self.kernel {
-            MatmulKernel::Candle => weights.matmul(&v)?,
-            MatmulKernel::CpuBf16 => super::kernels::batched_matmul(&weights, &v)?,
+        let out = match self.kernel.packed() {
+            None => weights.matmul(&v)?,
+            Some(format) => super::kernels::batched_matmul(format, &weights, &v)?,
         };
         let out = out
             .reshape((batch, self.num_heads, seq_len, self.head_dim))?

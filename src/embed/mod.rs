@@ -9,6 +9,7 @@ mod gemma;
 pub mod kernels;
 mod model_dir;
 pub mod output;
+pub mod probe;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
@@ -21,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 pub use device::{DeviceChoice, Dtype};
-pub use model_dir::{ModelDir, Pooling};
+pub use gemma::MatmulKernel;
+pub use model_dir::{EncoderConfig, ModelDir, Pooling};
 pub use stream::{embed_stream, BatchLimits, EmbedStats, StreamOptions};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use gemma::{GemmaEncoder, MatmulKernel};
+use gemma::GemmaEncoder;
 
 /// Which instruction prefix the model sees before a text (from `config_sentence_transformers.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -89,8 +91,33 @@ pub struct EmbedOptions {
     pub dims: Option<usize>,
     pub batch: BatchLimits,
     pub device: DeviceChoice,
-    /// `None`: the device's best ([`DeviceChoice::default_dtype`]).
+    /// `None`: the device's best: bf16 on a GPU; on the CPU, the fastest as measured
+    /// ([`probe`]).
     pub dtype: Option<Dtype>,
+    /// On the CPU, the kernel to run with instead of the measured fastest (benchmarks and tests).
+    pub kernel: Option<MatmulKernel>,
+    /// Where the CPU's kernel timings are kept between runs; `None`: timed at every load where
+    /// the choice needs them.
+    pub probe_cache: Option<PathBuf>,
+}
+
+impl EmbedOptions {
+    /// The number format and kernel the encoder of `encoder` runs with on the chosen device.
+    fn compute(&self, encoder: &EncoderConfig) -> Result<(Dtype, MatmulKernel)> {
+        if let Some(dtype) = self.dtype {
+            dtype.check(self.device)?;
+        }
+        match self.device {
+            DeviceChoice::Cuda(_) if self.kernel.is_some_and(|k| k != MatmulKernel::Candle) => Err(
+                Error::InvalidArgument("themap's own kernels run on the CPU; on a GPU candle's run".into()),
+            ),
+            DeviceChoice::Cuda(_) => Ok((self.dtype.unwrap_or(Dtype::Bf16), MatmulKernel::Candle)),
+            DeviceChoice::Cpu => {
+                let kernel = probe::cpu_kernel(encoder, self.dtype, self.kernel, self.probe_cache.as_deref())?;
+                Ok((probe::kernel_dtype(kernel), kernel))
+            }
+        }
+    }
 }
 
 /// The truncated sizes Matryoshka-trained models such as EmbeddingGemma support.
@@ -247,8 +274,7 @@ impl EmbeddingModel {
             return Err(Error::InvalidArgument("batch limits must be positive".into()));
         }
         let model = &tokenizer.model;
-        let dtype = options.dtype.unwrap_or(options.device.default_dtype());
-        dtype.check(options.device)?;
+        let (dtype, kernel) = options.compute(&model.encoder)?;
         let device = options.device.open()?;
         let weights_error = |path: &PathBuf| {
             let path = path.clone();
@@ -257,11 +283,11 @@ impl EmbeddingModel {
                 reason: e.to_string(),
             }
         };
-        // On the CPU, bf16 means bf16 matrix products (linear layers and attention); the weights
-        // are read in f32 and rounded as they are packed, and everything between products stays f32.
-        let (weights_dtype, kernel) = match (options.device, dtype) {
-            (DeviceChoice::Cpu, Dtype::Bf16) => (DType::F32, MatmulKernel::CpuBf16),
-            _ => (dtype.candle(), MatmulKernel::Candle),
+        // themap's CPU kernels read the weights in f32 and pack them (rounded to bf16 for bf16
+        // products); everything between products stays f32.
+        let weights_dtype = match kernel {
+            MatmulKernel::Candle => dtype.candle(),
+            MatmulKernel::CpuF32 | MatmulKernel::CpuBf16 => DType::F32,
         };
         // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
         // fetch script replaces model directories by rename, never in place.
@@ -283,7 +309,7 @@ impl EmbeddingModel {
                 layer.map_err(weights_error(&d.weights))
             })
             .collect::<Result<Vec<_>>>()?;
-        tracing::info!(model = %model.dir.display(), dims = tokenizer.dims, device = %options.device, dtype = dtype.name(), "embedding model loaded");
+        tracing::info!(model = %model.dir.display(), dims = tokenizer.dims, device = %options.device, dtype = dtype.name(), %kernel, "embedding model loaded");
         Ok(Self {
             tokenizer,
             encoder,
@@ -375,6 +401,8 @@ pub struct LazyModel {
     tokenizer: ModelTokenizer,
     dir: PathBuf,
     options: EmbedOptions,
+    /// The number format and kernel, chosen on first need (the CPU's may be timed).
+    compute: OnceLock<(Dtype, MatmulKernel)>,
     loaded: OnceLock<EmbeddingModel>,
 }
 
@@ -385,6 +413,7 @@ impl LazyModel {
             tokenizer: ModelTokenizer::open(dir, options.dims)?,
             dir: dir.to_path_buf(),
             options,
+            compute: OnceLock::new(),
             loaded: OnceLock::new(),
         })
     }
@@ -395,9 +424,15 @@ impl LazyModel {
 
     /// The number format the model will compute in, checked against the device.
     pub fn dtype(&self) -> Result<Dtype> {
-        let dtype = self.options.dtype.unwrap_or(self.options.device.default_dtype());
-        dtype.check(self.options.device)?;
-        Ok(dtype)
+        Ok(self.compute()?.0)
+    }
+
+    fn compute(&self) -> Result<(Dtype, MatmulKernel)> {
+        if let Some(chosen) = self.compute.get() {
+            return Ok(*chosen);
+        }
+        let chosen = self.options.compute(&self.tokenizer.model.encoder)?;
+        Ok(*self.compute.get_or_init(|| chosen))
     }
 
     /// The loaded model, loading it now if needed.
@@ -405,7 +440,14 @@ impl LazyModel {
         if let Some(model) = self.loaded.get() {
             return Ok(model);
         }
-        let model = EmbeddingModel::load(&self.dir, &self.options)?;
+        // The choice made for `dtype()`, not made again.
+        let (dtype, kernel) = self.compute()?;
+        let options = EmbedOptions {
+            dtype: Some(dtype),
+            kernel: Some(kernel),
+            ..self.options.clone()
+        };
+        let model = EmbeddingModel::load(&self.dir, &options)?;
         Ok(self.loaded.get_or_init(|| model))
     }
 }

@@ -5,7 +5,7 @@ pub mod synthetic;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use themap::embed::{Dtype, EmbedOptions, EmbeddingModel, ModelTokenizer};
+use themap::embed::ModelTokenizer;
 
 /// The model directory: `THEMAP_MODEL` if set, else the cache the fetch script fills.
 pub fn model_dir() -> PathBuf {
@@ -16,20 +16,6 @@ pub fn model_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/themap"));
     cache.join("models/embeddinggemma-300m")
-}
-
-/// The model in f32 (the reference's arithmetic, on every CPU), loaded once for all tests in
-/// this binary.
-pub fn model() -> &'static EmbeddingModel {
-    static MODEL: OnceLock<EmbeddingModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let options = EmbedOptions {
-            dtype: Some(Dtype::F32),
-            ..EmbedOptions::default()
-        };
-        EmbeddingModel::load(&model_dir(), &options)
-            .unwrap_or_else(|e| panic!("{e} (the test command runs scripts/fetch-model.sh first)"))
-    })
 }
 
 /// The model's tokenizer alone, opened once for all tests in this binary.
