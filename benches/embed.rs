@@ -1,6 +1,6 @@
 //! The embedding stage's CPU kernels against candle's own ops, in one process on the same
 //! deterministic inputs: the feed-forward GELU of one 4096-token batch (4096 × 1152 values),
-//! RMSNorm on such a batch, attention's products, and the matrix products of the model's linear
+//! RMSNorm on such a batch, attention, and the matrix products of the model's linear
 //! layers on such a batch, as candle's `Linear`
 //! computes them (x · Wᵀ) and as themap's packed kernels do (f32 and bf16, where the CPU has
 //! AVX-512 and AVX512_BF16),
@@ -10,7 +10,9 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use themap::embed::kernels::{batched_matmul, batched_matmul_nt, gelu_tanh_mul, rms_norm, MatmulFormat, PackedWeights};
+use themap::embed::kernels::{
+    attention as attention_kernel, gelu_tanh_mul, rms_norm, Heads, MatmulFormat, PackedWeights,
+};
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
     // A fixed spread over [-4, 4), the range pre-activations mostly fall in.
@@ -94,30 +96,47 @@ fn norm(c: &mut Criterion) {
     group.finish();
 }
 
-/// Attention's two products for one 4096-token batch (16 texts of 256 tokens, 3 query heads
-/// sharing one key-value head of 256): scores q · kᵀ and weights · v.
+/// Attention for one 4096-token batch (16 texts of 256 tokens, 3 query heads sharing one
+/// key-value head of 256): candle's way (scores q · kᵀ, softmax, weights · v, the queries of a
+/// text stacked as (768 × 256)) against themap's fused kernel on the rows one product of the
+/// projections writes (its rate counts the two products' FLOPs only).
 fn attention(c: &mut Criterion) {
-    let (batch, rows, seq, head) = (16, 3 * 256, 256, 256);
+    let (texts, seq, head, query_heads) = (16, 256, 256, 3);
     let tensor = |dims: (usize, usize, usize), seed| {
         Tensor::from_vec(values(dims.0 * dims.1 * dims.2, seed), dims, &Device::Cpu).unwrap()
     };
-    let (q, k, weights, v) = (
-        tensor((batch, rows, head), 7),
-        tensor((batch, seq, head), 8),
-        tensor((batch, rows, seq), 9),
-        tensor((batch, seq, head), 10),
+    let (q, k, v) = (
+        tensor((texts, query_heads * seq, head), 7),
+        tensor((texts, seq, head), 8),
+        tensor((texts, seq, head), 10),
     );
-    let mut group = c.benchmark_group("attention products, 16 x (768 x 256 x 256) (elem/s = FLOP/s)");
-    group.throughput(Throughput::Elements((2 * 2 * batch * rows * seq * head) as u64));
+    let heads = Heads {
+        query: query_heads,
+        key_value: 1,
+        dim: head,
+    };
+    // The same values as rows of one product: queries, key and value side by side per token
+    // (scaled down so that the softmax is not one-hot).
+    let qkv: Vec<f32> = values(texts * seq * heads.qkv_width(), 11)
+        .iter()
+        .map(|x| x / 16.0)
+        .collect();
+    let lengths = vec![seq; texts];
+    let mut out = vec![0f32; texts * seq * heads.out_width()];
+    let mut group = c.benchmark_group("attention, 16 texts x 256 tokens, 3 heads (elem/s = FLOP/s)");
+    group.throughput(Throughput::Elements(
+        (2 * 2 * texts * query_heads * seq * seq * head) as u64,
+    ));
     group.bench_function("candle f32", |b| {
-        b.iter(|| (q.matmul(&k.t().unwrap()).unwrap(), weights.matmul(&v).unwrap()))
+        b.iter(|| {
+            let scores = (q.matmul(&k.t().unwrap()).unwrap() * 0.0625).unwrap();
+            let weights = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+            weights.matmul(&v).unwrap()
+        })
     });
     for format in FORMATS.into_iter().filter(|f| f.supported()) {
         group.bench_function(format!("themap {}", name(format)), |b| {
-            b.iter(|| {
-                let scores = batched_matmul_nt(format, &q, &k).unwrap();
-                (scores, batched_matmul(format, &weights, &v).unwrap())
-            })
+            b.iter(|| attention_kernel(format, &qkv, heads, &lengths, 0.0625, None, &mut out))
         });
     }
     group.finish();

@@ -295,7 +295,7 @@ fn the_cpu_format_is_the_fastest_as_timed() {
     let (dtype, err) = embed();
     assert_eq!(dtype, "f32");
     assert!(err.contains("kernel=candle"), "{err}");
-    if kernels.contains(&themap::embed::MatmulKernel::CpuBf16) {
+    if kernels.contains(&themap::embed::Kernel::CpuBf16) {
         with_timings(&[("candle", 0.03), ("cpu-f32", 0.02), ("cpu-bf16", 0.01)]);
         assert_eq!(embed().0, "bf16");
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use themap::embed::kernels::bf16_supported;
 use themap::embed::probe::available_kernels;
-use themap::embed::{DeviceChoice, EmbedOptions, Embedder, EmbeddingModel, MatmulKernel, Prompt};
+use themap::embed::{DeviceChoice, EmbedOptions, Embedder, EmbeddingModel, Kernel, Prompt};
 use themap::Silent;
 
 use crate::common::{cosine, golden_path, tokenizer};
@@ -63,7 +63,7 @@ fn check_against_reference(model: &EmbeddingModel, min_cosine: f64, what: &str) 
 }
 
 /// The model on the CPU with `kernel`.
-fn on_the_cpu(kernel: MatmulKernel) -> EmbeddingModel {
+fn on_the_cpu(kernel: Kernel) -> EmbeddingModel {
     let options = EmbedOptions {
         kernel: Some(kernel),
         ..EmbedOptions::default()
@@ -75,16 +75,12 @@ fn on_the_cpu(kernel: MatmulKernel) -> EmbeddingModel {
 /// AVX-512 (the timing chooses between them).
 #[test]
 fn f32_matches_reference() {
-    check_against_reference(&on_the_cpu(MatmulKernel::Candle), 0.9999, "f32 on the CPU (candle)");
-    if !available_kernels().contains(&MatmulKernel::CpuF32) {
+    check_against_reference(&on_the_cpu(Kernel::Candle), 0.9999, "f32 on the CPU (candle)");
+    if !available_kernels().contains(&Kernel::CpuF32) {
         eprintln!("themap's f32 kernel skipped: this CPU lacks AVX-512");
         return;
     }
-    check_against_reference(
-        &on_the_cpu(MatmulKernel::CpuF32),
-        0.9999,
-        "f32 on the CPU (themap's kernel)",
-    );
+    check_against_reference(&on_the_cpu(Kernel::CpuF32), 0.9999, "f32 on the CPU (themap's kernel)");
 }
 
 /// bf16 matrix products on the CPU (AVX-512 BF16) stay within cosine 0.999 of the reference.
@@ -95,7 +91,7 @@ fn bf16_on_the_cpu_stays_close_to_reference() {
         eprintln!("skipped: this CPU lacks AVX512_BF16, which --dtype bf16 on the CPU needs");
         return;
     }
-    let bf16 = on_the_cpu(MatmulKernel::CpuBf16);
+    let bf16 = on_the_cpu(Kernel::CpuBf16);
     let error = check_against_reference(&bf16, 0.999, "bf16 on the CPU");
     // Rounding to bf16 must show: a kernel that silently ran in f32 would pass the bar above.
     assert!(error > 1e-6, "bf16 vectors as close as f32 ones: {error:.1e}");

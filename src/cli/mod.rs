@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use themap::corpus::{self, Corpus, ReadOptions, SplitOptions};
-use themap::embed::{
-    BatchLimits, DeviceChoice, Dtype, EmbedOptions, EmbeddingModel, MatmulKernel, ModelTokenizer, Prompt,
-};
+use themap::embed::{BatchLimits, DeviceChoice, Dtype, EmbedOptions, EmbeddingModel, Kernel, ModelTokenizer, Prompt};
 use themap::index::{Filter, Limits, ModelInfo};
 
 /// Find similar passages and recurring themes in collections of multilingual articles.
@@ -97,9 +95,9 @@ struct Compute {
     /// On the CPU, the matrix-product kernel, instead of the fastest as timed: candle (gemm, f32),
     /// cpu-f32 or cpu-bf16 (themap's own, with AVX-512). For comparing them.
     #[arg(long, value_enum, value_name = "KERNEL", env = "THEMAP_CPU_KERNEL")]
-    cpu_kernel: Option<MatmulKernel>,
+    cpu_kernel: Option<Kernel>,
 
-    /// Most tokens in one forward pass, padding included; larger batches suit a GPU.
+    /// Most tokens in one forward pass (padding included on a GPU); larger batches suit a GPU.
     /// Default: 4096 on the CPU, 65536 on a GPU.
     #[arg(long, value_name = "N")]
     batch_tokens: Option<usize>,

@@ -8,75 +8,7 @@
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear_no_bias, Activation, Embedding, Linear, VarBuilder};
 
-use super::kernels::{MatmulFormat, PackedWeights};
 use super::model_dir::{EncoderConfig, LayerType};
-
-/// How the encoder's matrix products run.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum MatmulKernel {
-    /// candle's matrix multiply, in the weights' dtype (gemm on the CPU, cuBLAS on a GPU).
-    Candle,
-    /// themap's AVX-512 f32 kernel: linear weights packed at load, attention's products packed per call.
-    CpuF32,
-    /// The AVX-512 BF16 kernel: linear weights rounded to bf16 and packed at load, attention's
-    /// products rounded per call; activations stay f32 between products.
-    CpuBf16,
-}
-
-impl std::fmt::Display for MatmulKernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Candle => "candle",
-            Self::CpuF32 => "cpu-f32",
-            Self::CpuBf16 => "cpu-bf16",
-        })
-    }
-}
-
-impl MatmulKernel {
-    /// The packed kernel's format, `None` for candle's.
-    fn packed(self) -> Option<MatmulFormat> {
-        match self {
-            Self::Candle => None,
-            Self::CpuF32 => Some(MatmulFormat::F32),
-            Self::CpuBf16 => Some(MatmulFormat::Bf16),
-        }
-    }
-}
-
-/// A linear layer without bias.
-#[derive(Debug, Clone)]
-enum Projection {
-    Candle(Linear),
-    Packed(PackedWeights),
-}
-
-impl Projection {
-    fn load(in_dim: usize, out_dim: usize, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
-        let linear = linear_no_bias(in_dim, out_dim, vb)?;
-        match kernel.packed() {
-            None => Ok(Self::Candle(linear)),
-            Some(format) => {
-                let weights = linear.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                PackedWeights::pack(format, &weights, out_dim, in_dim)
-                    .map(Self::Packed)
-                    .ok_or_else(|| candle_core::Error::Msg(format!("this CPU cannot run the {format:?} kernel")))
-            }
-        }
-    }
-}
-
-impl Module for Projection {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Candle(linear) => linear.forward(xs),
-            Self::Packed(weights) => xs.contiguous()?.apply_op1_no_bwd(weights),
-        }
-    }
-}
 
 /// Gemma's RMSNorm scales by `1 + weight`; we fold the `+ 1` in once at load time.
 #[derive(Debug, Clone)]
@@ -103,13 +35,13 @@ impl Module for RmsNorm {
 
 /// Rotary position tables for one base frequency.
 #[derive(Debug, Clone)]
-struct Rotary {
+pub(super) struct Rotary {
     cos: Tensor,
     sin: Tensor,
 }
 
 impl Rotary {
-    fn new(base: f64, head_dim: usize, max_len: usize, dtype: DType, device: &Device) -> Result<Self> {
+    pub(super) fn new(base: f64, head_dim: usize, max_len: usize, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq: Vec<f32> = (0..head_dim)
             .step_by(2)
             .map(|i| 1.0 / base.powf(i as f64 / head_dim as f64) as f32)
@@ -125,6 +57,15 @@ impl Rotary {
         })
     }
 
+    /// The tables as the CPU kernels read them (f32, position after position).
+    pub(super) fn table(&self) -> Result<super::kernels::RopeTable> {
+        Ok(super::kernels::RopeTable {
+            cos: self.cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            sin: self.sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            half: self.cos.dim(1)?,
+        })
+    }
+
     /// Rotates `xs` of shape (batch, heads, seq, head_dim) by positions 0..seq.
     fn apply(&self, xs: &Tensor) -> Result<Tensor> {
         let seq_len = xs.dim(2)?;
@@ -136,21 +77,20 @@ impl Rotary {
 
 #[derive(Debug, Clone)]
 struct Attention {
-    q_proj: Projection,
-    k_proj: Projection,
-    v_proj: Projection,
-    o_proj: Projection,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
     scale: f64,
-    kernel: MatmulKernel,
 }
 
 impl Attention {
-    fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
         let (hidden, heads, kv_heads, head_dim) = (
             cfg.hidden_size,
             cfg.num_attention_heads,
@@ -158,23 +98,22 @@ impl Attention {
             cfg.head_dim,
         );
         Ok(Self {
-            q_proj: Projection::load(hidden, heads * head_dim, kernel, vb.pp("q_proj"))?,
-            k_proj: Projection::load(hidden, kv_heads * head_dim, kernel, vb.pp("k_proj"))?,
-            v_proj: Projection::load(hidden, kv_heads * head_dim, kernel, vb.pp("v_proj"))?,
-            o_proj: Projection::load(heads * head_dim, hidden, kernel, vb.pp("o_proj"))?,
+            q_proj: linear_no_bias(hidden, heads * head_dim, vb.pp("q_proj"))?,
+            k_proj: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("k_proj"))?,
+            v_proj: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("v_proj"))?,
+            o_proj: linear_no_bias(heads * head_dim, hidden, vb.pp("o_proj"))?,
             q_norm: RmsNorm::load(head_dim, cfg.rms_norm_eps, vb.pp("q_norm"))?,
             k_norm: RmsNorm::load(head_dim, cfg.rms_norm_eps, vb.pp("k_norm"))?,
             num_heads: heads,
             num_kv_heads: kv_heads,
             head_dim,
             scale: cfg.query_pre_attn_scalar.powf(-0.5),
-            kernel,
         })
     }
 
     fn forward(&self, xs: &Tensor, mask: &KeyMask, rotary: &Rotary) -> Result<Tensor> {
         let (batch, seq_len, _) = xs.dims3()?;
-        let heads = |proj: &Projection, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
+        let heads = |proj: &Linear, n: usize| proj.forward(xs)?.reshape((batch, seq_len, n, self.head_dim));
         let q = self
             .q_norm
             .forward(&heads(&self.q_proj, self.num_heads)?)?
@@ -191,10 +130,7 @@ impl Attention {
         // share a key-value head are stacked along the sequence axis, so one matmul serves them all.
         let group = self.num_heads / self.num_kv_heads;
         let q = q.reshape((batch, self.num_kv_heads, group * seq_len, self.head_dim))?;
-        let scores = match self.kernel.packed() {
-            None => q.matmul(&k.t()?)?,
-            Some(format) => super::kernels::batched_matmul_nt(format, &q, &k)?,
-        };
+        let scores = q.matmul(&k.t()?)?;
         let weights = match mask {
             KeyMask::Additive(mask) => {
                 let scores = (scores * self.scale)?
@@ -211,10 +147,7 @@ impl Attention {
                 super::kernels::masked_softmax(&scores, self.scale as f32, lengths, *window)?
             }
         };
-        let out = match self.kernel.packed() {
-            None => weights.matmul(&v)?,
-            Some(format) => super::kernels::batched_matmul(format, &weights, &v)?,
-        };
+        let out = weights.matmul(&v)?;
         let out = out
             .reshape((batch, self.num_heads, seq_len, self.head_dim))?
             .transpose(1, 2)?
@@ -237,19 +170,19 @@ enum KeyMask<'a> {
 
 #[derive(Debug, Clone)]
 struct Mlp {
-    gate_proj: Projection,
-    up_proj: Projection,
-    down_proj: Projection,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
     activation: Activation,
 }
 
 impl Mlp {
-    fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
         let (hidden, inner) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: Projection::load(hidden, inner, kernel, vb.pp("gate_proj"))?,
-            up_proj: Projection::load(hidden, inner, kernel, vb.pp("up_proj"))?,
-            down_proj: Projection::load(inner, hidden, kernel, vb.pp("down_proj"))?,
+            gate_proj: linear_no_bias(hidden, inner, vb.pp("gate_proj"))?,
+            up_proj: linear_no_bias(hidden, inner, vb.pp("up_proj"))?,
+            down_proj: linear_no_bias(inner, hidden, vb.pp("down_proj"))?,
             activation: cfg.hidden_activation,
         })
     }
@@ -279,15 +212,15 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(cfg: &EncoderConfig, kind: LayerType, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &EncoderConfig, kind: LayerType, vb: VarBuilder) -> Result<Self> {
         let norm = |name: &str| RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
         Ok(Self {
             kind,
             input_norm: norm("input_layernorm")?,
-            attention: Attention::load(cfg, kernel, vb.pp("self_attn"))?,
+            attention: Attention::load(cfg, vb.pp("self_attn"))?,
             post_attention_norm: norm("post_attention_layernorm")?,
             pre_feedforward_norm: norm("pre_feedforward_layernorm")?,
-            mlp: Mlp::load(cfg, kernel, vb.pp("mlp"))?,
+            mlp: Mlp::load(cfg, vb.pp("mlp"))?,
             post_feedforward_norm: norm("post_feedforward_layernorm")?,
         })
     }
@@ -315,7 +248,7 @@ pub struct GemmaEncoder {
 }
 
 impl GemmaEncoder {
-    pub fn load(cfg: &EncoderConfig, kernel: MatmulKernel, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> Result<Self> {
         if !cfg.use_bidirectional_attention {
             candle_core::bail!(
                 "config.json does not set use_bidirectional_attention: this is a decoder, not an embedding model"
@@ -326,7 +259,7 @@ impl GemmaEncoder {
             .layer_types
             .iter()
             .enumerate()
-            .map(|(i, &kind)| Layer::load(cfg, kind, kernel, vb.pp(format!("layers.{i}"))))
+            .map(|(i, &kind)| Layer::load(cfg, kind, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let (dtype, device) = (vb.dtype(), vb.device().clone());
         let rotary = |base| Rotary::new(base, cfg.head_dim, cfg.max_position_embeddings, dtype, &device);

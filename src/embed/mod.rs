@@ -4,6 +4,7 @@
 //! L2-normalised, so cosine similarity is a dot product everywhere downstream.
 //! [`stream`] is the batching engine, [`output`] the resumable `.npy` writer of `themap embed`.
 
+mod cpu_encoder;
 mod device;
 mod gemma;
 pub mod kernels;
@@ -22,12 +23,13 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 pub use device::{DeviceChoice, Dtype};
-pub use gemma::MatmulKernel;
 pub use model_dir::{EncoderConfig, ModelDir, Pooling};
+pub use probe::Kernel;
 pub use stream::{embed_stream, BatchLimits, EmbedStats, StreamOptions};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use cpu_encoder::CpuEncoder;
 use gemma::GemmaEncoder;
 
 /// Which instruction prefix the model sees before a text (from `config_sentence_transformers.json`).
@@ -77,6 +79,11 @@ pub trait Embedder: Sync {
     fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Array2<f32>>;
     /// How rows are grouped into forward passes.
     fn batch_limits(&self) -> BatchLimits;
+    /// Whether a forward pass computes every row to its batch's longest (padding), so that
+    /// batches should hold rows of similar length.
+    fn pads(&self) -> Result<bool> {
+        Ok(true)
+    }
 
     /// One unit row per text, in input order.
     fn embed(&self, texts: &[&str], prompt: Prompt, progress: &dyn Progress) -> Result<Array2<f32>> {
@@ -95,7 +102,7 @@ pub struct EmbedOptions {
     /// ([`probe`]).
     pub dtype: Option<Dtype>,
     /// On the CPU, the kernel to run with instead of the measured fastest (benchmarks and tests).
-    pub kernel: Option<MatmulKernel>,
+    pub kernel: Option<Kernel>,
     /// Where the CPU's kernel timings are kept between runs; `None`: timed at every load where
     /// the choice needs them.
     pub probe_cache: Option<PathBuf>,
@@ -103,18 +110,18 @@ pub struct EmbedOptions {
 
 impl EmbedOptions {
     /// The number format and kernel the encoder of `encoder` runs with on the chosen device.
-    fn compute(&self, encoder: &EncoderConfig) -> Result<(Dtype, MatmulKernel)> {
+    fn compute(&self, encoder: &EncoderConfig) -> Result<(Dtype, Kernel)> {
         if let Some(dtype) = self.dtype {
             dtype.check(self.device)?;
         }
         match self.device {
-            DeviceChoice::Cuda(_) if self.kernel.is_some_and(|k| k != MatmulKernel::Candle) => Err(
-                Error::InvalidArgument("themap's own kernels run on the CPU; on a GPU candle's run".into()),
-            ),
-            DeviceChoice::Cuda(_) => Ok((self.dtype.unwrap_or(Dtype::Bf16), MatmulKernel::Candle)),
+            DeviceChoice::Cuda(_) if self.kernel.is_some_and(|k| k != Kernel::Candle) => Err(Error::InvalidArgument(
+                "themap's own kernels run on the CPU; on a GPU candle's run".into(),
+            )),
+            DeviceChoice::Cuda(_) => Ok((self.dtype.unwrap_or(Dtype::Bf16), Kernel::Candle)),
             DeviceChoice::Cpu => {
                 let kernel = probe::cpu_kernel(encoder, self.dtype, self.kernel, self.probe_cache.as_deref())?;
-                Ok((probe::kernel_dtype(kernel), kernel))
+                Ok((kernel.dtype(), kernel))
             }
         }
     }
@@ -255,7 +262,7 @@ impl ModelTokenizer {
 /// A sentence-transformers EmbeddingGemma model loaded for inference.
 pub struct EmbeddingModel {
     tokenizer: ModelTokenizer,
-    encoder: GemmaEncoder,
+    encoder: Encoder,
     dense: Vec<Linear>,
     device: Device,
     dtype: Dtype,
@@ -286,14 +293,14 @@ impl EmbeddingModel {
         // themap's CPU kernels read the weights in f32 and pack them (rounded to bf16 for bf16
         // products); everything between products stays f32.
         let weights_dtype = match kernel {
-            MatmulKernel::Candle => dtype.candle(),
-            MatmulKernel::CpuF32 | MatmulKernel::CpuBf16 => DType::F32,
+            Kernel::Candle => dtype.candle(),
+            Kernel::CpuF32 | Kernel::CpuBf16 => DType::F32,
         };
         // SAFETY: the weights file is memory-mapped read-only; themap never writes to it, and the
         // fetch script replaces model directories by rename, never in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&model.weights], weights_dtype, &device) }
             .map_err(weights_error(&model.weights))?;
-        let encoder = GemmaEncoder::load(&model.encoder, kernel, vb).map_err(weights_error(&model.weights))?;
+        let encoder = Encoder::load(&model.encoder, kernel, vb).map_err(weights_error(&model.weights))?;
         let dense = model
             .dense
             .iter()
@@ -353,19 +360,9 @@ impl EmbeddingModel {
     /// Runs one forward pass over already-tokenized rows: returns (rows, full dim) unit vectors.
     fn forward(&self, rows: &[&[u32]]) -> Result<Array2<f32>> {
         let model = &self.tokenizer.model;
-        let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
-        let pad = model.encoder.pad_token_id;
-        let ids: Vec<u32> = rows
-            .iter()
-            .flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad).take(seq_len - r.len())))
-            .collect();
-        let ids = Tensor::from_vec(ids, (rows.len(), seq_len), &self.device)?;
-        let hidden = self.encoder.forward(&ids, &lengths)?;
-        let mut pooled = match model.pooling {
-            Pooling::Mean => gemma::mean_pool(&hidden, &lengths)?,
-            Pooling::Cls => gemma::cls_pool(&hidden)?,
-        };
+        let mut pooled = self
+            .encoder
+            .pooled(rows, model.pooling, model.encoder.pad_token_id, &self.device)?;
         for layer in &self.dense {
             pooled = layer.forward(&pooled)?;
         }
@@ -373,6 +370,65 @@ impl EmbeddingModel {
         let (n, d) = vectors.dims2()?;
         Ok(Array2::from_shape_vec((n, d), vectors.flatten_all()?.to_vec1::<f32>()?)
             .expect("tensor shape matches its element count"))
+    }
+}
+
+/// The encoder in the form its kernel runs: candle's (any device) or themap's CPU encoder.
+enum Encoder {
+    Candle(GemmaEncoder),
+    Cpu(CpuEncoder),
+}
+
+impl Encoder {
+    fn load(cfg: &EncoderConfig, kernel: Kernel, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(match kernel.format() {
+            None => Self::Candle(GemmaEncoder::load(cfg, vb)?),
+            Some(format) => Self::Cpu(CpuEncoder::load(cfg, format, vb)?),
+        })
+    }
+
+    /// One pooled hidden vector per row of token ids: (rows, hidden) f32 on `device`.
+    fn pooled(&self, rows: &[&[u32]], pooling: Pooling, pad: u32, device: &Device) -> candle_core::Result<Tensor> {
+        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+        match self {
+            Self::Candle(encoder) => {
+                let seq_len = lengths.iter().copied().max().unwrap_or(0);
+                let ids: Vec<u32> = rows
+                    .iter()
+                    .flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(pad, seq_len - r.len())))
+                    .collect();
+                let ids = Tensor::from_vec(ids, (rows.len(), seq_len), device)?;
+                let hidden = encoder.forward(&ids, &lengths)?;
+                match pooling {
+                    Pooling::Mean => gemma::mean_pool(&hidden, &lengths),
+                    Pooling::Cls => gemma::cls_pool(&hidden),
+                }
+            }
+            Self::Cpu(encoder) => {
+                let hidden = encoder.forward(rows)?;
+                let width = hidden.len() / lengths.iter().sum::<usize>().max(1);
+                let mut pooled = Vec::with_capacity(rows.len() * width);
+                let mut texts = hidden.chunks_exact(width);
+                for &len in &lengths {
+                    let tokens = texts.by_ref().take(len);
+                    match pooling {
+                        Pooling::Mean => {
+                            let mut sum = vec![0f32; width];
+                            for token in tokens {
+                                sum.iter_mut().zip(token).for_each(|(s, x)| *s += x);
+                            }
+                            pooled.extend(sum.iter().map(|s| s / len.max(1) as f32));
+                        }
+                        Pooling::Cls => {
+                            let mut tokens = tokens;
+                            pooled.extend(tokens.next().unwrap_or(&vec![0f32; width][..]));
+                            tokens.for_each(drop);
+                        }
+                    }
+                }
+                Tensor::from_vec(pooled, (rows.len(), width), device)
+            }
+        }
     }
 }
 
@@ -392,6 +448,10 @@ impl Embedder for EmbeddingModel {
     fn batch_limits(&self) -> BatchLimits {
         self.batch
     }
+
+    fn pads(&self) -> Result<bool> {
+        Ok(matches!(self.encoder, Encoder::Candle(_)))
+    }
 }
 
 /// A model whose weights are loaded on first use: work that may not need them (themes without
@@ -402,7 +462,7 @@ pub struct LazyModel {
     dir: PathBuf,
     options: EmbedOptions,
     /// The number format and kernel, chosen on first need (the CPU's may be timed).
-    compute: OnceLock<(Dtype, MatmulKernel)>,
+    compute: OnceLock<(Dtype, Kernel)>,
     loaded: OnceLock<EmbeddingModel>,
 }
 
@@ -427,7 +487,7 @@ impl LazyModel {
         Ok(self.compute()?.0)
     }
 
-    fn compute(&self) -> Result<(Dtype, MatmulKernel)> {
+    fn compute(&self) -> Result<(Dtype, Kernel)> {
         if let Some(chosen) = self.compute.get() {
             return Ok(*chosen);
         }
@@ -467,6 +527,10 @@ impl Embedder for LazyModel {
 
     fn batch_limits(&self) -> BatchLimits {
         self.options.batch
+    }
+
+    fn pads(&self) -> Result<bool> {
+        Ok(self.compute()?.1.format().is_none())
     }
 }
 

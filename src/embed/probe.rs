@@ -13,15 +13,59 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::device::Dtype;
-use super::gemma::{GemmaEncoder, MatmulKernel};
 use super::kernels::MatmulFormat;
-use super::model_dir::{EncoderConfig, LayerType};
+use super::model_dir::{EncoderConfig, LayerType, Pooling};
+use super::Encoder;
 use crate::error::{Error, Result};
+
+/// What runs the encoder's arithmetic.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kernel {
+    /// candle's ops in the weights' dtype: gemm for matrix products on the CPU, cuBLAS on a GPU.
+    Candle,
+    /// themap's CPU encoder (`embed::cpu_encoder`) with its AVX-512 f32 matrix products.
+    CpuF32,
+    /// themap's CPU encoder with AVX-512 BF16 matrix products: linear weights rounded to bf16
+    /// and packed at load, activations rounded per product, everything between products f32.
+    CpuBf16,
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Candle => "candle",
+            Self::CpuF32 => "cpu-f32",
+            Self::CpuBf16 => "cpu-bf16",
+        })
+    }
+}
+
+impl Kernel {
+    /// The number format the kernel computes in on the CPU.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            Self::Candle | Self::CpuF32 => Dtype::F32,
+            Self::CpuBf16 => Dtype::Bf16,
+        }
+    }
+
+    /// The format of themap's own kernel, `None` for candle's.
+    pub fn format(self) -> Option<MatmulFormat> {
+        match self {
+            Self::Candle => None,
+            Self::CpuF32 => Some(MatmulFormat::F32),
+            Self::CpuBf16 => Some(MatmulFormat::Bf16),
+        }
+    }
+}
 
 /// Bumped whenever a kernel changes enough to change which is fastest: timings kept by an
 /// older themap are then taken again.
@@ -40,23 +84,15 @@ const PROBE_ROUNDS: usize = 3;
 const REDUCED_MARGIN: f64 = 0.02;
 
 /// The kernels this CPU can run the encoder with, candle's first.
-pub fn available_kernels() -> Vec<MatmulKernel> {
-    let mut kernels = vec![MatmulKernel::Candle];
+pub fn available_kernels() -> Vec<Kernel> {
+    let mut kernels = vec![Kernel::Candle];
     if MatmulFormat::F32.supported() {
-        kernels.push(MatmulKernel::CpuF32);
+        kernels.push(Kernel::CpuF32);
     }
     if MatmulFormat::Bf16.supported() {
-        kernels.push(MatmulKernel::CpuBf16);
+        kernels.push(Kernel::CpuBf16);
     }
     kernels
-}
-
-/// The number format a CPU kernel computes in.
-pub fn kernel_dtype(kernel: MatmulKernel) -> Dtype {
-    match kernel {
-        MatmulKernel::Candle | MatmulKernel::CpuF32 => Dtype::F32,
-        MatmulKernel::CpuBf16 => Dtype::Bf16,
-    }
 }
 
 /// What a probe's timings hold for: they are reused only where all of it is the same.
@@ -66,7 +102,7 @@ pub struct ProbeKey {
     /// Threads the kernels run on (rayon's pool).
     pub threads: usize,
     /// The kernels timed, which `THEMAP_NO_AVX512` narrows.
-    pub kernels: Vec<MatmulKernel>,
+    pub kernels: Vec<Kernel>,
     /// themap's version and kernel revision.
     pub themap: String,
     /// The encoder's shapes the layer was built with.
@@ -74,7 +110,7 @@ pub struct ProbeKey {
 }
 
 impl ProbeKey {
-    fn new(cfg: &EncoderConfig, kernels: Vec<MatmulKernel>) -> Self {
+    fn new(cfg: &EncoderConfig, kernels: Vec<Kernel>) -> Self {
         Self {
             cpu: CpuIdentity::this(),
             threads: rayon::current_num_threads(),
@@ -206,7 +242,7 @@ mod x86 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeRecord {
     pub key: ProbeKey,
-    pub seconds: BTreeMap<MatmulKernel, f64>,
+    pub seconds: BTreeMap<Kernel, f64>,
     /// When the kernels were timed, in seconds since 1970.
     pub measured_at: u64,
 }
@@ -217,9 +253,9 @@ pub struct ProbeRecord {
 pub fn cpu_kernel(
     cfg: &EncoderConfig,
     dtype: Option<Dtype>,
-    forced: Option<MatmulKernel>,
+    forced: Option<Kernel>,
     cache: Option<&Path>,
-) -> Result<MatmulKernel> {
+) -> Result<Kernel> {
     choose_kernel(
         ProbeKey::new(cfg, available_kernels()),
         dtype,
@@ -233,10 +269,10 @@ pub fn cpu_kernel(
 fn choose_kernel(
     key: ProbeKey,
     dtype: Option<Dtype>,
-    forced: Option<MatmulKernel>,
+    forced: Option<Kernel>,
     cache: Option<&Path>,
-    time: impl FnOnce(&[MatmulKernel]) -> Result<BTreeMap<MatmulKernel, f64>>,
-) -> Result<MatmulKernel> {
+    time: impl FnOnce(&[Kernel]) -> Result<BTreeMap<Kernel, f64>>,
+) -> Result<Kernel> {
     if let Some(kernel) = forced {
         if !key.kernels.contains(&kernel) {
             return Err(Error::InvalidArgument(format!(
@@ -244,20 +280,20 @@ fn choose_kernel(
                 key.cpu.describe()
             )));
         }
-        if dtype.is_some_and(|dtype| dtype != kernel_dtype(kernel)) {
+        if dtype.is_some_and(|dtype| dtype != kernel.dtype()) {
             return Err(Error::InvalidArgument(format!(
                 "the {kernel} kernel computes in {}, not {}",
-                kernel_dtype(kernel).name(),
+                kernel.dtype().name(),
                 dtype.map_or("", Dtype::name)
             )));
         }
         return Ok(kernel);
     }
-    let candidates: Vec<MatmulKernel> = key
+    let candidates: Vec<Kernel> = key
         .kernels
         .iter()
         .copied()
-        .filter(|&k| dtype.is_none_or(|dtype| kernel_dtype(k) == dtype))
+        .filter(|&k| dtype.is_none_or(|dtype| k.dtype() == dtype))
         .collect();
     match candidates[..] {
         [] => {
@@ -295,7 +331,7 @@ fn choose_kernel(
         .ok_or_else(|| Error::InvalidArgument("no timing for any candidate kernel".into()))?;
     tracing::debug!(
         "CPU kernel: {chosen} ({}), the fastest of {} per probe pass ({} texts of {} tokens, one layer)",
-        kernel_dtype(chosen).name(),
+        chosen.dtype().name(),
         describe_timings(&record.seconds),
         PROBE_BATCH.0,
         PROBE_BATCH.1
@@ -305,11 +341,11 @@ fn choose_kernel(
 
 /// The fastest of `candidates` by `seconds`, where a reduced format must beat f32 by more
 /// than [`REDUCED_MARGIN`]. `None` where no candidate was timed.
-fn fastest(seconds: &BTreeMap<MatmulKernel, f64>, candidates: &[MatmulKernel]) -> Option<MatmulKernel> {
+fn fastest(seconds: &BTreeMap<Kernel, f64>, candidates: &[Kernel]) -> Option<Kernel> {
     let best_of = |dtype: Dtype| {
         candidates
             .iter()
-            .filter(|&&k| kernel_dtype(k) == dtype)
+            .filter(|&&k| k.dtype() == dtype)
             .filter_map(|k| Some((*k, *seconds.get(k)?)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     };
@@ -324,7 +360,7 @@ fn fastest(seconds: &BTreeMap<MatmulKernel, f64>, candidates: &[MatmulKernel]) -
     }
 }
 
-fn describe_timings(seconds: &BTreeMap<MatmulKernel, f64>) -> String {
+fn describe_timings(seconds: &BTreeMap<Kernel, f64>) -> String {
     seconds
         .iter()
         .map(|(kernel, s)| format!("{kernel} {:.1} ms", s * 1e3))
@@ -378,7 +414,7 @@ fn keep_record(dir: &Path, record: &ProbeRecord) {
 }
 
 /// Seconds per probe pass of one encoder layer of `cfg`'s shapes, through each kernel.
-fn time_kernels(cfg: &EncoderConfig, kernels: &[MatmulKernel]) -> Result<BTreeMap<MatmulKernel, f64>> {
+fn time_kernels(cfg: &EncoderConfig, kernels: &[Kernel]) -> Result<BTreeMap<Kernel, f64>> {
     // One sliding layer (at 128 tokens it sees every token, as a full one does) and a token
     // table of 64 rows: the layer's weights are the model's shapes, the vocabulary is not needed.
     let layer = EncoderConfig {
@@ -391,17 +427,16 @@ fn time_kernels(cfg: &EncoderConfig, kernels: &[MatmulKernel]) -> Result<BTreeMa
     let vb = VarBuilder::from_varmap(&weights, DType::F32, &Device::Cpu);
     let encoders = kernels
         .iter()
-        .map(|&kernel| Ok((kernel, GemmaEncoder::load(&layer, kernel, vb.clone())?)))
+        .map(|&kernel| Ok((kernel, Encoder::load(&layer, kernel, vb.clone())?)))
         .collect::<candle_core::Result<Vec<_>>>()?;
     let (texts, tokens) = PROBE_BATCH;
-    let ids: Vec<u32> = (0..texts * tokens).map(|i| (i * 7 % 64) as u32).collect();
-    let ids = Tensor::from_vec(ids, (texts, tokens), &Device::Cpu)?;
-    let lengths = vec![tokens; texts];
-    let mut best: BTreeMap<MatmulKernel, f64> = BTreeMap::new();
+    let ids: Vec<u32> = (0..tokens).map(|i| (i * 7 % 64) as u32).collect();
+    let rows = vec![&ids[..]; texts];
+    let mut best: BTreeMap<Kernel, f64> = BTreeMap::new();
     for round in 0..=PROBE_ROUNDS {
         for (kernel, encoder) in &encoders {
             let started = Instant::now();
-            encoder.forward(&ids, &lengths)?;
+            encoder.pooled(&rows, Pooling::Mean, 0, &Device::Cpu)?;
             let seconds = started.elapsed().as_secs_f64();
             // Round 0 warms caches and allocations up.
             if round > 0 {
@@ -417,7 +452,7 @@ fn time_kernels(cfg: &EncoderConfig, kernels: &[MatmulKernel]) -> Result<BTreeMa
 mod tests {
     use super::*;
 
-    fn key(kernels: &[MatmulKernel]) -> ProbeKey {
+    fn key(kernels: &[Kernel]) -> ProbeKey {
         ProbeKey {
             cpu: CpuIdentity {
                 vendor: "GenuineIntel".into(),
@@ -433,27 +468,23 @@ mod tests {
         }
     }
 
-    const ALL: [MatmulKernel; 3] = [MatmulKernel::Candle, MatmulKernel::CpuF32, MatmulKernel::CpuBf16];
+    const ALL: [Kernel; 3] = [Kernel::Candle, Kernel::CpuF32, Kernel::CpuBf16];
 
     /// A stand-in for the CPU's timings.
-    fn timings(candle: f64, f32: f64, bf16: f64) -> BTreeMap<MatmulKernel, f64> {
-        BTreeMap::from([
-            (MatmulKernel::Candle, candle),
-            (MatmulKernel::CpuF32, f32),
-            (MatmulKernel::CpuBf16, bf16),
-        ])
+    fn timings(candle: f64, f32: f64, bf16: f64) -> BTreeMap<Kernel, f64> {
+        BTreeMap::from([(Kernel::Candle, candle), (Kernel::CpuF32, f32), (Kernel::CpuBf16, bf16)])
     }
 
     #[test]
     fn the_fastest_kernel_is_chosen_and_near_ties_go_to_f32() {
         let cases = [
             // (candle, f32, bf16) seconds → default choice
-            ((0.03, 0.025, 0.013), MatmulKernel::CpuBf16),
-            ((0.03, 0.025, 0.037), MatmulKernel::CpuF32),
-            ((0.02, 0.025, 0.037), MatmulKernel::Candle),
+            ((0.03, 0.025, 0.013), Kernel::CpuBf16),
+            ((0.03, 0.025, 0.037), Kernel::CpuF32),
+            ((0.02, 0.025, 0.037), Kernel::Candle),
             // bf16 1% faster than the best f32: within the margin, f32 it is.
-            ((0.03, 0.025, 0.02475), MatmulKernel::CpuF32),
-            ((0.03, 0.025, 0.0240), MatmulKernel::CpuBf16),
+            ((0.03, 0.025, 0.02475), Kernel::CpuF32),
+            ((0.03, 0.025, 0.0240), Kernel::CpuBf16),
         ];
         for ((candle, f32, bf16), expected) in cases {
             let chosen = choose_kernel(key(&ALL), None, None, None, |_| Ok(timings(candle, f32, bf16))).unwrap();
@@ -464,29 +495,29 @@ mod tests {
             Ok(timings(0.03, 0.025, 0.01))
         })
         .unwrap();
-        assert_eq!(chosen, MatmulKernel::CpuF32);
+        assert_eq!(chosen, Kernel::CpuF32);
         let chosen = choose_kernel(key(&ALL), Some(Dtype::F32), None, None, |_| {
             Ok(timings(0.02, 0.025, 0.01))
         })
         .unwrap();
-        assert_eq!(chosen, MatmulKernel::Candle);
+        assert_eq!(chosen, Kernel::Candle);
     }
 
     #[test]
     fn a_single_candidate_or_a_forced_kernel_needs_no_timing() {
-        let never = |_: &[MatmulKernel]| -> Result<BTreeMap<MatmulKernel, f64>> { panic!("timed") };
-        let only_candle = key(&[MatmulKernel::Candle]);
+        let never = |_: &[Kernel]| -> Result<BTreeMap<Kernel, f64>> { panic!("timed") };
+        let only_candle = key(&[Kernel::Candle]);
         assert_eq!(
             choose_kernel(only_candle.clone(), None, None, None, never).unwrap(),
-            MatmulKernel::Candle
+            Kernel::Candle
         );
         assert!(choose_kernel(only_candle.clone(), Some(Dtype::Bf16), None, None, never).is_err());
-        assert!(choose_kernel(only_candle, None, Some(MatmulKernel::CpuBf16), None, never).is_err());
-        let forced = choose_kernel(key(&ALL), None, Some(MatmulKernel::CpuF32), None, never).unwrap();
-        assert_eq!(forced, MatmulKernel::CpuF32);
-        assert!(choose_kernel(key(&ALL), Some(Dtype::Bf16), Some(MatmulKernel::CpuF32), None, never).is_err());
+        assert!(choose_kernel(only_candle, None, Some(Kernel::CpuBf16), None, never).is_err());
+        let forced = choose_kernel(key(&ALL), None, Some(Kernel::CpuF32), None, never).unwrap();
+        assert_eq!(forced, Kernel::CpuF32);
+        assert!(choose_kernel(key(&ALL), Some(Dtype::Bf16), Some(Kernel::CpuF32), None, never).is_err());
         let bf16_only = choose_kernel(key(&ALL), Some(Dtype::Bf16), None, None, never).unwrap();
-        assert_eq!(bf16_only, MatmulKernel::CpuBf16);
+        assert_eq!(bf16_only, Kernel::CpuBf16);
     }
 
     #[test]
@@ -494,7 +525,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Some(dir.path());
         let calls = std::cell::Cell::new(0);
-        let choose = |key: ProbeKey, timed: BTreeMap<MatmulKernel, f64>| {
+        let choose = |key: ProbeKey, timed: BTreeMap<Kernel, f64>| {
             choose_kernel(key, None, None, cache, |_| {
                 calls.set(calls.get() + 1);
                 Ok(timed)
@@ -503,23 +534,23 @@ mod tests {
         };
         // First use: timed and kept; then read back, not timed again, even where a new timing
         // would say otherwise.
-        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), MatmulKernel::CpuBf16);
-        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.5)), MatmulKernel::CpuBf16);
+        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), Kernel::CpuBf16);
+        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.5)), Kernel::CpuBf16);
         assert_eq!(calls.get(), 1);
         let file = key(&ALL).file(dir.path());
         assert!(file.is_file());
 
         // A kept record whose timings say f32 is faster (a fake probe result): f32 is chosen.
         let mut record: ProbeRecord = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        record.seconds.insert(MatmulKernel::CpuBf16, 0.04);
+        record.seconds.insert(Kernel::CpuBf16, 0.04);
         std::fs::write(&file, serde_json::to_vec(&record).unwrap()).unwrap();
-        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), MatmulKernel::CpuF32);
+        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), Kernel::CpuF32);
         assert_eq!(calls.get(), 1);
 
         // Damaged: timed again, and the file rewritten whole.
         for damage in [&b"{\"key\": {\"cpu\""[..], b"", b"\x00\xff garbage"] {
             std::fs::write(&file, damage).unwrap();
-            assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), MatmulKernel::CpuBf16);
+            assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.013)), Kernel::CpuBf16);
             let kept: ProbeRecord = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             assert_eq!(kept.key, key(&ALL));
         }
@@ -532,13 +563,10 @@ mod tests {
         foreign.key.cpu.vendor = "AuthenticAMD".into();
         foreign.seconds = timings(0.03, 0.025, 0.001);
         std::fs::write(&file, serde_json::to_vec(&foreign).unwrap()).unwrap();
-        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.04)), MatmulKernel::CpuF32);
+        assert_eq!(choose(key(&ALL), timings(0.03, 0.025, 0.04)), Kernel::CpuF32);
         assert_eq!(calls.get(), 5);
         // Nor one that lacks a timing for a kernel this CPU has, or holds a nonsense one.
-        for seconds in [
-            timings(0.03, 0.025, f64::NAN),
-            BTreeMap::from([(MatmulKernel::CpuF32, 0.01)]),
-        ] {
+        for seconds in [timings(0.03, 0.025, f64::NAN), BTreeMap::from([(Kernel::CpuF32, 0.01)])] {
             let partial = ProbeRecord {
                 seconds,
                 ..record.clone()
@@ -565,7 +593,7 @@ mod tests {
             Ok(timings(0.03, 0.025, 0.013))
         })
         .unwrap();
-        assert_eq!(chosen, MatmulKernel::CpuBf16);
+        assert_eq!(chosen, Kernel::CpuBf16);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::progress::Progress;
 pub struct BatchLimits {
     /// Most texts in one forward pass.
     pub max_texts: usize,
-    /// Most tokens in one forward pass, counting padding.
+    /// Most tokens in one forward pass, counting padding where the model pads.
     pub max_tokens: usize,
 }
 
@@ -74,7 +74,8 @@ pub struct EmbedStats {
     pub passages: u64,
     /// Model tokens of those texts, prompt and special tokens included.
     pub tokens: u64,
-    /// Tokens the model computed, padding included: `tokens / padded_tokens` is the batch fill.
+    /// Tokens the model computed, padding included (none on themap's CPU encoder):
+    /// `tokens / padded_tokens` is the batch fill.
     pub padded_tokens: u64,
     pub batches: u64,
     pub seconds: f64,
@@ -113,6 +114,7 @@ where
         return Err(Error::InvalidArgument("the window must hold at least one text".into()));
     }
     let limits = model.batch_limits();
+    let pads = model.pads()?;
     let started = std::time::Instant::now();
     let mut stats = EmbedStats::default();
     std::thread::scope(|scope| -> Result<()> {
@@ -137,7 +139,7 @@ where
                 };
                 let texts: Vec<&str> = window.iter().map(|r| r.text.as_str()).collect();
                 let planned = model.tokenize(&texts, options.prompt).map(|tokens| Window {
-                    batches: plan_batches(&tokens, limits),
+                    batches: plan_batches(&tokens, limits, pads),
                     tokens,
                     records: window,
                 });
@@ -159,7 +161,7 @@ where
                 let tokens: u64 = rows.iter().map(|r| r.len() as u64).sum();
                 let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
                 stats.tokens += tokens;
-                stats.padded_tokens += (longest * rows.len()) as u64;
+                stats.padded_tokens += if pads { (longest * rows.len()) as u64 } else { tokens };
                 stats.batches += 1;
                 progress.advance(batch.len() as u64, tokens);
             }
@@ -200,25 +202,35 @@ pub fn embed_texts<E: Embedder + ?Sized>(
     Ok(Array2::from_shape_vec((texts.len(), model.dim()), rows.0).expect("one row per text"))
 }
 
-/// Groups row indices into forward passes: rows sorted by length so padding stays small,
-/// each batch within `limits` (a row longer than the token budget goes alone). A batch that is
-/// already a quarter of the budget also ends where the next row is much shorter than its
-/// longest, rather than pad that row and all after it.
-pub fn plan_batches(tokens: &[Vec<u32>], limits: BatchLimits) -> Vec<Vec<usize>> {
+/// Groups row indices into forward passes: rows sorted by length, each batch within `limits`
+/// (a row longer than the token budget goes alone). Where the model `pads` every row to its
+/// batch's longest, the budget counts that padding, and a batch that is already a quarter of
+/// the budget also ends where the next row is much shorter than its longest, rather than pad
+/// that row and all after it. Where it does not (themap's CPU encoder), batches fill up.
+pub fn plan_batches(tokens: &[Vec<u32>], limits: BatchLimits, pads: bool) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..tokens.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
     let mut batches = Vec::new();
     let mut current: Vec<usize> = Vec::new();
+    let mut current_tokens = 0;
     for i in order {
+        let len = tokens[i].len();
         // Sorted longest first, so the batch's first row sets its padded length.
-        let longest = current.first().map_or(tokens[i].len(), |&f| tokens[f].len());
-        let full = current.len() == limits.max_texts || longest * (current.len() + 1) > limits.max_tokens;
-        let big_enough = longest * current.len() * 4 >= limits.max_tokens;
-        let much_shorter = tokens[i].len() * 5 < longest * 4;
-        if !current.is_empty() && (full || (big_enough && much_shorter)) {
+        let longest = current.first().map_or(len, |&f| tokens[f].len());
+        let cut = if pads {
+            let full = longest * (current.len() + 1) > limits.max_tokens;
+            let big_enough = longest * current.len() * 4 >= limits.max_tokens;
+            let much_shorter = len * 5 < longest * 4;
+            full || (big_enough && much_shorter)
+        } else {
+            current_tokens + len > limits.max_tokens
+        };
+        if !current.is_empty() && (cut || current.len() == limits.max_texts) {
             batches.push(std::mem::take(&mut current));
+            current_tokens = 0;
         }
         current.push(i);
+        current_tokens += len;
     }
     if !current.is_empty() {
         batches.push(current);
@@ -285,14 +297,21 @@ mod tests {
             max_texts: 3,
             max_tokens: 100,
         };
-        let batches = plan_batches(&tokens, limits);
-        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
-        seen.sort();
-        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-        for batch in &batches {
-            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
-            assert!(batch.len() <= 3);
-            assert!(batch.len() == 1 || longest * batch.len() <= 100, "{batch:?}");
+        for pads in [true, false] {
+            let batches = plan_batches(&tokens, limits, pads);
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort();
+            assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+            for batch in &batches {
+                let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
+                let cost = if pads {
+                    longest * batch.len()
+                } else {
+                    batch.iter().map(|&i| lengths[i]).sum()
+                };
+                assert!(batch.len() <= 3);
+                assert!(batch.len() == 1 || cost <= 100, "{batch:?}");
+            }
         }
     }
 
@@ -305,7 +324,9 @@ mod tests {
             max_texts: 64,
             max_tokens: 1600,
         };
-        let batches = plan_batches(&tokens, limits);
+        let batches = plan_batches(&tokens, limits, true);
         assert_eq!(batches, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        // Without padding, shorter rows cost nothing extra: one batch.
+        assert_eq!(plan_batches(&tokens, limits, false), vec![(0..8).collect::<Vec<_>>()]);
     }
 }

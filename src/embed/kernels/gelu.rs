@@ -42,6 +42,24 @@ impl CustomOp2 for GeluTanhMul {
     }
 }
 
+/// `gelu_tanh(gate) * up` for rows of `2 · width` that hold `gate` in their first half and
+/// `up` in their second (one product computes both), into rows of `width`; rows in parallel.
+pub fn gelu_tanh_mul_halves(gate_up: &[f32], width: usize, out: &mut [f32]) {
+    assert!(
+        width > 0 && out.len() % width == 0 && gate_up.len() == 2 * out.len(),
+        "rows of gate and up are twice the output's"
+    );
+    let rows_per_task = (CHUNK / width).max(1);
+    out.par_chunks_mut(rows_per_task * width)
+        .zip(gate_up.par_chunks(rows_per_task * 2 * width))
+        .for_each(|(out, gate_up)| {
+            for (out, row) in out.chunks_exact_mut(width).zip(gate_up.chunks_exact(2 * width)) {
+                let (gate, up) = row.split_at(width);
+                gelu_tanh_mul_slice(gate, up, out);
+            }
+        });
+}
+
 fn gelu_tanh_mul_slice(gate: &[f32], up: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -99,6 +117,20 @@ mod tests {
             worst = worst.max((tanh(x) - x.tanh()).abs());
         }
         assert!(worst < 1e-6, "{worst}");
+    }
+
+    #[test]
+    fn halves_of_one_row_are_gate_and_up() {
+        let (rows, width) = (5, 37);
+        let gate_up: Vec<f32> = (0..rows * 2 * width).map(|i| (i as f32 * 0.13).sin() * 4.0).collect();
+        let mut out = vec![0f32; rows * width];
+        gelu_tanh_mul_halves(&gate_up, width, &mut out);
+        for (r, out) in out.chunks(width).enumerate() {
+            let row = &gate_up[r * 2 * width..(r + 1) * 2 * width];
+            let mut expected = vec![0f32; width];
+            gelu_tanh_mul_plain(&row[..width], &row[width..], &mut expected);
+            assert_eq!(out, &expected[..], "row {r}");
+        }
     }
 
     #[test]

@@ -17,14 +17,10 @@
 //! of [`MR`] rows; [`KC`] steps of a panel (24 KiB) stay in L1 while every row block of a task
 //! passes over them. Tasks are row blocks, run in parallel.
 
-use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use half::bf16;
 use rayon::prelude::*;
-
-use super::contiguous_f32;
 
 /// Output columns per packed panel: four 16-lane registers.
 const NR: usize = 64;
@@ -102,46 +98,83 @@ pub struct PackedWeights {
 impl PackedWeights {
     /// Packs the row-major `n × k` matrix `w`; `None` where the CPU lacks the instructions.
     pub fn pack(format: MatmulFormat, w: &[f32], n: usize, k: usize) -> Option<Self> {
-        (w.len() == n * k).then(|| Self::pack_with(format, n, k, |col, i| w[col * k + i]))?
+        (w.len() == n * k).then(|| Self::pack_rows(format, w, k, n, k))?
     }
 
-    /// Packs the transpose of the row-major `k × n` matrix `wt`, without copying it first.
-    pub fn pack_transposed(format: MatmulFormat, wt: &[f32], k: usize, n: usize) -> Option<Self> {
-        (wt.len() == k * n).then(|| Self::pack_with(format, n, k, |col, i| wt[i * n + col]))?
+    /// Packs the `n × k` matrix whose output `c` has its `k` inputs at `rows[c * stride..]`
+    /// (attention's keys: one output per key, inside rows of every head).
+    ///
+    /// # Panics
+    /// If `rows` is too short for `n` rows of `k` at `stride`.
+    pub fn pack_rows(format: MatmulFormat, rows: &[f32], stride: usize, n: usize, k: usize) -> Option<Self> {
+        let mut packed = Self::zeroed(format, n, k)?;
+        assert!(stride >= k && rows.len() >= (n - 1) * stride + k, "rows too short");
+        let steps = packed.steps;
+        packed
+            .packed
+            .par_chunks_mut(steps * NR)
+            .enumerate()
+            .for_each(|(panel, out)| {
+                let mut pairs = vec![0u32; steps];
+                for col in 0..NR.min(n - panel * NR) {
+                    let row = &rows[(panel * NR + col) * stride..][..k];
+                    let values: &[u32] = match format {
+                        MatmulFormat::F32 => bytemuck_f32(row),
+                        MatmulFormat::Bf16 => {
+                            #[cfg(target_arch = "x86_64")]
+                            avx512::round_row(row, &mut pairs);
+                            &pairs
+                        }
+                    };
+                    for (step, &value) in values.iter().enumerate() {
+                        out[step * NR + col] = value;
+                    }
+                }
+            });
+        Some(packed)
     }
 
-    /// Packs the `n × k` matrix whose element (output `col`, input `i`) is `at(col, i)`.
-    fn pack_with(format: MatmulFormat, n: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Option<Self> {
+    /// Packs the `n × k` matrix whose input `i` has its `n` outputs at `rows[i * stride..]`:
+    /// the transpose of row-major rows (attention's values: one output per value dimension).
+    ///
+    /// # Panics
+    /// If `rows` is too short for `k` rows of `n` at `stride`.
+    pub fn pack_columns(format: MatmulFormat, rows: &[f32], stride: usize, k: usize, n: usize) -> Option<Self> {
+        let mut packed = Self::zeroed(format, n, k)?;
+        assert!(stride >= n && rows.len() >= (k - 1) * stride + n, "rows too short");
+        let steps = packed.steps;
+        packed
+            .packed
+            .par_chunks_mut(steps * NR)
+            .enumerate()
+            .for_each(|(panel, out)| {
+                let cols = NR.min(n - panel * NR);
+                let at = |i: usize| &rows[i * stride + panel * NR..][..cols];
+                for (step, out) in out.chunks_exact_mut(NR).enumerate() {
+                    match format {
+                        MatmulFormat::F32 => out[..cols].copy_from_slice(bytemuck_f32(at(step))),
+                        MatmulFormat::Bf16 => {
+                            let high = (2 * step + 1 < k).then(|| at(2 * step + 1));
+                            interleave_bf16(at(2 * step), high, &mut out[..cols]);
+                        }
+                    }
+                }
+            });
+        Some(packed)
+    }
+
+    /// An all-zero packing of an `n × k` matrix; `None` where the CPU lacks the instructions.
+    fn zeroed(format: MatmulFormat, n: usize, k: usize) -> Option<Self> {
         if !format.supported() || n == 0 || k == 0 {
             return None;
         }
         let steps = k.div_ceil(format.values_per_step());
-        let panels = n.div_ceil(NR);
-        let mut packed = vec![0u32; panels * steps * NR];
-        packed.par_chunks_mut(steps * NR).enumerate().for_each(|(panel, out)| {
-            for step in 0..steps {
-                for col in 0..NR.min(n - panel * NR) {
-                    let col_in_w = panel * NR + col;
-                    out[step * NR + col] = match format {
-                        MatmulFormat::F32 => at(col_in_w, step).to_bits(),
-                        MatmulFormat::Bf16 => {
-                            let high = if 2 * step + 1 < k {
-                                at(col_in_w, 2 * step + 1)
-                            } else {
-                                0.0
-                            };
-                            pack_pair(at(col_in_w, 2 * step), high)
-                        }
-                    };
-                }
-            }
-        });
         Some(Self {
             format,
             n,
             k,
             steps,
-            packed,
+            packed: vec![0u32; n.div_ceil(NR) * steps * NR],
         })
     }
 
@@ -159,84 +192,86 @@ impl PackedWeights {
         self.format
     }
 
-    /// `out` (m × n) = `a` (m × k) · Wᵀ, all row-major, where `m = a.len() / k`.
+    /// `out` (m × n) = `a` (m × k) · Wᵀ, all row-major, where `m = a.len() / k`, row blocks
+    /// in parallel. Every element of `out` is written; none is read.
     ///
     /// # Panics
     /// If `a.len()` is not a multiple of k or `out` is not m × n.
     pub fn matmul(&self, a: &[f32], out: &mut [f32]) {
-        // SAFETY: only initialised f32 values are written through the view.
-        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-        self.matmul_into(a, out);
+        assert_eq!(a.len() % self.k, 0, "activations are not rows of {} values", self.k);
+        let m = a.len() / self.k;
+        assert_eq!(out.len(), m * self.n, "output is not {m} × {}", self.n);
+        let task_rows = (m.div_ceil(rayon::current_num_threads() * 4))
+            .next_multiple_of(MR)
+            .clamp(MR, MAX_TASK_ROWS);
+        out.par_chunks_mut(task_rows * self.n)
+            .zip(a.par_chunks(task_rows * self.k))
+            .for_each(|(out, a)| {
+                let rows = a.len() / self.k;
+                // SAFETY: `out` holds `rows` rows of n.
+                unsafe { self.multiply_rows(a, self.k, rows, out.as_mut_ptr(), self.n) }
+            });
     }
 
     /// `a · Wᵀ` in a new vector.
     pub fn product(&self, a: &[f32]) -> Vec<f32> {
-        let len = a.len() / self.k * self.n;
-        let mut out = Vec::with_capacity(len);
-        self.matmul_into(a, &mut out.spare_capacity_mut()[..len]);
-        // SAFETY: `matmul_into` wrote every element (k > 0, so the first k block stores them all).
-        unsafe { out.set_len(len) };
+        let mut out = vec![0f32; a.len() / self.k * self.n];
+        self.matmul(a, &mut out);
         out
     }
 
-    /// [`Self::matmul`] into memory that need not be initialised: it writes every element, so
-    /// the output is not zeroed first (zeroing cost 5% of the encoder's time).
-    fn matmul_into(&self, a: &[f32], out: &mut [MaybeUninit<f32>]) {
-        assert_eq!(a.len() % self.k, 0, "activations are not rows of {} values", self.k);
-        let m = a.len() / self.k;
-        assert_eq!(out.len(), m * self.n, "output is not {m} × {}", self.n);
-        if m == 0 {
+    /// `rows` rows of `a`, row `r` starting at `r * a_stride`, times Wᵀ, into rows of `out` at
+    /// `out_stride`, on the calling thread: the form for products inside a larger matrix
+    /// (one attention head of a row of all heads).
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `rows` rows of n values at `out_stride`, and no other
+    /// thread may touch those values meanwhile.
+    ///
+    /// # Panics
+    /// If `a` is too short for `rows` rows of k at `a_stride`.
+    pub unsafe fn multiply_rows(&self, a: &[f32], a_stride: usize, rows: usize, out: *mut f32, out_stride: usize) {
+        if rows == 0 {
             return;
         }
-        let task_rows = (m.div_ceil(rayon::current_num_threads() * 4))
-            .next_multiple_of(MR)
-            .min(MAX_TASK_ROWS);
-        out.par_chunks_mut(task_rows * self.n)
-            .zip(a.par_chunks(task_rows * self.k))
-            .for_each(|(out, a)| self.multiply_rows(a, out));
-    }
-
-    /// One task's rows: `out` = `a` · Wᵀ on the calling thread.
-    fn multiply_rows(&self, a: &[f32], out: &mut [MaybeUninit<f32>]) {
-        // SAFETY: `pack` made `self` only where the CPU has the format's instructions; in bf16,
-        // `round_rows` writes all `len` pairs before `multiply_bf16` reads them.
+        assert!(
+            a_stride >= self.k && a.len() >= (rows - 1) * a_stride + self.k,
+            "activations too short"
+        );
+        let row = |r: usize| &a[r * a_stride..r * a_stride + self.k];
+        // SAFETY: `pack` made `self` only where the CPU has the format's instructions.
         #[cfg(target_arch = "x86_64")]
-        unsafe {
-            match self.format {
-                MatmulFormat::F32 => avx512::multiply_f32(self, &micro_panels(a, self.steps, 0.0), out),
-                MatmulFormat::Bf16 => {
-                    let len = a.len() / self.k * self.steps;
-                    let mut pairs = Vec::with_capacity(len);
-                    avx512::round_rows(a, self.k, self.steps, &mut pairs.spare_capacity_mut()[..len]);
-                    pairs.set_len(len);
-                    avx512::multiply_bf16(self, &micro_panels(&pairs, self.steps, 0), out);
-                }
+        match self.format {
+            MatmulFormat::F32 => {
+                let panels = micro_panels(rows, self.steps, 0.0, |r, values| values.copy_from_slice(row(r)));
+                avx512::multiply_f32(self, &panels, rows, out, out_stride)
+            }
+            MatmulFormat::Bf16 => {
+                let panels = micro_panels(rows, self.steps, 0, |r, pairs| avx512::round_row(row(r), pairs));
+                avx512::multiply_bf16(self, &panels, rows, out, out_stride)
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("packed weights exist only on x86-64: {a:p} {out:p}");
+        unreachable!("packed weights exist only on x86-64: {:p} {out:p} {out_stride}", row(0));
     }
 }
 
-/// Rows of `steps` values regrouped into micro-panels of [`MR`] rows, step by step (the
-/// values of one step of MR rows contiguous), the last panel padded with `zero`: the tile then
-/// reads its activations as one stream rather than MR rows far apart.
-fn micro_panels<V: Copy>(rows: &[V], steps: usize, zero: V) -> Vec<V> {
-    let groups = (rows.len() / steps).div_ceil(MR);
+/// `rows` rows of `steps` values each (as `row(r, values)` writes them) regrouped into
+/// micro-panels of [`MR`] rows, step by step (the values of one step of MR rows contiguous), the
+/// last panel padded with `zero`: a tile then reads its activations as one stream rather than
+/// MR rows far apart.
+fn micro_panels<V: Copy>(rows: usize, steps: usize, zero: V, row: impl Fn(usize, &mut [V])) -> Vec<V> {
+    let groups = rows.div_ceil(MR);
     let mut out = vec![zero; groups * steps * MR];
-    for (rows, panel) in rows.chunks(MR * steps).zip(out.chunks_exact_mut(MR * steps)) {
-        if rows.len() == MR * steps {
-            // Whole panels, the common case: written in order, MR values at a time.
-            for (step, values) in panel.chunks_exact_mut(MR).enumerate() {
-                for (r, value) in values.iter_mut().enumerate() {
-                    *value = rows[r * steps + step];
-                }
-            }
-        } else {
-            for (r, row) in rows.chunks_exact(steps).enumerate() {
-                for (step, &value) in row.iter().enumerate() {
-                    panel[step * MR + r] = value;
-                }
+    let mut group_rows = vec![zero; MR * steps];
+    for (group, panel) in out.chunks_exact_mut(MR * steps).enumerate() {
+        let count = MR.min(rows - group * MR);
+        for (r, values) in group_rows.chunks_exact_mut(steps).take(count).enumerate() {
+            row(group * MR + r, values);
+        }
+        for (step, values) in panel.chunks_exact_mut(MR).enumerate() {
+            for (r, value) in values.iter_mut().take(count).enumerate() {
+                *value = group_rows[r * steps + step];
             }
         }
     }
@@ -248,149 +283,86 @@ fn pack_pair(low: f32, high: f32) -> u32 {
     bf16::from_f32(low).to_bits() as u32 | (bf16::from_f32(high).to_bits() as u32) << 16
 }
 
-/// Tensor form for candle: `(…, k)` f32 in, `(…, n)` f32 out.
-impl CustomOp1 for PackedWeights {
-    fn name(&self) -> &'static str {
-        "packed-linear"
-    }
+/// f32 values as their bits.
+fn bytemuck_f32(values: &[f32]) -> &[u32] {
+    // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is a u32.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) }
+}
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let a = contiguous_f32(storage, layout, self.name())?;
-        let mut dims = layout.dims().to_vec();
-        if dims.last() != Some(&self.k) {
-            bail!(
-                "packed-linear: activations {:?} do not end in {} features",
-                dims,
-                self.k
-            );
+/// `out[c]` = the pair (`low[c]`, `high[c]`, or 0 without `high`), each rounded to bf16.
+fn interleave_bf16(low: &[f32], high: Option<&[f32]>, out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { interleave_bf16_avx512(low, high, out) };
+    }
+    interleave_bf16_plain(low, high, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_bf16_avx512(low: &[f32], high: Option<&[f32]>, out: &mut [u32]) {
+    interleave_bf16_plain(low, high, out)
+}
+
+#[inline(always)]
+fn interleave_bf16_plain(low: &[f32], high: Option<&[f32]>, out: &mut [u32]) {
+    match high {
+        Some(high) => {
+            for ((out, &low), &high) in out.iter_mut().zip(low).zip(high) {
+                *out = bf16_bits(low) | bf16_bits(high) << 16;
+            }
         }
-        let out = self.product(a);
-        *dims.last_mut().expect("checked above") = self.n;
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        None => out.iter_mut().zip(low).for_each(|(out, &low)| *out = bf16_bits(low)),
     }
 }
 
-/// `a · bᵀ` for every leading index: `a` (…, m, k) and `b` (…, n, k) f32 in, (…, m, n) f32 out,
-/// the products in `format`. Attention's scores take this form, with `b` the keys.
-pub fn batched_matmul_nt(format: MatmulFormat, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.contiguous()?.apply_op2_no_bwd(
-        &b.contiguous()?,
-        &Batched {
-            format,
-            b_transposed: true,
-        },
-    )
-}
-
-/// `a · b` for every leading index: `a` (…, m, k) and `b` (…, k, n) f32 in, (…, m, n) f32 out,
-/// the products in `format`. Attention's weighted sum takes this form, with `b` the values.
-pub fn batched_matmul(format: MatmulFormat, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.contiguous()?.apply_op2_no_bwd(
-        &b.contiguous()?,
-        &Batched {
-            format,
-            b_transposed: false,
-        },
-    )
-}
-
-struct Batched {
-    format: MatmulFormat,
-    /// `b` holds one row per output column (…, n, k), rather than (…, k, n).
-    b_transposed: bool,
-}
-
-impl CustomOp2 for Batched {
-    fn name(&self) -> &'static str {
-        "packed-batched-matmul"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
-        let (a_dims, b_dims) = (l1.dims(), l2.dims());
-        let rank = a_dims.len();
-        if rank < 2 || b_dims.len() != rank || a_dims[..rank - 2] != b_dims[..rank - 2] {
-            bail!("packed-batched-matmul: shapes {a_dims:?} and {b_dims:?} do not pair");
-        }
-        let (m, k) = (a_dims[rank - 2], a_dims[rank - 1]);
-        let (n, b_k) = match self.b_transposed {
-            true => (b_dims[rank - 2], b_dims[rank - 1]),
-            false => (b_dims[rank - 1], b_dims[rank - 2]),
-        };
-        if b_k != k {
-            bail!("packed-batched-matmul: shapes {a_dims:?} and {b_dims:?} do not pair");
-        }
-        if !self.format.supported() {
-            bail!("{:?} products need AVX-512 instructions this CPU lacks", self.format);
-        }
-        let len = l1.shape().elem_count() / k.max(1) * n;
-        let mut out = Vec::with_capacity(len);
-        if k > 0 && n > 0 && m > 0 {
-            // One product per task: each is small (one head's keys or values), so packing it and
-            // multiplying on one core beats splitting it across cores.
-            out.spare_capacity_mut()[..len]
-                .par_chunks_exact_mut(m * n)
-                .zip(a.par_chunks_exact(m * k).zip(b.par_chunks_exact(n * k)))
-                .for_each(|(out, (a, b))| {
-                    let packed = match self.b_transposed {
-                        true => PackedWeights::pack(self.format, b, n, k),
-                        false => PackedWeights::pack_transposed(self.format, b, k, n),
-                    };
-                    match packed {
-                        Some(b) => b.matmul_into(a, out),
-                        // Unreachable (the CPU and the sizes were checked), but never uninitialised.
-                        None => out.fill(MaybeUninit::new(f32::NAN)),
-                    }
-                });
-        } else {
-            out.resize(len, 0.0);
-        }
-        // SAFETY: every chunk was written above (or the vector filled with zeros).
-        unsafe { out.set_len(len) };
-        let mut dims = a_dims.to_vec();
-        dims[rank - 1] = n;
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
-    }
+/// A finite f32 rounded to bf16 (to nearest even, as `half` and PyTorch round), branch-free so
+/// that it vectorises.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
-    use std::mem::MaybeUninit;
 
     use super::{pack_pair, PackedWeights, KC, MR, NC, NR};
 
-    /// Rounds rows of `k` f32 to bf16 pairs, `pairs` per row (zero-padded when k is odd).
+    /// Rounds a row of f32 to bf16 pairs (the last zero-padded when the row is odd): `pairs`
+    /// holds ⌈len / 2⌉.
+    pub(super) fn round_row(row: &[f32], pairs: &mut [u32]) {
+        // SAFETY: only called for bf16 weights, which exist only where the CPU has AVX512_BF16.
+        unsafe { round_row_avx512(row, pairs) }
+    }
+
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn round_rows(a: &[f32], k: usize, pairs: usize, out: &mut [MaybeUninit<u32>]) {
-        for (row, out) in a.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
-            let whole = k / 32;
-            for i in 0..whole {
-                let lo = _mm512_loadu_ps(row.as_ptr().add(i * 32));
-                let hi = _mm512_loadu_ps(row.as_ptr().add(i * 32 + 16));
-                // Element j of the 32 bf16 comes from value j: lane i holds values 2i and 2i+1.
-                let bf: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-                _mm512_storeu_si512(out.as_mut_ptr().add(i * 16).cast(), bf);
-            }
-            for (pair, values) in row[whole * 32..].chunks(2).enumerate() {
-                out[whole * 16 + pair].write(pack_pair(values[0], values.get(1).copied().unwrap_or(0.0)));
-            }
+    unsafe fn round_row_avx512(row: &[f32], pairs: &mut [u32]) {
+        let whole = row.len() / 32;
+        for i in 0..whole {
+            let lo = _mm512_loadu_ps(row.as_ptr().add(i * 32));
+            let hi = _mm512_loadu_ps(row.as_ptr().add(i * 32 + 16));
+            // Element j of the 32 bf16 comes from value j: lane i holds values 2i and 2i+1.
+            let bf: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512(pairs.as_mut_ptr().add(i * 16).cast(), bf);
+        }
+        for (pair, values) in row[whole * 32..].chunks(2).enumerate() {
+            pairs[whole * 16 + pair] = pack_pair(values[0], values.get(1).copied().unwrap_or(0.0));
         }
     }
 
-    /// `out` = f32 rows of `a` times the packed f32 weights.
+    /// `out` = f32 activations (in micro-panels) times the packed f32 weights.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn multiply_f32(w: &PackedWeights, a: &[f32], out: &mut [MaybeUninit<f32>]) {
-        multiply::<F32>(w, a, out)
+    pub(super) unsafe fn multiply_f32(w: &PackedWeights, a: &[f32], rows: usize, out: *mut f32, out_stride: usize) {
+        multiply::<F32>(w, a, rows, out, out_stride)
     }
 
-    /// `out` = rows of `a`, already bf16 pairs, times the packed bf16 weights.
+    /// `out` = activations rounded to bf16 pairs (in micro-panels) times the packed bf16 weights.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn multiply_bf16(w: &PackedWeights, a: &[u32], out: &mut [MaybeUninit<f32>]) {
-        multiply::<Bf16>(w, a, out)
+    pub(super) unsafe fn multiply_bf16(w: &PackedWeights, a: &[u32], rows: usize, out: *mut f32, out_stride: usize) {
+        multiply::<Bf16>(w, a, rows, out, out_stride)
     }
 
     /// One step of k in a format: an activation value broadcast to all lanes, multiplied into
@@ -439,10 +411,11 @@ mod avx512 {
         }
     }
 
-    /// `out` = rows of `a` (`w.steps` values each) times the packed weights, block by block.
+    /// `out` = `rows` rows of `a` (micro-panels of `w.steps` steps) times the packed weights,
+    /// block by block.
     #[inline(always)]
-    unsafe fn multiply<S: Step>(w: &PackedWeights, a: &[S::Value], out: &mut [MaybeUninit<f32>]) {
-        let rows = out.len() / w.n;
+    unsafe fn multiply<S: Step>(w: &PackedWeights, a: &[S::Value], rows: usize, out: *mut f32, out_stride: usize) {
+        debug_assert!(a.len() >= rows.div_ceil(MR) * MR * w.steps);
         let panel_len = w.steps * NR;
         let panels = w.packed.len() / panel_len;
         for first in (0..panels).step_by(NC) {
@@ -456,8 +429,8 @@ mod avx512 {
                             a: a.as_ptr().add(r0 * w.steps + k0 * MR),
                             b,
                             steps: kc,
-                            c: out.as_mut_ptr().cast::<f32>().add(r0 * w.n + panel * NR),
-                            c_stride: w.n,
+                            c: out.add(r0 * out_stride + panel * NR),
+                            c_stride: out_stride,
                             cols,
                             accumulate: k0 > 0,
                         };
@@ -642,44 +615,73 @@ mod tests {
     }
 
     #[test]
-    fn batched_products_match_candle() -> Result<()> {
-        let device = candle_core::Device::Cpu;
-        let a = candle_core::Tensor::from_vec(values(2 * 3 * 13 * 40, 5, 1.0), (2, 3, 13, 40), &device)?;
-        let b = candle_core::Tensor::from_vec(values(2 * 3 * 7 * 40, 6, 1.0), (2, 3, 7, 40), &device)?;
-        let bt = b.t()?.contiguous()?;
-        for (format, tolerance) in [(MatmulFormat::F32, 1e-5), (MatmulFormat::Bf16, 0.05)] {
+    fn all_three_packings_agree() {
+        // The same 70 × 45 matrix given as rows (inside wider rows) and as columns.
+        let (n, k, stride) = (70, 45, 50);
+        let w = values(n * k, 9, 2.0);
+        let rows: Vec<f32> = w
+            .chunks(k)
+            .flat_map(|row| row.iter().copied().chain([9.0; 5]))
+            .collect();
+        let columns: Vec<f32> = (0..k)
+            .flat_map(|i| (0..n).map(|c| w[c * k + i]).chain([9.0; 3]).collect::<Vec<_>>())
+            .collect();
+        for format in FORMATS {
             if cpu_lacks(format) {
                 continue;
             }
-            let ours = batched_matmul_nt(format, &a, &b)?;
-            assert_eq!(ours.dims(), &[2, 3, 13, 7]);
-            let exact = a.matmul(&b.t()?)?;
-            let diff = (ours - exact)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < tolerance, "{format:?}: {diff}");
-            let ours = batched_matmul(format, &a, &bt)?;
-            assert_eq!(ours.dims(), &[2, 3, 13, 7]);
-            let diff = (ours - a.matmul(&bt)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < tolerance, "{format:?}: {diff}");
+            let packed = PackedWeights::pack(format, &w, n, k).unwrap().packed;
+            assert_eq!(
+                PackedWeights::pack_rows(format, &rows, stride, n, k).unwrap().packed,
+                packed
+            );
+            assert_eq!(
+                PackedWeights::pack_columns(format, &columns, n + 3, k, n)
+                    .unwrap()
+                    .packed,
+                packed
+            );
         }
-        Ok(())
     }
 
     #[test]
-    fn candle_op_keeps_leading_dims() -> Result<()> {
-        let device = candle_core::Device::Cpu;
-        let w = values(96 * 40, 3, 1.0);
-        let x = candle_core::Tensor::from_vec(values(2 * 5 * 40, 4, 1.0), (2, 5, 40), &device)?;
-        let exact = x.broadcast_matmul(&candle_core::Tensor::from_vec(w.clone(), (96, 40), &device)?.t()?)?;
-        for (format, tolerance) in [(MatmulFormat::F32, 1e-5), (MatmulFormat::Bf16, 0.05)] {
+    fn branch_free_bf16_rounding_is_halfs() {
+        for x in values(100_000, 11, 1e4)
+            .into_iter()
+            .chain([0.0, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, 1e-40])
+        {
+            assert_eq!(bf16_bits(x), bf16::from_f32(x).to_bits() as u32, "{x}");
+        }
+    }
+
+    #[test]
+    fn strided_rows_in_and_out() {
+        // Rows of 40 inputs inside rows of 100 (at offset 30), written into columns 10.. of rows
+        // of 120: the values around them stay as they were.
+        let (m, k, n, a_stride, out_stride) = (13, 40, 96, 100, 120);
+        let w = values(n * k, 3, 1.0);
+        let a = values(m * a_stride, 4, 1.0);
+        for format in FORMATS {
             if cpu_lacks(format) {
                 continue;
             }
-            let weights = PackedWeights::pack(format, &w, 96, 40).expect("supported");
-            let y = x.apply_op1_no_bwd(&weights)?;
-            assert_eq!(y.dims(), &[2, 5, 96]);
-            let diff = (y - &exact)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < tolerance, "{format:?}: {diff}");
+            let weights = PackedWeights::pack(format, &w, n, k).expect("supported");
+            let mut out = vec![f32::NAN; m * out_stride];
+            // SAFETY: `out` holds m rows of `out_stride` from column 10, n < out_stride - 10.
+            unsafe { weights.multiply_rows(&a[30..], a_stride, m, out[10..].as_mut_ptr(), out_stride) };
+            let contiguous: Vec<f32> = a.chunks(a_stride).flat_map(|row| row[30..30 + k].to_vec()).collect();
+            let expected = reference(format, &contiguous, &w, k, n);
+            for r in 0..m {
+                for c in 0..out_stride {
+                    let got = out[r * out_stride + c];
+                    if (10..10 + n).contains(&c) {
+                        let (want, size) = expected[r * n + c - 10];
+                        assert!((got as f64 - want).abs() <= (k + 2) as f64 * f32::EPSILON as f64 * size);
+                    } else {
+                        assert!(got.is_nan(), "{format:?}: row {r} column {c} written");
+                    }
+                }
+            }
         }
-        Ok(())
     }
 }

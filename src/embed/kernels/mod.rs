@@ -1,15 +1,20 @@
-//! CPU kernels that candle lacks a fast form of: the feed-forward activation, RMSNorm,
-//! attention's masked softmax, and matrix products with weights packed once (f32, and bf16 for
-//! CPUs with AVX-512 BF16).
+//! CPU kernels that candle lacks a fast form of: matrix products with weights packed once (f32,
+//! and bf16 for CPUs with AVX-512 BF16), attention over texts packed without padding, the
+//! feed-forward activation, RMSNorm (with the residual add around it, and with RoPE on attention
+//! heads), and attention's masked softmax.
 
+mod attention;
 mod gelu;
 mod matmul;
 mod norm;
+mod rope;
 mod softmax;
 
-pub use gelu::gelu_tanh_mul;
-pub use matmul::{batched_matmul, batched_matmul_nt, bf16_supported, MatmulFormat, PackedWeights};
-pub use norm::rms_norm;
+pub use attention::{attention, Heads};
+pub use gelu::{gelu_tanh_mul, gelu_tanh_mul_halves};
+pub use matmul::{bf16_supported, MatmulFormat, PackedWeights};
+pub use norm::{add_norm, rms_norm, rms_norm_rows};
+pub use rope::{norm_rope, RopeTable};
 pub use softmax::masked_softmax;
 
 use candle_core::{bail, CpuStorage, Layout, Result};

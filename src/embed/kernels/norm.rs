@@ -71,11 +71,71 @@ unsafe fn normalize_rows_avx2(xs: &[f32], scale: &[f32], eps: f32, out: &mut [f3
 fn normalize_rows_plain(xs: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
     let dim = scale.len();
     for (row, out) in xs.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        // As the reference: multiply by the reciprocal square root of the mean square.
-        let inv = 1.0 / (sum_of_squares(row) / dim as f32 + eps).sqrt();
-        for ((out, &x), &s) in out.iter_mut().zip(row).zip(scale) {
-            *out = x * inv * s;
+        normalize(row, scale, inverse_rms(row, eps), out);
+    }
+}
+
+/// As the reference: the reciprocal square root of the mean square.
+#[inline(always)]
+pub(super) fn inverse_rms(row: &[f32], eps: f32) -> f32 {
+    1.0 / (sum_of_squares(row) / row.len() as f32 + eps).sqrt()
+}
+
+#[inline(always)]
+fn normalize(row: &[f32], scale: &[f32], inv: f32, out: &mut [f32]) {
+    for ((out, &x), &s) in out.iter_mut().zip(row).zip(scale) {
+        *out = x * inv * s;
+    }
+}
+
+/// RMSNorm of each row of `xs` (rows as long as `scale`) into `out`, rows in parallel.
+pub fn rms_norm_rows(xs: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
+    let rows_per_task = (CHUNK / scale.len()).max(1) * scale.len();
+    out.par_chunks_mut(rows_per_task)
+        .zip(xs.par_chunks(rows_per_task))
+        .for_each(|(out, xs)| normalize_rows(xs, scale, eps, out));
+}
+
+/// The residual step between blocks, in one pass per row: `xs += rms_norm(y) · post`, then
+/// `normed = rms_norm(xs) · pre`, the next block's input (the reference's two norms and add,
+/// three passes over the rows with two tensors allocated).
+pub fn add_norm(xs: &mut [f32], y: &[f32], post: &[f32], pre: &[f32], eps: f32, normed: &mut [f32]) {
+    let dim = post.len();
+    assert!(pre.len() == dim && xs.len() == y.len() && xs.len() == normed.len() && xs.len() % dim == 0);
+    let rows_per_task = (CHUNK / dim).max(1) * dim;
+    xs.par_chunks_mut(rows_per_task)
+        .zip(y.par_chunks(rows_per_task).zip(normed.par_chunks_mut(rows_per_task)))
+        .for_each(|(xs, (y, normed))| add_norm_rows(xs, y, post, pre, eps, normed));
+}
+
+fn add_norm_rows(xs: &mut [f32], y: &[f32], post: &[f32], pre: &[f32], eps: f32, normed: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { add_norm_rows_avx2(xs, y, post, pre, eps, normed) };
+    }
+    add_norm_rows_plain(xs, y, post, pre, eps, normed)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_norm_rows_avx2(xs: &mut [f32], y: &[f32], post: &[f32], pre: &[f32], eps: f32, normed: &mut [f32]) {
+    add_norm_rows_plain(xs, y, post, pre, eps, normed)
+}
+
+#[inline(always)]
+fn add_norm_rows_plain(xs: &mut [f32], y: &[f32], post: &[f32], pre: &[f32], eps: f32, normed: &mut [f32]) {
+    let dim = post.len();
+    for ((xs, y), normed) in xs
+        .chunks_exact_mut(dim)
+        .zip(y.chunks_exact(dim))
+        .zip(normed.chunks_exact_mut(dim))
+    {
+        let inv = inverse_rms(y, eps);
+        for ((x, &y), &s) in xs.iter_mut().zip(y).zip(post) {
+            *x += y * inv * s;
         }
+        normalize(xs, pre, inverse_rms(xs, eps), normed);
     }
 }
 
@@ -96,6 +156,28 @@ fn sum_of_squares(xs: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_norm_matches_the_reference_steps() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        let dim = 33;
+        let xs = Tensor::randn(0f32, 3.0, (70, dim), &device)?;
+        let y = Tensor::randn(0f32, 5.0, (70, dim), &device)?;
+        let post = Tensor::randn(1f32, 0.5, dim, &device)?;
+        let pre = Tensor::randn(1f32, 0.5, dim, &device)?;
+        let summed = (&xs + candle_nn::ops::rms_norm(&y, &post, 1e-6)?)?;
+        let normed = candle_nn::ops::rms_norm(&summed, &pre, 1e-6)?;
+        let mut ours = xs.flatten_all()?.to_vec1::<f32>()?;
+        let mut ours_normed = vec![0f32; ours.len()];
+        let (y, post, pre) = (y.flatten_all()?.to_vec1()?, post.to_vec1()?, pre.to_vec1()?);
+        add_norm(&mut ours, &y, &post, &pre, 1e-6, &mut ours_normed);
+        for (got, want) in [(ours, summed), (ours_normed, normed)] {
+            for (g, w) in got.iter().zip(want.flatten_all()?.to_vec1::<f32>()?) {
+                assert!((g - w).abs() < 1e-5, "{g} against {w}");
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn matches_candle_on_odd_widths() -> Result<()> {
