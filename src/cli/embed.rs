@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use themap::corpus::{self, read_records, Record, RecordFormat};
 use themap::embed::output::{Opened, OutputSettings, VectorWriter, Written};
-use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, EmbeddingModel, Prompt, StreamOptions};
+use themap::embed::{embed_stream, Dtype, EmbedStats, Embedder, EmbeddingModel, Kernel, Prompt, StreamOptions};
 use themap::npy::Element;
 use themap::Progress;
 
@@ -102,11 +102,11 @@ pub fn embed(args: EmbedArgs, quiet: bool) -> Result<()> {
         let source = source(&args.inputs, &args)?;
         let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
         let (written, stats, resumed_after) = embed_one(&model, &args.inputs, out, source, &args, quiet)?;
-        return print_summary(&written, &stats, resumed_after, model.dtype(), &args);
+        return print_summary(&written, &stats, resumed_after, &model, &args);
     };
     let model = load_model(args.model.as_deref(), args.dims, &args.compute)?;
     // A driver learns here that the model loaded (or, from the exit status, that it did not).
-    let ready = serde_json::json!({"ready": true, "device": args.compute.device.to_string(), "dtype": model.dtype()});
+    let ready = serde_json::json!({"ready": true, "device": args.compute.device.to_string(), "dtype": model.dtype(), "kernel": model.kernel()});
     writeln!(std::io::stdout().lock(), "{ready}")?;
     let reader: Box<dyn BufRead> = if jobs == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
@@ -159,7 +159,7 @@ fn run_job(model: &EmbeddingModel, line: &str, args: &EmbedArgs) -> Result<serde
     }
     let source = source(&job.inputs, args)?;
     let (written, stats, resumed_after) = embed_one(model, &job.inputs, &job.out, source, args, true)?;
-    Ok(summary(&written, &stats, resumed_after, model.dtype(), args))
+    Ok(summary(&written, &stats, resumed_after, model, args))
 }
 
 /// Embeds `inputs` into `out`, resuming an interrupted run; returns what was written, the
@@ -317,7 +317,7 @@ fn summary(
     written: &Written,
     stats: &EmbedStats,
     resumed_after: u64,
-    dtype: Dtype,
+    model: &EmbeddingModel,
     args: &EmbedArgs,
 ) -> serde_json::Value {
     #[derive(Serialize)]
@@ -327,6 +327,8 @@ fn summary(
         resumed_after: u64,
         device: String,
         dtype: Dtype,
+        /// What ran the arithmetic: candle, cpu-f32 or cpu-bf16.
+        kernel: Kernel,
         #[serde(flatten)]
         stats: &'a EmbedStats,
         passages_per_second: f64,
@@ -336,7 +338,8 @@ fn summary(
         written,
         resumed_after,
         device: args.compute.device.to_string(),
-        dtype,
+        dtype: model.dtype(),
+        kernel: model.kernel(),
         stats,
         passages_per_second: stats.passages_per_second(),
         tokens_per_second: stats.tokens_per_second(),
@@ -348,12 +351,12 @@ fn print_summary(
     written: &Written,
     stats: &EmbedStats,
     resumed_after: u64,
-    dtype: Dtype,
+    model: &EmbeddingModel,
     args: &EmbedArgs,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &summary(written, stats, resumed_after, dtype, args))?;
+        serde_json::to_writer_pretty(&mut out, &summary(written, stats, resumed_after, model, args))?;
         writeln!(out)?;
         return Ok(());
     }

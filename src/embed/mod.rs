@@ -266,6 +266,7 @@ pub struct EmbeddingModel {
     dense: Vec<Linear>,
     device: Device,
     dtype: Dtype,
+    kernel: Kernel,
     batch: BatchLimits,
 }
 
@@ -323,6 +324,7 @@ impl EmbeddingModel {
             dense,
             device,
             dtype,
+            kernel,
             batch: options.batch,
         })
     }
@@ -340,6 +342,11 @@ impl EmbeddingModel {
     /// The number format the encoder computes in.
     pub fn dtype(&self) -> Dtype {
         self.dtype
+    }
+
+    /// What runs the encoder's arithmetic.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// sha256 of the model weights, so an index can tell which model built it.
