@@ -178,20 +178,6 @@ impl PackedWeights {
         })
     }
 
-    /// Output features.
-    pub fn rows(&self) -> usize {
-        self.n
-    }
-
-    /// Input features.
-    pub fn cols(&self) -> usize {
-        self.k
-    }
-
-    pub fn format(&self) -> MatmulFormat {
-        self.format
-    }
-
     /// `out` (m × n) = `a` (m × k) · Wᵀ, all row-major, where `m = a.len() / k`, row blocks
     /// in parallel. Every element of `out` is written; none is read.
     ///
@@ -211,13 +197,6 @@ impl PackedWeights {
                 // SAFETY: `out` holds `rows` rows of n.
                 unsafe { self.multiply_rows(a, self.k, rows, out.as_mut_ptr(), self.n) }
             });
-    }
-
-    /// `a · Wᵀ` in a new vector.
-    pub fn product(&self, a: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; a.len() / self.k * self.n];
-        self.matmul(a, &mut out);
-        out
     }
 
     /// `rows` rows of `a`, row `r` starting at `r * a_stride`, times Wᵀ, into rows of `out` at
