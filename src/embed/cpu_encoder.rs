@@ -21,7 +21,7 @@ use candle_nn::VarBuilder;
 
 use super::gemma::Rotary;
 use super::kernels::{self, Heads, MatmulFormat, PackedWeights, RopeTable};
-use super::model_dir::{EncoderConfig, LayerType};
+use super::model_dir::{EncoderConfig, LayerType, Pooling};
 
 #[derive(Debug, Clone)]
 pub struct CpuEncoder {
@@ -145,9 +145,33 @@ impl CpuEncoder {
         })
     }
 
+    /// One pooled hidden vector per text (the mean of its tokens', or its first token's):
+    /// (texts, hidden) f32 on the CPU.
+    pub fn pooled(&self, texts: &[&[u32]], pooling: Pooling) -> Result<Tensor> {
+        let hidden = self.forward(texts)?;
+        let width = self.hidden;
+        let mut pooled = vec![0f32; texts.len() * width];
+        let mut start = 0;
+        for (text, out) in texts.iter().zip(pooled.chunks_exact_mut(width)) {
+            let tokens = &hidden[start * width..(start + text.len()) * width];
+            start += text.len();
+            match pooling {
+                Pooling::Mean => {
+                    for token in tokens.chunks_exact(width) {
+                        out.iter_mut().zip(token).for_each(|(sum, x)| *sum += x);
+                    }
+                    let count = text.len().max(1) as f32;
+                    out.iter_mut().for_each(|sum| *sum /= count);
+                }
+                Pooling::Cls => out.copy_from_slice(tokens.get(..width).unwrap_or(&vec![0f32; width])),
+            }
+        }
+        Tensor::from_vec(pooled, (texts.len(), width), &Device::Cpu)
+    }
+
     /// The hidden state of every token of every text after the final norm: one row of
     /// `hidden` values per token, the texts' rows one after another.
-    pub fn forward(&self, texts: &[&[u32]]) -> Result<Vec<f32>> {
+    fn forward(&self, texts: &[&[u32]]) -> Result<Vec<f32>> {
         let lengths: Vec<usize> = texts.iter().map(|t| t.len()).collect();
         let longest = lengths.iter().copied().max().unwrap_or(0);
         let max_positions = self.global_rope.cos.len() / self.global_rope.half;

@@ -116,7 +116,7 @@ impl EmbedOptions {
         }
         match self.device {
             DeviceChoice::Cuda(_) if self.kernel.is_some_and(|k| k != Kernel::Candle) => Err(Error::InvalidArgument(
-                "themap's own kernels run on the CPU; on a GPU candle's run".into(),
+                "--cpu-kernel applies to the CPU; on a GPU themap runs candle's kernels".into(),
             )),
             DeviceChoice::Cuda(_) => Ok((self.dtype.unwrap_or(Dtype::Bf16), Kernel::Candle)),
             DeviceChoice::Cpu => {
@@ -396,9 +396,9 @@ impl Encoder {
 
     /// One pooled hidden vector per row of token ids: (rows, hidden) f32 on `device`.
     fn pooled(&self, rows: &[&[u32]], pooling: Pooling, pad: u32, device: &Device) -> candle_core::Result<Tensor> {
-        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
         match self {
             Self::Candle(encoder) => {
+                let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
                 let seq_len = lengths.iter().copied().max().unwrap_or(0);
                 let ids: Vec<u32> = rows
                     .iter()
@@ -411,30 +411,7 @@ impl Encoder {
                     Pooling::Cls => gemma::cls_pool(&hidden),
                 }
             }
-            Self::Cpu(encoder) => {
-                let hidden = encoder.forward(rows)?;
-                let width = hidden.len() / lengths.iter().sum::<usize>().max(1);
-                let mut pooled = Vec::with_capacity(rows.len() * width);
-                let mut texts = hidden.chunks_exact(width);
-                for &len in &lengths {
-                    let tokens = texts.by_ref().take(len);
-                    match pooling {
-                        Pooling::Mean => {
-                            let mut sum = vec![0f32; width];
-                            for token in tokens {
-                                sum.iter_mut().zip(token).for_each(|(s, x)| *s += x);
-                            }
-                            pooled.extend(sum.iter().map(|s| s / len.max(1) as f32));
-                        }
-                        Pooling::Cls => {
-                            let mut tokens = tokens;
-                            pooled.extend(tokens.next().unwrap_or(&vec![0f32; width][..]));
-                            tokens.for_each(drop);
-                        }
-                    }
-                }
-                Tensor::from_vec(pooled, (rows.len(), width), device)
-            }
+            Self::Cpu(encoder) => encoder.pooled(rows, pooling),
         }
     }
 }

@@ -107,31 +107,27 @@ impl PackedWeights {
     /// # Panics
     /// If `rows` is too short for `n` rows of `k` at `stride`.
     pub fn pack_rows(format: MatmulFormat, rows: &[f32], stride: usize, n: usize, k: usize) -> Option<Self> {
-        let mut packed = Self::zeroed(format, n, k)?;
-        assert!(stride >= k && rows.len() >= (n - 1) * stride + k, "rows too short");
-        let steps = packed.steps;
-        packed
-            .packed
-            .par_chunks_mut(steps * NR)
-            .enumerate()
-            .for_each(|(panel, out)| {
-                let mut pairs = vec![0u32; steps];
-                for col in 0..NR.min(n - panel * NR) {
-                    let row = &rows[(panel * NR + col) * stride..][..k];
-                    let values: &[u32] = match format {
-                        MatmulFormat::F32 => bytemuck_f32(row),
-                        MatmulFormat::Bf16 => {
-                            #[cfg(target_arch = "x86_64")]
-                            avx512::round_row(row, &mut pairs);
-                            &pairs
-                        }
-                    };
-                    for (step, &value) in values.iter().enumerate() {
-                        out[step * NR + col] = value;
+        assert!(
+            n == 0 || stride >= k && rows.len() >= (n - 1) * stride + k,
+            "rows too short"
+        );
+        Self::pack_panels(format, n, k, |panel, steps, out| {
+            let mut pairs = vec![0u32; steps];
+            for col in 0..NR.min(n - panel * NR) {
+                let row = &rows[(panel * NR + col) * stride..][..k];
+                let values: &[u32] = match format {
+                    MatmulFormat::F32 => bytemuck_f32(row),
+                    MatmulFormat::Bf16 => {
+                        #[cfg(target_arch = "x86_64")]
+                        avx512::round_row(row, &mut pairs);
+                        &pairs
                     }
+                };
+                for (step, &value) in values.iter().enumerate() {
+                    out[step * NR + col] = value;
                 }
-            });
-        Some(packed)
+            }
+        })
     }
 
     /// Packs the `n × k` matrix whose input `i` has its `n` outputs at `rows[i * stride..]`:
@@ -140,41 +136,48 @@ impl PackedWeights {
     /// # Panics
     /// If `rows` is too short for `k` rows of `n` at `stride`.
     pub fn pack_columns(format: MatmulFormat, rows: &[f32], stride: usize, k: usize, n: usize) -> Option<Self> {
-        let mut packed = Self::zeroed(format, n, k)?;
-        assert!(stride >= n && rows.len() >= (k - 1) * stride + n, "rows too short");
-        let steps = packed.steps;
-        packed
-            .packed
-            .par_chunks_mut(steps * NR)
-            .enumerate()
-            .for_each(|(panel, out)| {
-                let cols = NR.min(n - panel * NR);
-                let at = |i: usize| &rows[i * stride + panel * NR..][..cols];
-                for (step, out) in out.chunks_exact_mut(NR).enumerate() {
-                    match format {
-                        MatmulFormat::F32 => out[..cols].copy_from_slice(bytemuck_f32(at(step))),
-                        MatmulFormat::Bf16 => {
-                            let high = (2 * step + 1 < k).then(|| at(2 * step + 1));
-                            interleave_bf16(at(2 * step), high, &mut out[..cols]);
-                        }
+        assert!(
+            k == 0 || stride >= n && rows.len() >= (k - 1) * stride + n,
+            "rows too short"
+        );
+        Self::pack_panels(format, n, k, |panel, _, out| {
+            let cols = NR.min(n - panel * NR);
+            let at = |i: usize| &rows[i * stride + panel * NR..][..cols];
+            for (step, out) in out.chunks_exact_mut(NR).enumerate() {
+                match format {
+                    MatmulFormat::F32 => out[..cols].copy_from_slice(bytemuck_f32(at(step))),
+                    MatmulFormat::Bf16 => {
+                        let high = (2 * step + 1 < k).then(|| at(2 * step + 1));
+                        interleave_bf16(at(2 * step), high, &mut out[..cols]);
                     }
                 }
-            });
-        Some(packed)
+            }
+        })
     }
 
-    /// An all-zero packing of an `n × k` matrix; `None` where the CPU lacks the instructions.
-    fn zeroed(format: MatmulFormat, n: usize, k: usize) -> Option<Self> {
+    /// Packs an `n × k` matrix panel by panel, in parallel: `fill(panel, steps, out)` writes
+    /// one panel's `steps × NR` values into zeros. `None` where the CPU lacks the instructions.
+    fn pack_panels(
+        format: MatmulFormat,
+        n: usize,
+        k: usize,
+        fill: impl Fn(usize, usize, &mut [u32]) + Sync,
+    ) -> Option<Self> {
         if !format.supported() || n == 0 || k == 0 {
             return None;
         }
         let steps = k.div_ceil(format.values_per_step());
+        let mut packed = vec![0u32; n.div_ceil(NR) * steps * NR];
+        packed
+            .par_chunks_mut(steps * NR)
+            .enumerate()
+            .for_each(|(panel, out)| fill(panel, steps, out));
         Some(Self {
             format,
             n,
             k,
             steps,
-            packed: vec![0u32; n.div_ceil(NR) * steps * NR],
+            packed,
         })
     }
 
