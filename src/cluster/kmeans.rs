@@ -426,7 +426,42 @@ fn describe(
     let seed_of: Vec<Option<usize>> = order.iter().map(|&t| seed_of[t]).collect();
     let sizes: Vec<usize> = order.iter().map(|&t| sizes[t]).collect();
 
-    let centroids = centroids_of(vectors, &labels, k, fitted);
+    let Scores {
+        centroids,
+        confidence,
+        similarity,
+        outlier,
+    } = score_themes(vectors, &labels, k, fitted, temperature);
+    let hierarchy = average_linkage(&centroids, &sizes);
+    Clustering {
+        labels,
+        confidence,
+        similarity,
+        outlier,
+        centroids,
+        seed_of,
+        silhouettes,
+        hierarchy,
+        timings: Timings::default(),
+    }
+}
+
+/// How every passage sits in its theme; see [`score_themes`].
+pub struct Scores {
+    /// Unit centroid of each theme, over the passages that shaped it.
+    pub centroids: Array2<f32>,
+    /// Softmax over the centroid similarities, at the passage's theme.
+    pub confidence: Vec<f32>,
+    /// Cosine similarity to the theme's centroid.
+    pub similarity: Vec<f32>,
+    /// More than two standard deviations below the theme's mean similarity.
+    pub outlier: Vec<bool>,
+}
+
+/// Scores every passage against the `k` themes of `labels`: centroids and the outlier
+/// statistics come from the `fitted` rows, those that shaped the themes.
+pub fn score_themes(vectors: ArrayView2<f32>, labels: &[usize], k: usize, fitted: &[bool], temperature: f32) -> Scores {
+    let centroids = centroids_of(vectors, labels, k, fitted);
     // Blocks of rows in parallel: the full n × k similarity matrix is never held at once.
     let scored: Vec<(Vec<f32>, Vec<f32>)> = vectors
         .axis_chunks_iter(Axis(0), 4096)
@@ -477,17 +512,11 @@ fn describe(
         .zip(&similarity)
         .map(|(&l, &s)| (s as f64) < floor[l])
         .collect();
-    let hierarchy = average_linkage(&centroids, &sizes);
-    Clustering {
-        labels,
+    Scores {
+        centroids,
         confidence,
         similarity,
         outlier,
-        centroids,
-        seed_of,
-        silhouettes,
-        hierarchy,
-        timings: Timings::default(),
     }
 }
 

@@ -7,14 +7,16 @@
 mod kmeans;
 mod map;
 pub mod quality;
+mod tree;
 
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use kmeans::{centroids, centroids_of, cluster, rows_marked, theme_sums};
+pub use kmeans::{centroids, centroids_of, cluster, rows_marked, score_themes, theme_sums, Scores};
 pub use map::PromptMap;
+pub use tree::{grow, LevelChoice, Node, ThemeTree, TreeParams, MAX_LEAVES, PASSAGES_PER_LEAF};
 
 /// Settings for [`cluster`]; `check` validates them against the data.
 #[derive(Debug, Clone)]

@@ -1,0 +1,830 @@
+//! The theme tree: many fine k-means clusters ("leaves") grouped bottom-up by Ward's criterion,
+//! one level at a time, so that themes nest and every level is named and counted.
+//!
+//! Only the leaves cost passes over the passages (one k-means); everything after works on the
+//! leaves' sizes and means, a few hundred rows. Each level is a cut of Ward dendrograms (one
+//! over all leaves for the top level, one inside each theme for the level below), refined by
+//! moving whole leaves to the nearest theme's mean (k-means over leaves, weighted by their
+//! passages), which keeps the nesting. Ward merges what adds least to the within-theme sum of
+//! squares, so no theme grows by swallowing its neighbours one by one as average or single
+//! linkage lets it; the number of themes at a level is where that cost jumps most.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::Serialize;
+
+use super::{cluster, theme_sums, ClusterParams, Clustering};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// How a theme tree is grown.
+#[derive(Debug, Clone)]
+pub struct TreeParams {
+    /// Themes at each level, top first; its length is the number of levels. `None`: chosen
+    /// where the merge cost jumps most (see [`choose_count`]).
+    pub counts: Vec<Option<usize>>,
+    /// Fine clusters the tree is built from. `None`: one per [`PASSAGES_PER_LEAF`] passages
+    /// that shape themes, and at least [`SMALL_LEAVES`] of three passages or more where the
+    /// collection is small; [`MAX_LEAVES`] at most.
+    pub leaves: Option<usize>,
+    /// The fine k-means (its `k` is set from `leaves`; `seeds` are named themes, each of which
+    /// starts a leaf and becomes a top-level theme).
+    pub cluster: ClusterParams,
+}
+
+impl Default for TreeParams {
+    fn default() -> Self {
+        Self {
+            counts: vec![None, None],
+            leaves: None,
+            cluster: ClusterParams::default(),
+        }
+    }
+}
+
+/// Passages per fine cluster when their number is chosen: fine enough for sub-themes of a few
+/// dozen passages, coarse enough that a leaf's mean is steady.
+pub const PASSAGES_PER_LEAF: usize = 20;
+/// Leaves of a small collection (one passage in three, up to this many), so that it still has
+/// a few themes to choose from.
+pub const SMALL_LEAVES: usize = 40;
+/// The leaves' k-means is the one step whose cost grows with passages × leaves; at 256 a
+/// million passages cost about as much as the flat clustering did.
+pub const MAX_LEAVES: usize = 256;
+/// Most top-level themes chosen automatically: what a reader takes in at a glance.
+pub const MAX_TOP: usize = 20;
+/// Largest share of the passages one top-level theme may hold when the count is chosen.
+const MAX_TOP_SHARE: f64 = 0.4;
+/// Merges on each side whose cost ratios make the trend a jump is measured against.
+const TREND_WINDOW: usize = 4;
+
+/// A theme of the tree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// Index of the parent theme in [`ThemeTree::nodes`]; `None` at the top level.
+    pub parent: Option<usize>,
+    /// Sub-themes, in order.
+    pub children: Vec<usize>,
+    /// 1 for top-level themes.
+    pub level: usize,
+    /// Numbers from the top, 1-based: `[3, 2]` is sub-theme 2 of theme 3 ("3.2").
+    pub path: Vec<usize>,
+    /// The fine clusters it holds.
+    pub leaves: Vec<usize>,
+    /// The named theme (index into the named seeds) it holds, if any.
+    pub seed: Option<usize>,
+    /// Passages that shaped it (short ones assigned to it not counted).
+    pub weight: usize,
+}
+
+impl Node {
+    /// "3.2".
+    pub fn path_label(&self) -> String {
+        let parts: Vec<String> = self.path.iter().map(usize::to_string).collect();
+        parts.join(".")
+    }
+}
+
+/// How the number of themes at one level came about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LevelChoice {
+    /// Themes at this level, those without sub-themes carried down from above included.
+    pub count: usize,
+    pub chosen_automatically: bool,
+    /// (count, score) of every count tried: the ratio of the first merge not made to the last
+    /// one made.
+    pub scores: Vec<(usize, f64)>,
+}
+
+/// Themes as a tree over the passages.
+#[derive(Debug, Clone)]
+pub struct ThemeTree {
+    /// The fine clustering the tree was built from (k = leaves).
+    pub leaves: Clustering,
+    /// Themes in preorder: each top-level theme followed by its sub-themes, depth first.
+    pub nodes: Vec<Node>,
+    /// Every passage's deepest theme (index into `nodes`).
+    pub node_of: Vec<usize>,
+    /// One entry per level of `TreeParams::counts`.
+    pub levels: Vec<LevelChoice>,
+}
+
+impl ThemeTree {
+    /// Indices of the top-level themes, in order.
+    pub fn top(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].parent.is_none())
+            .collect()
+    }
+
+    /// Deepest level of any theme.
+    pub fn depth(&self) -> usize {
+        self.nodes.iter().map(|n| n.level).max().unwrap_or(0)
+    }
+
+    /// Every passage's theme at `level` (1-based), as an index into `nodes`: its deepest theme
+    /// where that is not so deep.
+    pub fn node_at_level(&self, level: usize) -> Vec<usize> {
+        let mut at: Vec<usize> = (0..self.nodes.len()).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut n = i;
+            let mut l = node.level;
+            while l > level {
+                n = self.nodes[n].parent.expect("levels below 1 have parents");
+                l -= 1;
+            }
+            at[i] = n;
+        }
+        self.node_of.iter().map(|&n| at[n]).collect()
+    }
+
+    /// The top-level theme of every passage, numbered 0.. in order.
+    pub fn top_labels(&self) -> Vec<usize> {
+        let top = self.top();
+        let mut number = vec![0; self.nodes.len()];
+        for (t, &n) in top.iter().enumerate() {
+            number[n] = t;
+        }
+        self.node_at_level(1).into_iter().map(|n| number[n]).collect()
+    }
+}
+
+/// Grows the theme tree of unit row vectors. Deterministic for a given seed, on any number of
+/// threads.
+#[tracing::instrument(skip_all, fields(n = vectors.nrows(), levels = params.counts.len()))]
+pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progress) -> Result<ThemeTree> {
+    let n = vectors.nrows();
+    let fitted_rows = params.cluster.fit_rows.as_ref().map_or(n, Vec::len);
+    if params.counts.is_empty() {
+        return Err(Error::InvalidArgument("a theme tree needs at least one level".into()));
+    }
+    let seeds = params.cluster.seeds.len();
+    let largest_asked = params.counts.iter().flatten().copied().max().unwrap_or(0);
+    if let Some(w) = params
+        .counts
+        .windows(2)
+        .find(|w| matches!(w, [Some(a), Some(b)] if b < a))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "themes per level must not fall from one level to the next ({:?} then {:?})",
+            w[0], w[1]
+        )));
+    }
+    if let Some(Some(top)) = params.counts.first() {
+        if *top < seeds.max(1) {
+            return Err(Error::InvalidArgument(format!(
+                "{top} top-level themes is fewer than the {seeds} named themes"
+            )));
+        }
+    }
+    if largest_asked > fitted_rows {
+        return Err(Error::InvalidArgument(format!(
+            "{largest_asked} themes asked for {fitted_rows} passages that shape themes"
+        )));
+    }
+    let leaves = params
+        .leaves
+        .unwrap_or_else(|| {
+            (fitted_rows / PASSAGES_PER_LEAF)
+                .max((fitted_rows / 3).min(SMALL_LEAVES))
+                .clamp(2, MAX_LEAVES)
+        })
+        .max(2 * largest_asked)
+        .max(seeds + 1)
+        .min(fitted_rows);
+    let fine = cluster(
+        vectors,
+        &ClusterParams {
+            k: Some(leaves),
+            merge: None,
+            ..params.cluster.clone()
+        },
+        progress,
+    )?;
+    let leaves = fine.k();
+    let fitted = match &params.cluster.fit_rows {
+        Some(rows) => super::rows_marked(n, rows),
+        None => vec![true; n],
+    };
+
+    // Each leaf's mean and weight, over the passages that shaped it (all of its own where none did).
+    let sums = theme_sums(vectors, &fine.labels, leaves, &fitted, None);
+    let mut weight = vec![0usize; leaves];
+    let mut members = vec![0usize; leaves];
+    for (&l, &f) in fine.labels.iter().zip(&fitted) {
+        weight[l] += usize::from(f);
+        members[l] += 1;
+    }
+    let leaf_weight: Vec<f64> = (0..leaves)
+        .map(|l| if weight[l] > 0 { weight[l] } else { members[l].max(1) } as f64)
+        .collect();
+    let mut means = sums.mapv(f64::from);
+    for (mut row, &w) in means.outer_iter_mut().zip(&leaf_weight) {
+        row /= w;
+    }
+    let named: Vec<Option<usize>> = fine.seed_of.clone();
+    let leaves_data = Leaves {
+        means,
+        weight: leaf_weight,
+        named,
+    };
+
+    // Level by level: group of each leaf, and each group's parent in the level above.
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    let mut choices = Vec::new();
+    for (depth, asked) in params.counts.iter().enumerate() {
+        let parents: Vec<usize> = match levels.last() {
+            Some(groups) => groups.clone(),
+            None => vec![0; leaves],
+        };
+        let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
+        let (groups, choice) = split_level(&leaves_data, &parents, parent_count, *asked, depth == 0, seeds)?;
+        levels.push(groups);
+        choices.push(choice);
+    }
+    let (nodes, node_of_leaf) = build_nodes(&levels, &leaves_data, &weight);
+    let node_of = fine.labels.iter().map(|&l| node_of_leaf[l]).collect();
+    Ok(ThemeTree {
+        leaves: fine,
+        nodes,
+        node_of,
+        levels: choices,
+    })
+}
+
+/// The leaves as the levels see them.
+struct Leaves {
+    /// Mean of each leaf's passages (f64: Ward's updates subtract near-equal numbers).
+    means: Array2<f64>,
+    /// Passages in each leaf.
+    weight: Vec<f64>,
+    /// The named theme a leaf grew from.
+    named: Vec<Option<usize>>,
+}
+
+/// The groups of one level: every parent's leaves cut into groups by their Ward dendrogram,
+/// at a count asked for or chosen, then refined by moving whole leaves within their parent.
+/// Returns each leaf's group (numbered 0.. without gaps) and how the count came about.
+fn split_level(
+    leaves: &Leaves,
+    parent_of: &[usize],
+    parents: usize,
+    asked: Option<usize>,
+    top: bool,
+    seeds: usize,
+) -> Result<(Vec<usize>, LevelChoice)> {
+    let count = parent_of.len();
+    // One dendrogram per parent, over its leaves.
+    let mut merges: Vec<(f64, usize, usize)> = Vec::new(); // (height, parent, step)
+    let mut trees: Vec<(Vec<usize>, Vec<Merge>)> = Vec::with_capacity(parents);
+    for p in 0..parents {
+        let items: Vec<usize> = (0..count).filter(|&l| parent_of[l] == p).collect();
+        let tree = ward(leaves, &items);
+        let mut floor = 0.0f64;
+        for (step, m) in tree.iter().enumerate() {
+            // Ward never inverts in exact arithmetic; rounding may, and a cut must take every
+            // dendrogram's merges in order.
+            floor = floor.max(m.height);
+            merges.push((floor, p, step));
+        }
+        trees.push((items, tree));
+    }
+    merges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    // Applying the j lowest merges leaves `count - j` groups.
+    let fewest = count - merges.len();
+    let (lo, hi) = if top {
+        let hi = MAX_TOP.min(count / 2).max(seeds + 1).max(3);
+        ((seeds + 1).max(3), hi)
+    } else {
+        // Below the top: two to four sub-themes a theme on average (more make sub-themes of a
+        // few passages each on small collections).
+        (2 * parents, 4 * parents)
+    };
+    let (lo, hi) = (lo.clamp(fewest, count), hi.clamp(fewest, count));
+    // How much the next merge costs against the last one made, relative to the same ratio
+    // nearby: merge costs grow steadily as groups grow, and a natural number of themes is where
+    // they jump more than their trend.
+    let ratio = |j: usize| merges[j + 1].0 / merges[j].0.max(f64::MIN_POSITIVE);
+    let ratios = merges.len().saturating_sub(1);
+    let scores: Vec<(usize, f64)> = (lo..=hi)
+        .filter_map(|groups| {
+            let made = count - groups;
+            let j = made.checked_sub(1).filter(|&j| j < ratios)?;
+            let mut nearby: Vec<f64> = (j.saturating_sub(TREND_WINDOW)..(j + TREND_WINDOW + 1).min(ratios))
+                .filter(|&i| i != j)
+                .map(ratio)
+                .collect();
+            nearby.sort_by(f64::total_cmp);
+            let trend = nearby.get(nearby.len() / 2).copied().unwrap_or(1.0);
+            Some((groups, ratio(j) / trend.max(f64::MIN_POSITIVE)))
+        })
+        .collect();
+    // At the top, no theme may hold more than MAX_TOP_SHARE of the passages where some count
+    // in range avoids it.
+    let balanced: Vec<(usize, f64)> = if top {
+        let largest = largest_share_by_count(&leaves.weight, &trees, &merges);
+        let ok: Vec<(usize, f64)> = scores
+            .iter()
+            .copied()
+            .filter(|(g, _)| largest.get(g).is_some_and(|&share| share <= MAX_TOP_SHARE))
+            .collect();
+        if ok.is_empty() {
+            scores.clone()
+        } else {
+            ok
+        }
+    } else {
+        scores.clone()
+    };
+    let target = match asked {
+        Some(k) => k.clamp(fewest, count),
+        None => balanced
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .map_or(lo, |s| s.0),
+    };
+    let made = count - target;
+    let mut applied = vec![0usize; parents];
+    for &(_, p, _) in &merges[..made] {
+        applied[p] += 1;
+    }
+    let mut group = vec![usize::MAX; count];
+    let mut next_group = 0;
+    for (p, (items, tree)) in trees.iter().enumerate() {
+        let cut = cut_tree(items.len(), &tree[..applied[p]]);
+        let offset = next_group;
+        for (&leaf, &g) in items.iter().zip(&cut) {
+            group[leaf] = offset + g;
+        }
+        next_group += cut.iter().max().map_or(0, |&g| g + 1);
+    }
+    refine_groups(leaves, &mut group, parent_of);
+    let group = renumber(&group);
+    Ok((
+        group.clone(),
+        LevelChoice {
+            count: group.iter().max().map_or(0, |&g| g + 1),
+            chosen_automatically: asked.is_none(),
+            scores,
+        },
+    ))
+}
+
+/// For each number of groups the merges (sorted, across the trees) pass through, the largest
+/// group's share of all the weight.
+fn largest_share_by_count(
+    weight: &[f64],
+    trees: &[(Vec<usize>, Vec<Merge>)],
+    merges: &[(f64, usize, usize)],
+) -> std::collections::HashMap<usize, f64> {
+    let total: f64 = weight.iter().sum();
+    // Per tree: the weight of each item and merge node.
+    let mut node_weight: Vec<Vec<f64>> = trees
+        .iter()
+        .map(|(items, tree)| {
+            let mut w: Vec<f64> = items.iter().map(|&l| weight[l]).collect();
+            w.resize(items.len() + tree.len(), 0.0);
+            w
+        })
+        .collect();
+    let mut largest = weight.iter().copied().fold(0.0f64, f64::max);
+    let mut groups = weight.len();
+    let mut out = std::collections::HashMap::from([(groups, largest / total)]);
+    for &(_, p, step) in merges {
+        let (items, tree) = &trees[p];
+        let m = tree[step];
+        let joined = node_weight[p][m.a] + node_weight[p][m.b];
+        node_weight[p][items.len() + step] = joined;
+        largest = largest.max(joined);
+        groups -= 1;
+        out.insert(groups, largest / total);
+    }
+    out
+}
+
+/// One step of a Ward dendrogram: `a` and `b` (items below the item count, earlier merges
+/// above, SciPy's convention) join, adding `height` to the within-group sum of squares.
+#[derive(Debug, Clone, Copy)]
+struct Merge {
+    a: usize,
+    b: usize,
+    height: f64,
+}
+
+/// Ward's agglomeration of the leaves `items` (weighted by their passages), by the
+/// Lance–Williams update. Two groups that each hold a named theme never join, so the result
+/// may stop short of one root.
+fn ward(leaves: &Leaves, items: &[usize]) -> Vec<Merge> {
+    let m = items.len();
+    let means = leaves.means.select(Axis(0), items);
+    let gram = means.dot(&means.t());
+    let mut size: Vec<f64> = items.iter().map(|&l| leaves.weight[l]).collect();
+    let mut named: Vec<bool> = items.iter().map(|&l| leaves.named[l].is_some()).collect();
+    // Cost of joining i and j: w_i w_j / (w_i + w_j) · |μ_i − μ_j|².
+    let mut cost = Array2::<f64>::zeros((m, m));
+    for i in 0..m {
+        for j in 0..m {
+            let squared = (gram[[i, i]] + gram[[j, j]] - 2.0 * gram[[i, j]]).max(0.0);
+            cost[[i, j]] = if named[i] && named[j] && i != j {
+                f64::INFINITY
+            } else {
+                size[i] * size[j] / (size[i] + size[j]) * squared
+            };
+        }
+    }
+    let mut active: Vec<bool> = vec![true; m];
+    let mut id: Vec<usize> = (0..m).collect();
+    let mut merges = Vec::with_capacity(m.saturating_sub(1));
+    for step in 0..m.saturating_sub(1) {
+        let mut best: Option<(f64, usize, usize)> = None;
+        for i in (0..m).filter(|&i| active[i]) {
+            for j in (i + 1..m).filter(|&j| active[j]) {
+                let c = cost[[i, j]];
+                if c.is_finite() && best.is_none_or(|(b, _, _)| c < b) {
+                    best = Some((c, i, j));
+                }
+            }
+        }
+        let Some((height, i, j)) = best else { break };
+        merges.push(Merge {
+            a: id[i],
+            b: id[j],
+            height,
+        });
+        // i becomes the union; j retires.
+        for k in (0..m).filter(|&k| active[k] && k != i && k != j) {
+            let total = size[i] + size[j] + size[k];
+            let joined = if named[k] && (named[i] || named[j]) {
+                f64::INFINITY
+            } else {
+                ((size[i] + size[k]) * cost[[k, i]] + (size[j] + size[k]) * cost[[k, j]] - size[k] * height) / total
+            };
+            cost[[k, i]] = joined;
+            cost[[i, k]] = joined;
+        }
+        size[i] += size[j];
+        named[i] |= named[j];
+        active[j] = false;
+        id[i] = m + step;
+    }
+    merges
+}
+
+/// Groups (0.., in order of their first item) of `items` items after `merges`.
+fn cut_tree(items: usize, merges: &[Merge]) -> Vec<usize> {
+    // Union-find over items and merge nodes.
+    let mut parent: Vec<usize> = (0..items + merges.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for (step, m) in merges.iter().enumerate() {
+        let node = items + step;
+        let (a, b) = (root(&mut parent, m.a), root(&mut parent, m.b));
+        parent[a] = node;
+        parent[b] = node;
+    }
+    let roots: Vec<usize> = (0..items).map(|i| root(&mut parent, i)).collect();
+    renumber(&roots)
+}
+
+/// Numbers distinct values 0.. in order of first appearance.
+fn renumber(values: &[usize]) -> Vec<usize> {
+    let mut number = std::collections::HashMap::new();
+    values
+        .iter()
+        .map(|v| {
+            let next = number.len();
+            *number.entry(*v).or_insert(next)
+        })
+        .collect()
+}
+
+/// Most rounds of moving leaves between the groups of one parent.
+const REFINE_ROUNDS: usize = 20;
+
+/// k-means over leaves: each leaf moves to the group (of its own parent) whose weighted mean is
+/// nearest, until none moves. A group holding a named leaf keeps it; a group left empty is gone.
+fn refine_groups(leaves: &Leaves, group: &mut [usize], parent_of: &[usize]) {
+    let groups = group.iter().max().map_or(0, |&g| g + 1);
+    let d = leaves.means.ncols();
+    let mut group_parent = vec![0; groups];
+    for (l, &g) in group.iter().enumerate() {
+        group_parent[g] = parent_of[l];
+    }
+    for _ in 0..REFINE_ROUNDS {
+        let mut sums = Array2::<f64>::zeros((groups, d));
+        let mut weight = vec![0.0f64; groups];
+        for (l, &g) in group.iter().enumerate() {
+            sums.row_mut(g).scaled_add(leaves.weight[l], &leaves.means.row(l));
+            weight[g] += leaves.weight[l];
+        }
+        let mut moved = false;
+        for l in 0..group.len() {
+            if leaves.named[l].is_some() {
+                continue;
+            }
+            let distance = |g: usize| {
+                let mean = &sums.row(g) / weight[g];
+                let diff = &leaves.means.row(l) - &mean;
+                diff.dot(&diff)
+            };
+            let current = group[l];
+            let best = (0..groups)
+                .filter(|&g| group_parent[g] == parent_of[l] && weight[g] > 0.0)
+                .map(|g| (distance(g), g))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                .map_or(current, |(_, g)| g);
+            // Move only where strictly nearer, so that ties never make a leaf wander.
+            if best != current && distance(best) < distance(current) {
+                group[l] = best;
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+}
+
+/// Themes in preorder from the levels' groups: siblings named first, then by passages; a group
+/// that is its parent's only one is no sub-theme (its leaves' further groups hang from the
+/// parent instead). Returns the nodes and every leaf's deepest node.
+fn build_nodes(levels: &[Vec<usize>], leaves: &Leaves, leaf_passages: &[usize]) -> (Vec<Node>, Vec<usize>) {
+    let count = leaves.weight.len();
+    // Groups below `parent_leaves`, at `level` (index into `levels`), as leaf sets in order.
+    fn groups_within(levels: &[Vec<usize>], level: usize, parent_leaves: &[usize]) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = Vec::new();
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        for &l in parent_leaves {
+            let g = levels[level][l];
+            match order.iter().position(|&o| o == g) {
+                Some(i) => sets[i].push(l),
+                None => {
+                    order.push(g);
+                    sets.push(vec![l]);
+                }
+            }
+        }
+        sets
+    }
+    let weight_of = |set: &[usize]| set.iter().map(|&l| leaf_passages[l]).sum::<usize>();
+    let seed_of = |set: &[usize]| set.iter().filter_map(|&l| leaves.named[l]).min();
+    let sort = |sets: &mut Vec<Vec<usize>>| {
+        sets.sort_by_key(|s| {
+            (
+                seed_of(s).unwrap_or(usize::MAX),
+                std::cmp::Reverse(weight_of(s)),
+                s.iter().copied().min(),
+            )
+        })
+    };
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut node_of_leaf = vec![usize::MAX; count];
+    // Depth-first: (leaf set, parent node, level index its children come from).
+    fn visit(
+        nodes: &mut Vec<Node>,
+        node_of_leaf: &mut [usize],
+        levels: &[Vec<usize>],
+        set: Vec<usize>,
+        parent: Option<usize>,
+        path: Vec<usize>,
+        mut below: usize,
+        make: &dyn Fn(&mut Vec<Vec<usize>>),
+        weight_of: &dyn Fn(&[usize]) -> usize,
+        seed_of: &dyn Fn(&[usize]) -> Option<usize>,
+    ) {
+        let me = nodes.len();
+        for &l in &set {
+            node_of_leaf[l] = me;
+        }
+        // A named theme is the highest theme holding its leaf; sub-themes go by their words.
+        let seed = seed_of(&set).filter(|&s| parent.is_none_or(|p| nodes[p].seed != Some(s)));
+        nodes.push(Node {
+            parent,
+            children: Vec::new(),
+            level: path.len(),
+            path: path.clone(),
+            weight: weight_of(&set),
+            seed,
+            leaves: set.clone(),
+        });
+        if let Some(p) = parent {
+            nodes[p].children.push(me);
+        }
+        // The first level below that splits this theme.
+        while below < levels.len() {
+            let mut children = groups_within(levels, below, &set);
+            below += 1;
+            if children.len() > 1 {
+                make(&mut children);
+                for (i, child) in children.into_iter().enumerate() {
+                    let mut child_path = path.clone();
+                    child_path.push(i + 1);
+                    visit(
+                        nodes,
+                        node_of_leaf,
+                        levels,
+                        child,
+                        Some(me),
+                        child_path,
+                        below,
+                        make,
+                        weight_of,
+                        seed_of,
+                    );
+                }
+                return;
+            }
+        }
+    }
+    let mut top = groups_within(levels, 0, &(0..count).collect::<Vec<_>>());
+    sort(&mut top);
+    for (i, set) in top.into_iter().enumerate() {
+        visit(
+            &mut nodes,
+            &mut node_of_leaf,
+            levels,
+            set,
+            None,
+            vec![i + 1],
+            1,
+            &sort,
+            &weight_of,
+            &seed_of,
+        );
+    }
+    (nodes, node_of_leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::normalize_rows;
+    use crate::cluster::quality::agreement;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256Plus;
+
+    /// `top` well-separated groups on the unit sphere, each made of `sub` tighter blobs.
+    fn nested(top: usize, sub: usize, per: usize, seed: u64) -> (Array2<f32>, Vec<usize>, Vec<usize>) {
+        let dims = 32;
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        let mut rows = Vec::new();
+        let (mut upper, mut lower) = (Vec::new(), Vec::new());
+        for t in 0..top {
+            for s in 0..sub {
+                for _ in 0..per {
+                    let mut v = vec![0.0f32; dims];
+                    v[t] = 3.0;
+                    v[top + (t * sub + s) % (dims - top)] = 1.2;
+                    for x in v.iter_mut() {
+                        *x += rng.gen_range(-0.3..0.3);
+                    }
+                    rows.extend(v);
+                    upper.push(t);
+                    lower.push(t * sub + s);
+                }
+            }
+        }
+        let n = upper.len();
+        (
+            normalize_rows(Array2::from_shape_vec((n, dims), rows).unwrap()),
+            upper,
+            lower,
+        )
+    }
+
+    fn grow_default(v: &Array2<f32>) -> ThemeTree {
+        grow(v.view(), &TreeParams::default(), &crate::Silent).unwrap()
+    }
+
+    #[test]
+    fn finds_both_levels_of_nested_groups() {
+        let (v, upper, lower) = nested(4, 3, 40, 1);
+        let tree = grow_default(&v);
+        assert_eq!(tree.top().len(), 4, "levels {:?}", tree.levels);
+        assert!(agreement(&upper, &tree.top_labels()).ari > 0.99);
+        let second = tree.node_at_level(2);
+        let score = agreement(&lower, &second);
+        assert!(score.nmi > 0.95, "{score:?}, levels {:?}", tree.levels);
+    }
+
+    #[test]
+    fn every_passage_sits_on_one_path_and_sizes_add_up() {
+        let (v, _, _) = nested(3, 4, 30, 2);
+        let tree = grow_default(&v);
+        let n = v.nrows();
+        assert_eq!(tree.node_of.len(), n);
+        let mut passages = vec![0usize; tree.nodes.len()];
+        for &node in &tree.node_of {
+            assert!(
+                tree.nodes[node].children.is_empty(),
+                "passages sit on a leaf of the tree"
+            );
+            let mut at = Some(node);
+            while let Some(i) = at {
+                passages[i] += 1;
+                at = tree.nodes[i].parent;
+            }
+        }
+        let top: usize = tree.top().iter().map(|&t| passages[t]).sum();
+        assert_eq!(top, n);
+        for (i, node) in tree.nodes.iter().enumerate() {
+            if !node.children.is_empty() {
+                let below: usize = node.children.iter().map(|&c| passages[c]).sum();
+                assert_eq!(below, passages[i], "children of {} add up", node.path_label());
+                assert!(node.children.len() >= 2, "no theme has a single sub-theme");
+            }
+            for &c in &node.children {
+                assert_eq!(tree.nodes[c].parent, Some(i));
+                assert_eq!(tree.nodes[c].level, node.level + 1);
+                assert!(tree.nodes[c].path.starts_with(&node.path));
+            }
+            assert_eq!(node.weight, passages[i]);
+        }
+        // Preorder: a node's parent comes before it.
+        for (i, node) in tree.nodes.iter().enumerate() {
+            assert!(node.parent.is_none_or(|p| p < i));
+        }
+    }
+
+    #[test]
+    fn same_seed_same_tree() {
+        let (v, _, _) = nested(3, 3, 30, 3);
+        let a = grow_default(&v);
+        let b = grow_default(&v);
+        assert_eq!(a.nodes, b.nodes);
+        assert_eq!(a.node_of, b.node_of);
+        // On one thread too.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let c = pool.install(|| grow_default(&v));
+        assert_eq!(a.nodes, c.nodes);
+        assert_eq!(a.node_of, c.node_of);
+    }
+
+    #[test]
+    fn counts_can_be_set_and_levels_nest() {
+        let (v, _, _) = nested(4, 3, 30, 4);
+        let params = TreeParams {
+            counts: vec![Some(2), Some(6), None],
+            ..TreeParams::default()
+        };
+        let tree = grow(v.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(tree.top().len(), 2);
+        assert_eq!(tree.levels[0].count, 2);
+        assert_eq!(tree.levels[1].count, 6);
+        assert!(!tree.levels[0].chosen_automatically && tree.levels[2].chosen_automatically);
+        let top = tree.node_at_level(1);
+        let second = tree.node_at_level(2);
+        for (t, s) in top.iter().zip(&second) {
+            assert!(tree.nodes[*s].path.starts_with(&tree.nodes[*t].path));
+        }
+    }
+
+    #[test]
+    fn named_themes_are_top_level_themes() {
+        let (v, upper, _) = nested(3, 1, 60, 5);
+        // Passages 60..63 are in group 1.
+        let params = TreeParams {
+            cluster: ClusterParams {
+                seeds: vec![vec![60, 61, 62]],
+                ..ClusterParams::default()
+            },
+            ..TreeParams::default()
+        };
+        let tree = grow(v.view(), &params, &crate::Silent).unwrap();
+        let first = tree.top()[0];
+        assert_eq!(tree.nodes[first].seed, Some(0));
+        let labels = tree.top_labels();
+        let group1: Vec<usize> = (0..v.nrows()).filter(|&i| upper[i] == 1).map(|i| labels[i]).collect();
+        assert!(group1.iter().all(|&l| l == 0), "{group1:?} {:?}", tree.levels);
+    }
+
+    #[test]
+    fn bad_counts_are_errors() {
+        let (v, _, _) = nested(2, 2, 10, 6);
+        for counts in [vec![], vec![Some(5), Some(3)], vec![Some(1000)]] {
+            let params = TreeParams {
+                counts: counts.clone(),
+                ..TreeParams::default()
+            };
+            assert!(grow(v.view(), &params, &crate::Silent).is_err(), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn ward_joins_the_nearest_pair_first_and_respects_names() {
+        let leaves = Leaves {
+            means: Array2::from_shape_vec((4, 1), vec![0.0, 0.1, 5.0, 5.3]).unwrap(),
+            weight: vec![1.0; 4],
+            named: vec![Some(0), None, Some(1), None],
+        };
+        let merges = ward(&leaves, &[0, 1, 2, 3]);
+        assert_eq!((merges[0].a, merges[0].b), (0, 1));
+        assert_eq!((merges[1].a, merges[1].b), (2, 3));
+        assert_eq!(merges.len(), 2, "the two named groups never join");
+        assert!((merges[0].height - 0.005).abs() < 1e-12);
+    }
+}
