@@ -5,7 +5,7 @@
 pub mod stopwords;
 pub mod words;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -44,15 +44,20 @@ impl Default for KeywordOptions {
     }
 }
 
-/// Word counts of each theme: by key, and by spelling within a key.
+/// Word counts of each theme: by key, and by spelling within a key. A phrase (two words written
+/// next to each other) is counted too, its key and spelling the words' joined by [`PHRASE_JOIN`].
 #[derive(Default, Clone)]
 struct ThemeWords {
     counts: HashMap<String, f64>,
     surfaces: HashMap<String, HashMap<String, usize>>,
 }
 
+/// Joins the two words of a phrase inside keys; shown as nothing between Chinese words and a
+/// space otherwise ([`show_phrase`]).
+const PHRASE_JOIN: char = '\u{1}';
+
 impl ThemeWords {
-    fn add(&mut self, Word { key, surface }: Word) {
+    fn add(&mut self, key: String, surface: String) {
         *self
             .surfaces
             .entry(key.clone())
@@ -62,18 +67,63 @@ impl ThemeWords {
         *self.counts.entry(key).or_default() += 1.0;
     }
 
-    fn merge(&mut self, other: ThemeWords) {
-        for (key, n) in other.counts {
-            *self.counts.entry(key).or_default() += n;
+    fn merge(&mut self, other: &ThemeWords) {
+        for (key, n) in &other.counts {
+            *self.counts.entry(key.clone()).or_default() += n;
         }
-        for (key, forms) in other.surfaces {
-            let mine = self.surfaces.entry(key).or_default();
+        for (key, forms) in &other.surfaces {
+            let mine = self.surfaces.entry(key.clone()).or_default();
             for (surface, n) in forms {
-                *mine.entry(surface).or_default() += n;
+                *mine.entry(surface.clone()).or_default() += n;
+            }
+        }
+    }
+
+    /// Words and phrases of one text.
+    fn add_text(&mut self, splitter: &WordSplitter, text: &str) {
+        let words = splitter.words(text);
+        let chars: Vec<char> = if words.len() > 1 {
+            text.chars().collect()
+        } else {
+            Vec::new()
+        };
+        for pair in words.windows(2) {
+            if pair[0].runs_into(&pair[1], &chars) && pair[0].key != pair[1].key {
+                self.add(
+                    format!("{}{PHRASE_JOIN}{}", pair[0].key, pair[1].key),
+                    format!("{}{PHRASE_JOIN}{}", pair[0].surface, pair[1].surface),
+                );
+            }
+        }
+        for Word { key, surface, .. } in words {
+            self.add(key, surface);
+        }
+    }
+}
+
+/// A phrase as written: Chinese words run together, others keep a space ("AI 泡沫").
+fn show_phrase(joined: &str) -> String {
+    match joined.split_once(PHRASE_JOIN) {
+        None => joined.to_string(),
+        Some((a, b)) => {
+            let cjk_end = a.chars().last().is_some_and(words::is_cjk);
+            let cjk_start = b.chars().next().is_some_and(words::is_cjk);
+            if cjk_end && cjk_start {
+                format!("{a}{b}")
+            } else {
+                format!("{a} {b}")
             }
         }
     }
 }
+
+/// A word gives way to a phrase that holds it when at least this share of its uses in the theme
+/// are in that phrase: 霸权 to 美元霸权 where a theme's 霸权 is nearly always 美元霸权 (a word
+/// used in many phrases, like 算力, stays a word).
+const PHRASE_SHARE: f64 = 0.8;
+
+/// A phrase must be used this often in a theme to be shown: rarer pairs are chance.
+const MIN_PHRASE_COUNT: f64 = 3.0;
 
 /// Texts segmented per task: enough for the cores to share the work and the progress to move,
 /// few enough that merging the partial counts stays cheap.
@@ -90,9 +140,7 @@ fn count_words(texts: &[&str], labels: &[usize], k: usize, progress: &dyn Progre
         .map(|(texts, labels)| {
             let mut themes = vec![ThemeWords::default(); k];
             for (text, &theme) in texts.iter().zip(labels) {
-                for word in splitter.words(text) {
-                    themes[theme].add(word);
-                }
+                themes[theme].add_text(&splitter, text);
             }
             progress.advance(texts.len() as u64, 0);
             themes
@@ -100,7 +148,7 @@ fn count_words(texts: &[&str], labels: &[usize], k: usize, progress: &dyn Progre
         .reduce(
             || vec![ThemeWords::default(); k],
             |mut a, b| {
-                for (mine, theirs) in a.iter_mut().zip(b) {
+                for (mine, theirs) in a.iter_mut().zip(&b) {
                     mine.merge(theirs);
                 }
                 a
@@ -110,8 +158,9 @@ fn count_words(texts: &[&str], labels: &[usize], k: usize, progress: &dyn Progre
     words
 }
 
-/// Keywords of each theme: `labels[i]` is the theme of `texts[i]`, `centroids` one unit row per
-/// theme. With an embedder, candidates are re-ranked by MMR against the centroid.
+/// Keywords of each theme of a flat clustering: `labels[i]` is the theme of `texts[i]`,
+/// `centroids` one unit row per theme. With an embedder, candidates are re-ranked by MMR
+/// against the centroid.
 pub fn theme_keywords(
     texts: &[&str],
     labels: &[usize],
@@ -120,20 +169,54 @@ pub fn theme_keywords(
     options: KeywordOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<Vec<Keyword>>> {
-    let k = centroids.nrows();
-    let (counts, surfaces): (Vec<_>, Vec<_>) = count_words(texts, labels, k, progress)
-        .into_iter()
-        .map(|w| (w.counts, w.surfaces))
-        .unzip();
-    let candidates = class_tfidf(&counts, options.candidates);
+    let parents = vec![None; centroids.nrows()];
+    tree_keywords(texts, labels, &parents, centroids, embedder, options, progress)
+}
+
+/// Keywords of every theme of a tree. `parents[t]` is theme t's parent (themes in preorder: a
+/// parent before its children), `labels[i]` the deepest theme of `texts[i]`. A theme's words
+/// are those of all texts below it, weighed by c-TF-IDF against its siblings only, so that a
+/// sub-theme's words tell it apart from the other sub-themes of its parent.
+pub fn tree_keywords(
+    texts: &[&str],
+    labels: &[usize],
+    parents: &[Option<usize>],
+    centroids: ArrayView2<f32>,
+    embedder: Option<&dyn Embedder>,
+    options: KeywordOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<Keyword>>> {
+    let k = parents.len();
+    let mut words = count_words(texts, labels, k, progress);
+    // Children after parents: pooling from the end sums every theme's whole subtree.
+    for t in (0..k).rev() {
+        if let Some(p) = parents[t] {
+            let child = std::mem::take(&mut words[t]);
+            words[p].merge(&child);
+            words[t] = child;
+        }
+    }
+    let mut candidates: Vec<Vec<(String, f32)>> = vec![Vec::new(); k];
+    let mut sibling_sets: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
+    for (t, &p) in parents.iter().enumerate() {
+        sibling_sets.entry(p).or_default().push(t);
+    }
+    for siblings in sibling_sets.values() {
+        let counts: Vec<&HashMap<String, f64>> = siblings.iter().map(|&t| &words[t].counts).collect();
+        // Phrases compete with words; a few extra candidates make room for them.
+        for (&t, scored) in siblings.iter().zip(class_tfidf_of(&counts, options.candidates * 2)) {
+            candidates[t] = prefer_phrases(scored, &words[t].counts, options.candidates);
+        }
+    }
     let shown = |theme: usize, key: &str| -> String {
-        let forms = &surfaces[theme][key];
+        let forms = &words[theme].surfaces[key];
         // Most frequent spelling; ties broken alphabetically so output is stable.
-        forms
+        let surface = forms
             .iter()
             .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
             .map(|(s, _)| s.clone())
-            .unwrap_or_else(|| key.to_string())
+            .unwrap_or_else(|| key.to_string());
+        show_phrase(&surface)
     };
 
     let Some(embedder) = embedder else {
@@ -151,7 +234,6 @@ pub fn theme_keywords(
             })
             .collect());
     };
-
     // Embed every distinct candidate once, as a search query would be.
     let unique: BTreeSet<String> = candidates
         .iter()
@@ -214,9 +296,13 @@ pub fn theme_keywords(
 /// log(1 + average words per class / the word's frequency over all classes). Returns the top
 /// `limit` (key, weight) of each class, best first, ties alphabetical.
 pub fn class_tfidf(counts: &[HashMap<String, f64>], limit: usize) -> Vec<Vec<(String, f32)>> {
+    class_tfidf_of(&counts.iter().collect::<Vec<_>>(), limit)
+}
+
+fn class_tfidf_of(counts: &[&HashMap<String, f64>], limit: usize) -> Vec<Vec<(String, f32)>> {
     let mut overall: HashMap<&str, f64> = HashMap::new();
     for class in counts {
-        for (key, n) in class {
+        for (key, n) in class.iter() {
             *overall.entry(key).or_default() += n;
         }
     }
@@ -241,6 +327,39 @@ pub fn class_tfidf(counts: &[HashMap<String, f64>], limit: usize) -> Vec<Vec<(St
         .collect()
 }
 
+/// The candidates with phrases in place of their words where the words are mostly used in them
+/// ([`PHRASE_SHARE`]); rare phrases dropped; at most `limit`, best first.
+fn prefer_phrases(scored: Vec<(String, f32)>, counts: &HashMap<String, f64>, limit: usize) -> Vec<(String, f32)> {
+    let phrases: Vec<&(String, f32)> = scored
+        .iter()
+        .filter(|(key, _)| key.contains(PHRASE_JOIN) && counts[key] >= MIN_PHRASE_COUNT)
+        .collect();
+    let mut out: Vec<(String, f32)> = Vec::new();
+    for (key, score) in &scored {
+        let chosen = if key.contains(PHRASE_JOIN) {
+            if counts[key] < MIN_PHRASE_COUNT {
+                continue;
+            }
+            key.clone()
+        } else {
+            // The most used phrase holding this word, if it holds most of the word's uses.
+            phrases
+                .iter()
+                .filter(|(p, _)| p.split(PHRASE_JOIN).any(|part| part == key))
+                .max_by(|a, b| counts[&a.0].total_cmp(&counts[&b.0]).then(b.0.cmp(&a.0)))
+                .filter(|(p, _)| counts[p] >= PHRASE_SHARE * counts[key])
+                .map_or_else(|| key.clone(), |(p, _)| p.clone())
+        };
+        if !out.iter().any(|(k, _)| *k == chosen) {
+            out.push((chosen, *score));
+        }
+        if out.len() == limit {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +382,69 @@ mod tests {
         assert_eq!(keywords[1][0].word, "美元", "{keywords:?}");
         let shared = keywords[0].iter().find(|k| k.word == "美国").unwrap();
         assert!(shared.score < keywords[0][0].score);
+    }
+
+    #[test]
+    fn sub_themes_are_told_apart_from_their_siblings() {
+        // Theme 0 has sub-themes 1 (trade) and 2 (courts); theme 3 is the dollar.
+        let texts = [
+            "关税 贸易 美国",
+            "关税 贸易 出口",
+            "关税 法院 裁决",
+            "关税 法院 判决",
+            "美元 储备 货币",
+            "美元 储备 结算",
+        ];
+        let labels = [1, 1, 2, 2, 3, 3];
+        let parents = [None, Some(0), Some(0), None];
+        let keywords = tree_keywords(
+            &texts,
+            &labels,
+            &parents,
+            Array2::zeros((4, 4)).view(),
+            None,
+            KeywordOptions::default(),
+            &Silent,
+        )
+        .unwrap();
+        assert_eq!(keywords[0][0].word, "关税", "{keywords:?}");
+        assert_eq!(keywords[1][0].word, "贸易", "{keywords:?}");
+        assert_eq!(keywords[2][0].word, "法院", "{keywords:?}");
+        assert!(keywords[3][..2].iter().any(|k| k.word == "美元"), "{keywords:?}");
+        // A word all siblings share ranks below the words that set each apart.
+        assert!(keywords[1][0].score > keywords[1][1].score);
+    }
+
+    #[test]
+    fn phrases_replace_the_words_they_hold() {
+        let texts = [
+            "美元霸权正在动摇。",
+            "所谓美元霸权，是结算体系。",
+            "美元霸权与储备货币。",
+            "美元 储备",
+            "对等关税的影响。",
+            "对等关税再次上调。",
+            "AI 泡沫会不会破裂？",
+            "AI 泡沫与投资。",
+            "AI 泡沫。",
+        ];
+        let labels = [0, 0, 0, 0, 1, 1, 2, 2, 2];
+        let keywords = theme_keywords(
+            &texts,
+            &labels,
+            Array2::zeros((3, 4)).view(),
+            None,
+            KeywordOptions::default(),
+            &Silent,
+        )
+        .unwrap();
+        let words = |t: usize| keywords[t].iter().map(|k| k.word.as_str()).collect::<Vec<_>>();
+        assert!(words(0).contains(&"美元霸权"), "{:?}", words(0));
+        assert!(words(2).contains(&"AI 泡沫"), "{:?}", words(2));
+        assert!(
+            !words(2).contains(&"泡沫"),
+            "the word gave way to the phrase: {:?}",
+            words(2)
+        );
     }
 }

@@ -7,11 +7,22 @@ use jieba_rs::Jieba;
 
 use super::stopwords;
 
-/// A word as counted (`key`: simplified, lowercase) and as written (`surface`).
+/// A word as counted (`key`: simplified, lowercase) and as written (`surface`), and where it
+/// lies in the text (character offsets), so that words written next to each other can be
+/// counted as a phrase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
     pub key: String,
     pub surface: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Word {
+    /// Whether `next` follows this word directly, or after one space ("AI 泡沫").
+    pub fn runs_into(&self, next: &Word, text: &[char]) -> bool {
+        next.start == self.end || (next.start == self.end + 1 && text.get(self.end) == Some(&' '))
+    }
 }
 
 /// Splits text into content words, stop words removed.
@@ -70,16 +81,16 @@ impl WordSplitter {
             }
             let run: String = chars[start..end].iter().collect();
             if cjk {
-                self.chinese(&run, &mut out);
+                self.chinese(&run, start, &mut out);
             } else {
-                self.latin(&run, &mut out);
+                self.latin(&run, start, &mut out);
             }
             start = end;
         }
         out
     }
 
-    fn chinese(&self, run: &str, out: &mut Vec<Word>) {
+    fn chinese(&self, run: &str, offset: usize, out: &mut Vec<Word>) {
         // fast2s maps character for character, so token positions carry over to the original.
         let simplified = fast2s::convert(run);
         let original: Vec<char> = run.chars().collect();
@@ -95,16 +106,20 @@ impl WordSplitter {
             out.push(Word {
                 key: token.word.to_string(),
                 surface,
+                start: offset + token.start,
+                end: offset + token.end,
             });
         }
     }
 
-    fn latin(&self, run: &str, out: &mut Vec<Word>) {
+    fn latin(&self, run: &str, offset: usize, out: &mut Vec<Word>) {
         let parts: Vec<&str> = run.split(' ').collect();
         // A capitalised run is a name unless it holds a stop word ("The AI" is two words).
         if parts.len() > 1 && parts.iter().any(|p| self.stop.contains(p.to_lowercase().as_str())) {
+            let mut at = offset;
             for part in parts {
-                self.latin(part, out);
+                self.latin(part, at, out);
+                at += part.chars().count() + 1;
             }
             return;
         }
@@ -114,12 +129,14 @@ impl WordSplitter {
             out.push(Word {
                 key,
                 surface: run.to_string(),
+                start: offset,
+                end: offset + run.chars().count(),
             });
         }
     }
 }
 
-fn is_cjk(c: char) -> bool {
+pub fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
@@ -151,6 +168,25 @@ mod tests {
         assert_eq!(
             names.iter().map(|w| w.surface.as_str()).collect::<Vec<_>>(),
             ["Xi Jinping", "Steven Mnuchin", "会面"]
+        );
+    }
+
+    #[test]
+    fn positions_tell_which_words_run_into_each_other() {
+        let text = "美元霸权与AI 泡沫，the dollar order";
+        let chars: Vec<char> = text.chars().collect();
+        let words = WordSplitter::new().words(text);
+        for w in &words {
+            let at: String = chars[w.start..w.end].iter().collect();
+            assert_eq!(at, w.surface);
+        }
+        let find = |s: &str| words.iter().position(|w| w.surface == s).unwrap();
+        let (dollar, hegemony, ai, bubble) = (find("美元"), find("霸权"), find("AI"), find("泡沫"));
+        assert!(words[dollar].runs_into(&words[hegemony], &chars));
+        assert!(words[ai].runs_into(&words[bubble], &chars));
+        assert!(
+            !words[hegemony].runs_into(&words[ai], &chars),
+            "a stop word lies between"
         );
     }
 
