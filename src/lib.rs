@@ -46,6 +46,7 @@ pub mod label;
 pub mod npy;
 pub mod progress;
 pub mod report;
+pub mod themes;
 
 pub use error::{Error, Result};
 pub use progress::{Progress, Silent};

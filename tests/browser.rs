@@ -17,7 +17,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use themap::index::ModelInfo;
-use themap::report::{html, ThemeMap, ThemeOptions, ThemeVectors};
+use themap::report::html;
+use themap::themes::{ThemeMap, ThemeOptions, ThemeVectors};
 
 use crate::common::synthetic;
 
@@ -239,7 +240,9 @@ fn artefact(name: &str) -> PathBuf {
 }
 
 /// What every page must show: its figures within the targets, no console errors.
-fn check_interaction(figures: &Value, browser: &Browser, load_limit_ms: f64) {
+/// `purity`: the least share of the passages nearest each top-level label (50, or a quarter of
+/// its theme where smaller) that belong to the label's theme.
+fn check_interaction(figures: &Value, browser: &Browser, load_limit_ms: f64, purity: f64) {
     assert!(browser.problems.is_empty(), "console: {:#?}", browser.problems);
     let ms = |name: &str| figures[name].as_f64().unwrap_or_else(|| panic!("{name} in {figures}"));
     assert!(
@@ -247,12 +250,19 @@ fn check_interaction(figures: &Value, browser: &Browser, load_limit_ms: f64) {
         "loaded and drawn in {} ms: {figures}",
         ms("loaded_ms")
     );
-    for name in ["hover_ms", "highlight_ms", "find_ms", "filter_ms"] {
+    for name in ["hover_ms", "highlight_ms", "sub_highlight_ms", "find_ms", "filter_ms"] {
         assert!(ms(name) <= 100.0, "{name} {} ms: {figures}", ms(name));
     }
     assert_eq!(figures["hover_found"], true, "hover found no point: {figures}");
     assert!(!figures["hover_text"].as_str().unwrap().is_empty());
     assert!(figures["highlighted"].as_u64().unwrap() > 0);
+    // Every top-level label sits where its theme is: most passages nearest it are its own.
+    for (path, share) in figures["label_purity"].as_object().unwrap() {
+        assert!(
+            share.as_f64().unwrap() >= purity,
+            "label {path}: {share} of the passages nearest it are its own"
+        );
+    }
     assert!(
         figures["found"].as_u64().unwrap() > 0,
         "the passage's own words found nothing"
@@ -287,14 +297,34 @@ fn report_loads_in_chromium_with_every_point_and_theme() {
 
     let mut browser = Browser::launch(&binary, &tmp.path().join("profile"), 1300, 900);
     let figures = browser.selftest(&page);
-    check_interaction(&figures, &browser, 3000.0);
+    check_interaction(&figures, &browser, 3000.0, 0.5);
     assert_eq!(figures["passages"], map["passages"], "one point per passage");
+    // Top-level themes show; sub-themes are in the legend and cards' sections that open.
     let shown = browser.eval("document.body.innerText").as_str().unwrap().to_string();
+    let all = browser.eval("document.body.textContent").as_str().unwrap().to_string();
     for theme in map["themes"].as_array().unwrap() {
         let label = theme["label"].as_str().unwrap();
+        let text = if theme["level"] == 1 { &shown } else { &all };
         assert!(
-            shown.matches(label).count() >= 2,
+            text.matches(label).count() >= 2,
             "theme name {label:?} not in the legend and its card"
+        );
+    }
+    // Drilling down: opening a theme's sub-themes in the legend shows their buttons.
+    let opened = browser.eval(
+        "(() => { const d = document.querySelector('.legend details'); if (!d) return -1; d.open = true; \
+         return [...d.querySelectorAll('button')].filter(b => b.offsetParent !== null).length; })()",
+    );
+    let first_with_children = map["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| !t["children"].as_array().unwrap().is_empty());
+    if let Some(theme) = first_with_children {
+        assert!(
+            opened.as_i64().unwrap() >= theme["children"].as_array().unwrap().len() as i64,
+            "opening {} shows its sub-themes: {opened}",
+            theme["path"]
         );
     }
 
@@ -320,7 +350,7 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
     };
     let (index, _) = synthetic::index(&shape, PASSAGES, model);
     let options = ThemeOptions {
-        k: Some(30),
+        counts: vec![Some(30), None],
         vectors: ThemeVectors::Document,
         ..ThemeOptions::default()
     };
@@ -338,12 +368,23 @@ fn a_large_map_loads_fast_and_answers_within_100_ms() {
     let mut browser = Browser::launch(&binary, &tmp.path().join("profile"), 1300, 900);
     let figures = browser.selftest(&page);
     eprintln!("{figures}");
-    check_interaction(&figures, &browser, 3000.0);
+    check_interaction(&figures, &browser, 3000.0, 0.5);
     assert_eq!(figures["passages"], PASSAGES);
-    let theme = &map.themes[map.assignments[0].theme - 1];
+    let theme = map.top_themes().nth(map.assignments[0].theme - 1).unwrap();
     assert_eq!(
-        figures["highlighted"], theme.size,
-        "the hovered point's theme is lit, all of it"
+        figures["highlighted"],
+        theme.size + theme.short,
+        "the hovered point's top-level theme is lit, all of it"
+    );
+    let deepest = &map.themes[map.points[0].node];
+    assert_eq!(
+        figures["sub_highlighted"],
+        deepest.size + deepest.short,
+        "its sub-theme alone, drilling down"
+    );
+    assert_eq!(
+        figures["labels_zoomed_level"],
+        2.min(map.themes.iter().map(|t| t.level).max().unwrap())
     );
 
     // A split page whose map-data.js went missing says so, and the rest of it still shows.
@@ -383,5 +424,5 @@ fn report_page_figures() {
     let figures = browser.selftest(&page);
     println!("{figures}");
     browser.screenshot_drawn(&page, "#map", &format!("report-{}-map.png", figures["passages"]));
-    check_interaction(&figures, &browser, 3000.0);
+    check_interaction(&figures, &browser, 3000.0, 0.8);
 }

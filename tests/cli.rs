@@ -442,7 +442,8 @@ fn theme_with(themes: &[Value], any: &[&str], also: &[&str]) -> Option<usize> {
 fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
     let map = themes_json(&[]);
     let themes = map["themes"].as_array().unwrap();
-    assert!((4..=30).contains(&themes.len()), "{} themes", themes.len());
+    let top = themes.iter().filter(|t| t["level"] == 1).count();
+    assert!((3..=20).contains(&top), "{top} top-level themes");
     let all: Vec<Vec<String>> = themes.iter().map(keywords).collect();
     let tariffs = theme_with(themes, &["关税", "關稅"], &[]).unwrap_or_else(|| panic!("no tariff theme: {all:?}"));
     let dollar = theme_with(themes, &["霸权", "霸權", "金砖", "秩序", "多极", "美債"], &["美元"])
@@ -450,6 +451,13 @@ fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
     let ai = theme_with(themes, &["算力", "AI", "資本", "资本", "泡沫"], &[])
         .unwrap_or_else(|| panic!("no AI theme: {all:?}"));
     assert!(tariffs != dollar && dollar != ai && ai != tariffs, "{all:?}");
+    // No two themes of a level share a label.
+    let mut labels: Vec<(u64, &str)> = themes
+        .iter()
+        .map(|t| (t["level"].as_u64().unwrap(), t["label"].as_str().unwrap()))
+        .collect();
+    labels.sort_unstable();
+    assert!(labels.windows(2).all(|w| w[0] != w[1]), "{labels:?}");
     // Every passage has a theme; outliers are flagged, not dropped.
     let tmp = TempDir::new().unwrap();
     let assignments = tmp.path().join("assignments.tsv");
@@ -466,14 +474,20 @@ fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
         .lines()
         .map(String::from)
         .collect();
-    assert_eq!(lines[0], "id\ttheme\tconfidence\toutlier\tshort");
+    assert_eq!(lines[0], "id\ttheme\tpath\tconfidence\toutlier\tshort");
     assert_eq!(lines.len() - 1, map["passages"].as_u64().unwrap() as usize);
+    let paths: Vec<&str> = themes.iter().map(|t| t["path"].as_str().unwrap()).collect();
     assert!(lines[1..].iter().all(|l| {
-        let theme: usize = l.split('\t').nth(1).unwrap().parse().unwrap();
-        (1..=themes.len()).contains(&theme)
+        let fields: Vec<&str> = l.split('\t').collect();
+        let theme: usize = fields[1].parse().unwrap();
+        (1..=top).contains(&theme) && paths.contains(&fields[2]) && fields[2].split('.').next() == Some(fields[1])
     }));
+    // Every passage counted once at the top level: in a theme's size, or as a short line.
+    let top_level = themes.iter().filter(|t| t["level"] == 1);
     assert_eq!(
-        themes.iter().map(|t| t["size"].as_u64().unwrap()).sum::<u64>(),
+        top_level
+            .map(|t| t["size"].as_u64().unwrap() + t["short"].as_u64().unwrap())
+            .sum::<u64>(),
         map["passages"].as_u64().unwrap()
     );
     assert_eq!(themes_json(&[]), map, "the same command gave different themes");
@@ -489,13 +503,15 @@ fn english_theme_names_find_chinese_passages() {
         "--theme",
         "tariffs",
     ]);
-    let themes = map["themes"].as_array().unwrap();
+    let all = map["themes"].as_array().unwrap();
+    // Named themes lead the top level (their sub-themes follow each in the list).
+    let themes: Vec<&Value> = all.iter().filter(|t| t["level"] == 1).collect();
     assert!(themes.len() > 3, "passages that fit no named theme form further themes");
     // A named theme's keywords say its name in the documents' words, and the passages shown
     // for it are those that answer the name best: most of them say it too.
     let check = |i: usize, name: &str, words: &[&str]| {
         assert_eq!(themes[i]["label"], name);
-        let keywords = keywords(&themes[i]);
+        let keywords = keywords(themes[i]);
         assert!(
             words.iter().any(|w| keywords.iter().any(|k| k == w)),
             "{name}: {keywords:?}"
@@ -539,12 +555,12 @@ fn report_writes_its_files() {
     // Every passage's theme and place on the map, for other tools.
     let tsv = std::fs::read_to_string(out.join("assignments.tsv")).unwrap();
     let mut lines = tsv.lines();
-    assert_eq!(lines.next(), Some("id\ttheme\tconfidence\toutlier\tshort\tx\ty"));
+    assert_eq!(lines.next(), Some("id\ttheme\tpath\tconfidence\toutlier\tshort\tx\ty"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows.len(), passages);
     for row in &rows {
-        let x: f32 = row[5].parse().unwrap();
-        assert!(row.len() == 7 && (-1.0..=1.0).contains(&x), "{row:?}");
+        let x: f32 = row[6].parse().unwrap();
+        assert!(row.len() == 8 && (-1.0..=1.0).contains(&x), "{row:?}");
     }
     assert!(
         !out.join(themap::report::html::DATA_FILE).exists(),

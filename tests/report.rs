@@ -4,7 +4,8 @@ use ndarray::Array2;
 use themap::corpus::{Metadata, Passage};
 use themap::embed::{Dtype, Prompt};
 use themap::index::{BuildSettings, ClusteringSample, DocumentRecord, Index, ModelInfo, PassageRecord};
-use themap::report::{html, json, markdown, ThemeMap, ThemeOptions, ThemeVectors};
+use themap::report::{html, json, markdown};
+use themap::themes::{ThemeMap, ThemeOptions, ThemeVectors};
 use themap::Silent;
 
 const TOPICS: [(&str, &[&str]); 3] = [
@@ -131,8 +132,8 @@ fn render(map: &ThemeMap) -> (String, String, String) {
 fn themes_keywords_and_recurrence() {
     let index = synthetic_index();
     let map = ThemeMap::build(index.clone(), None, &options(), &Silent).unwrap();
-    assert_eq!(map.themes.len(), 3, "silhouettes {:?}", map.settings.silhouettes);
-    for theme in &map.themes {
+    assert_eq!(map.top_themes().count(), 3, "levels {:?}", map.levels);
+    for theme in map.top_themes() {
         assert_eq!(theme.size, 12);
         assert_eq!(theme.documents.len(), 1);
         assert!((theme.documents[0].share - 1.0).abs() < 1e-6);
@@ -142,8 +143,9 @@ fn themes_keywords_and_recurrence() {
             "dollar" => "美元",
             _ => "算力",
         };
+        // The word, or a phrase holding it.
         assert!(
-            words.contains(&expected),
+            words.iter().any(|w| w.contains(expected)),
             "{} keywords {words:?}",
             theme.documents[0].id
         );
@@ -152,7 +154,8 @@ fn themes_keywords_and_recurrence() {
     assert_eq!(map.points.len(), index.passages.len());
     let dates: Vec<&str> = map.timeline.iter().map(|e| e.date.as_str()).collect();
     assert_eq!(dates, ["2025-01-01", "2025-02-01", "2025-03-01"]);
-    assert_eq!(map.hierarchy.len(), 2);
+    assert_eq!(map.levels.len(), 2);
+    assert!(map.levels[0].chosen_automatically);
 }
 
 #[test]
@@ -170,7 +173,7 @@ fn writers_show_every_passage_and_theme() {
         index.clone(),
         None,
         &ThemeOptions {
-            k: Some(3),
+            counts: vec![Some(3), None],
             ..options()
         },
         &Silent,
@@ -178,8 +181,23 @@ fn writers_show_every_passage_and_theme() {
     .unwrap();
     let (json, markdown, html) = render(&map);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed["schema_version"], 2);
-    assert_eq!(parsed["themes"].as_array().unwrap().len(), 3);
+    assert_eq!(parsed["schema_version"], 3);
+    let themes = parsed["themes"].as_array().unwrap();
+    assert_eq!(themes.iter().filter(|t| t["level"] == 1).count(), 3);
+    for t in themes {
+        let path = t["path"].as_str().unwrap();
+        match t["parent"].as_u64() {
+            None => assert_eq!(t["level"], 1),
+            Some(parent) => {
+                let parent = &themes[parent as usize - 1];
+                assert!(
+                    path.starts_with(&format!("{}.", parent["path"].as_str().unwrap())),
+                    "{path}"
+                );
+                assert_eq!(t["level"].as_u64().unwrap(), parent["level"].as_u64().unwrap() + 1);
+            }
+        }
+    }
     assert!(parsed.get("points").is_none(), "points stay out of themes.json");
     let meta = between(&html, r#"<script id="map-meta" type="application/json">"#, "</script>");
     let meta: serde_json::Value = serde_json::from_str(meta).unwrap();
@@ -235,8 +253,8 @@ fn clustering_vectors_or_a_sample_are_required_when_asked_for() {
         vectors: themap::cluster::normalize_rows(vectors),
     });
     let map = ThemeMap::build(index, None, &mapped, &Silent).unwrap();
-    assert_eq!(map.themes.len(), 3, "silhouettes {:?}", map.settings.silhouettes);
-    assert!(map.themes.iter().all(|t| t.size == 12));
+    assert_eq!(map.top_themes().count(), 3, "levels {:?}", map.levels);
+    assert!(map.top_themes().all(|t| t.size == 12));
 }
 
 #[test]
@@ -258,7 +276,7 @@ fn large_reports_list_the_largest_documents_and_gather_dates() {
     // 20 passages a document, one date a day: 300 documents, 300 dates.
     let (index, _) = crate::common::synthetic::index(&shape, 6000, ModelInfo { dims: 16, ..model });
     let options = ThemeOptions {
-        k: Some(8),
+        counts: vec![Some(8)],
         map: false,
         ..options()
     };
@@ -268,12 +286,12 @@ fn large_reports_list_the_largest_documents_and_gather_dates() {
     assert_eq!(parsed["document_count"], 300);
     assert_eq!(
         parsed["documents"].as_array().unwrap().len(),
-        themap::report::LISTED_DOCUMENTS
+        themap::themes::LISTED_DOCUMENTS
     );
     for theme in parsed["themes"].as_array().unwrap() {
         let listed = theme["documents"].as_array().unwrap().len();
         assert!(
-            listed <= themap::report::LISTED_DOCUMENTS && listed <= theme["document_count"].as_u64().unwrap() as usize
+            listed <= themap::themes::LISTED_DOCUMENTS && listed <= theme["document_count"].as_u64().unwrap() as usize
         );
     }
     let (unit, bars) = map.timeline_in_bars(themap::report::TIMELINE_BARS);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use themap::index::store;
-use themap::report::{self, ThemeMap, ThemeOptions, ThemeVectors, CLUSTERING_SAMPLE};
+use themap::report;
+use themap::themes::{Theme, ThemeMap, ThemeOptions, ThemeVectors, CLUSTERING_SAMPLE};
 
 use themap::embed::LazyModel;
 
@@ -21,19 +22,22 @@ pub struct ThemeArgs {
     #[command(flatten)]
     compute: Compute,
 
-    /// Number of themes, named themes included. Default: chosen by silhouette (3 to 30).
-    #[arg(long, value_name = "N")]
-    k: Option<usize>,
+    /// Themes per level, top first: `--k 8` sets the top level, `--k 8,30` the second level too
+    /// (30 in all, shared out where themes are least uniform). Default: each level's number is
+    /// chosen where merging themes would cost most (3 to 20 at the top).
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',')]
+    k: Vec<usize>,
+
+    /// Levels of the theme tree: 1 gives flat themes; 2 (the default) sub-themes within them.
+    /// A theme too uniform to split has none below it.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    levels: u8,
 
     /// A theme to look for, in any language; repeat for several:
     /// --theme "AI bubble" --theme "dollar hegemony" --theme tariffs.
-    /// Passages that fit no named theme are still grouped into further themes.
+    /// Each is a top-level theme; passages that fit none are still grouped into further themes.
     #[arg(long = "theme", value_name = "NAME")]
     names: Vec<String>,
-
-    /// Merge themes whose centroids have at least this cosine similarity (e.g. 0.85).
-    #[arg(long, value_name = "SIMILARITY")]
-    merge: Option<f32>,
 
     /// Random seed: the same seed gives the same themes.
     #[arg(long, default_value_t = 42)]
@@ -73,8 +77,12 @@ pub struct ThemesArgs {
     #[arg(long)]
     json: bool,
 
-    /// Write every passage's theme to FILE, tab-separated: passage id, theme (1-based),
-    /// confidence, outlier (0/1), short (0/1).
+    /// Print themes down to this level (1: top-level themes only). Default: every level.
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+
+    /// Write every passage's theme to FILE, tab-separated: passage id, theme (top-level,
+    /// 1-based), path (its deepest theme, "3.2"), confidence, outlier (0/1), short (0/1).
     #[arg(long, value_name = "FILE")]
     assignments: Option<PathBuf>,
 }
@@ -127,10 +135,10 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
             Err(e) => return Err(e.into()),
         }
     }
+    let levels = usize::from(args.levels).max(args.k.len());
     let options = ThemeOptions {
-        k: args.k,
+        counts: (0..levels).map(|l| args.k.get(l).copied()).collect(),
         names: args.names.clone(),
-        merge: args.merge,
         seed: args.seed,
         keywords: args.keywords,
         vectors: args.vectors,
@@ -157,59 +165,80 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
     let short = match map.short {
         0 => String::new(),
         n => format!(
-            ", {} too short to shape themes (under {} characters)",
+            "; {} too short to shape themes (under {} characters) attached to the nearest, counted apart",
             count(n, "passage"),
             map.settings.min_chars
         ),
     };
+    let tops = map.top_themes().count();
+    let all = match map.themes.len() {
+        n if n == tops => String::new(),
+        n => format!(" ({n} with sub-themes)"),
+    };
     writeln!(
         out,
-        "{} in {} from {} ({} flagged{short})\n",
-        count(map.themes.len(), "theme"),
+        "{}{all} in {} from {} ({} flagged{short})\n",
+        count(tops, "theme"),
         count(map.passages, "passage"),
         count(map.documents.len(), "document"),
         count(map.outliers, "outlier")
     )?;
-    for t in &map.themes {
-        let short = match t.short {
-            0 => String::new(),
-            n => format!(", {n} of them short"),
-        };
-        writeln!(
-            out,
-            "{:>2}. {}  — {} ({:.0}%{short}), {}",
-            t.id,
-            t.label,
-            count(t.size, "passage"),
-            100.0 * t.share,
-            count(t.documents.len(), "document")
-        )?;
-        let words: Vec<&str> = t.keywords.iter().map(|k| k.word.as_str()).collect();
-        writeln!(out, "    keywords: {}", words.join(", "))?;
-        let docs: Vec<String> = t
-            .documents
-            .iter()
-            .take(SHOWN_DOCUMENTS)
-            .map(|d| {
-                format!(
-                    "{}{} ×{}",
-                    d.id,
-                    d.date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default(),
-                    d.passages
-                )
-            })
-            .collect();
-        let more = match t.documents.len().saturating_sub(SHOWN_DOCUMENTS) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        writeln!(out, "    recurs in: {}{more}", docs.join(", "))?;
-        if let Some(r) = t.representatives.first() {
-            writeln!(out, "    e.g. {} {}", r.id, themap::corpus::snippet(&r.text, 100))?;
-        }
-        writeln!(out)?;
+    let depth = args.depth.unwrap_or(usize::MAX);
+    for t in map.themes.iter().filter(|t| t.level <= depth) {
+        print_theme(&mut out, t)?;
     }
     Ok(())
+}
+
+/// One theme, indented by its level: label, size, keywords, documents, an example.
+fn print_theme(out: &mut impl Write, t: &Theme) -> std::io::Result<()> {
+    let indent = "    ".repeat(t.level - 1);
+    let short = match t.short {
+        0 => String::new(),
+        n => format!(" + {n} short"),
+    };
+    let number = if t.level == 1 {
+        format!("{:>2}.", t.path)
+    } else {
+        t.path.clone()
+    };
+    writeln!(
+        out,
+        "{indent}{number} {}  — {} ({:.0}%){short}, {}",
+        t.label,
+        count(t.size, "passage"),
+        100.0 * t.share,
+        count(t.document_count, "document")
+    )?;
+    let words: Vec<&str> = t.keywords.iter().map(|k| k.word.as_str()).collect();
+    writeln!(out, "{indent}    keywords: {}", words.join(", "))?;
+    let docs: Vec<String> = t
+        .documents
+        .iter()
+        .take(SHOWN_DOCUMENTS)
+        .map(|d| {
+            format!(
+                "{}{} ×{}",
+                d.id,
+                d.date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default(),
+                d.passages
+            )
+        })
+        .collect();
+    let more = match t.document_count.saturating_sub(SHOWN_DOCUMENTS) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    writeln!(out, "{indent}    recurs in: {}{more}", docs.join(", "))?;
+    if let Some(r) = t.representatives.first() {
+        writeln!(
+            out,
+            "{indent}    e.g. {} {}",
+            r.id,
+            themap::corpus::snippet(&r.text, 100)
+        )?;
+    }
+    writeln!(out)
 }
 
 /// "1 document", "2 documents".
@@ -250,7 +279,8 @@ pub fn report(args: ReportArgs, quiet: bool) -> Result<()> {
     })?;
     files.extend(["themes.json", "themes.md", "assignments.tsv"]);
     println!(
-        "Wrote {} themes to {} ({})",
+        "Wrote {} themes ({} with sub-themes) to {} ({})",
+        map.top_themes().count(),
         map.themes.len(),
         args.out.display(),
         files.join(", ")

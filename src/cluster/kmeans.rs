@@ -18,7 +18,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rayon::slice::ParallelSlice;
 use std::time::Instant;
 
-use super::{centroid_of, quality, ClusterParams, Clustering, Join, Timings};
+use super::{centroid_of, quality, ClusterParams, Clustering, Timings};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Silent};
 
@@ -424,7 +424,6 @@ fn describe(
     }
     let labels: Vec<usize> = labels.iter().map(|&l| rank[l]).collect();
     let seed_of: Vec<Option<usize>> = order.iter().map(|&t| seed_of[t]).collect();
-    let sizes: Vec<usize> = order.iter().map(|&t| sizes[t]).collect();
 
     let Scores {
         centroids,
@@ -432,7 +431,6 @@ fn describe(
         similarity,
         outlier,
     } = score_themes(vectors, &labels, k, fitted, temperature);
-    let hierarchy = average_linkage(&centroids, &sizes);
     Clustering {
         labels,
         confidence,
@@ -441,7 +439,6 @@ fn describe(
         centroids,
         seed_of,
         silhouettes,
-        hierarchy,
         timings: Timings::default(),
     }
 }
@@ -520,54 +517,6 @@ pub fn score_themes(vectors: ArrayView2<f32>, labels: &[usize], k: usize, fitted
     }
 }
 
-/// Average-linkage agglomeration of the theme centroids (weighted by theme size).
-fn average_linkage(centroids: &Array2<f32>, sizes: &[usize]) -> Vec<Join> {
-    let k = centroids.nrows();
-    let sim = centroids.dot(&centroids.t());
-    // Active groups: (id, member themes).
-    let mut groups: Vec<(usize, Vec<usize>)> = (0..k).map(|t| (t, vec![t])).collect();
-    let linkage = |a: &[usize], b: &[usize]| -> f32 {
-        let (mut total, mut weight) = (0.0f32, 0.0f32);
-        for &x in a {
-            for &y in b {
-                let w = (sizes[x] * sizes[y]) as f32;
-                total += w * sim[[x, y]];
-                weight += w;
-            }
-        }
-        if weight > 0.0 {
-            total / weight
-        } else {
-            0.0
-        }
-    };
-    let mut joins = Vec::new();
-    while groups.len() > 1 {
-        let mut best = (f32::NEG_INFINITY, 0, 1);
-        for i in 0..groups.len() {
-            for j in i + 1..groups.len() {
-                let s = linkage(&groups[i].1, &groups[j].1);
-                if s > best.0 {
-                    best = (s, i, j);
-                }
-            }
-        }
-        let (s, i, j) = best;
-        let (b_id, b_members) = groups.remove(j);
-        let (a_id, mut a_members) = groups.remove(i);
-        a_members.extend(b_members);
-        let size = a_members.iter().map(|&t| sizes[t]).sum();
-        joins.push(Join {
-            a: a_id,
-            b: b_id,
-            similarity: s,
-            size,
-        });
-        groups.push((k + joins.len() - 1, a_members));
-    }
-    joins
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,7 +552,6 @@ mod tests {
         assert_eq!(c.k(), 3, "silhouettes {:?}", c.silhouettes);
         assert!(agreement(&truth, &c.labels).ari > 0.99);
         assert!(c.confidence.iter().all(|&p| p > 0.0 && p <= 1.0));
-        assert_eq!(c.hierarchy.len(), 2);
     }
 
     #[test]

@@ -178,8 +178,6 @@ pub struct Clustering {
     pub seed_of: Vec<Option<usize>>,
     /// Silhouette of each k tried when k was chosen automatically.
     pub silhouettes: Vec<(usize, f64)>,
-    /// How themes join as similarity falls (average linkage over centroids).
-    pub hierarchy: Vec<Join>,
     /// Where the time went, in seconds.
     pub timings: Timings,
 }
@@ -218,16 +216,6 @@ impl Clustering {
         }
         members
     }
-}
-
-/// One step of the theme hierarchy: groups `a` and `b` join at `similarity`. Ids below k are
-/// themes; id k + i is the group made by step i (SciPy's linkage convention).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Join {
-    pub a: usize,
-    pub b: usize,
-    pub similarity: f32,
-    pub size: usize,
 }
 
 /// Scales each row to unit length (zero rows stay zero).

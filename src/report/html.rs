@@ -3,8 +3,8 @@
 //! ids and opening words as UTF-8), gzipped and base64-encoded in the page, unpacked by the
 //! browser's `DecompressionStream`: about 80 bytes a passage at 100,000 passages, where an SVG
 //! circle and a JSON record took about 1,000 (benches/README.md). Around it: the themes with
-//! keywords and representative passages, the document × theme heatmap, the timeline and the
-//! hierarchy, each bounded so that thousands of documents and dates stay readable.
+//! keywords and representative passages as a tree that opens, the document × theme heatmap and
+//! the timeline, each bounded so that thousands of documents and dates stay readable.
 //!
 //! The page is one self-contained file with nothing fetched, up to [`INLINE_MAX_PASSAGES`];
 //! above, the map's data goes to [`DATA_FILE`] beside it, loaded by a `<script>` element (which,
@@ -15,7 +15,8 @@ use std::io::Write;
 
 use base64::Engine as _;
 
-use super::{HierarchyJoin, ThemeMap, LISTED_DOCUMENTS, TIMELINE_BARS};
+use super::TIMELINE_BARS;
+use crate::themes::{largest_documents, Theme, ThemeMap, LISTED_DOCUMENTS};
 
 /// Distinct colours for themes (Tableau 20, strong shades first); themes beyond 20 reuse them.
 const PALETTE: [&str; 20] = [
@@ -33,8 +34,36 @@ pub const INLINE_MAX_PASSAGES: usize = 200_000;
 /// The map's data beside `index.html` for larger maps.
 pub const DATA_FILE: &str = "map-data.js";
 
+/// The colour of top-level theme `theme_id` (1-based).
 pub fn color(theme_id: usize) -> &'static str {
     PALETTE[(theme_id.max(1) - 1) % PALETTE.len()]
+}
+
+/// A theme's colour: its top-level theme's, in lighter and darker shades for sub-themes
+/// (alternating, so that neighbouring sub-themes differ).
+pub fn theme_color(theme: &Theme) -> String {
+    let top: usize = theme.path.split('.').next().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let base = color(top);
+    let Some(child) = theme
+        .path
+        .rsplit('.')
+        .next()
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|_| theme.level > 1)
+    else {
+        return base.to_string();
+    };
+    let step = 0.18 * ((child - 1) / 2 + 1) as f32 / (theme.level - 1) as f32;
+    let (towards, amount) = if child % 2 == 1 {
+        (255.0, step.min(0.6))
+    } else {
+        (0.0, step.min(0.45))
+    };
+    let channel = |at: usize| {
+        let c = u8::from_str_radix(&base[at..at + 2], 16).unwrap_or(0) as f32;
+        (c + (towards - c) * amount).round() as u8
+    };
+    format!("#{:02x}{:02x}{:02x}", channel(1), channel(3), channel(5))
 }
 
 /// Whether the map's data for `map` goes beside the page ([`write_split`]) rather than inside.
@@ -92,9 +121,10 @@ impl MapData {
                 .flat_map(|p| [quantize(p.x), quantize(p.y)])
                 .flat_map(u16::to_le_bytes),
         );
+        // Each passage's deepest theme, by id: preorder makes a theme's subtree one range of ids.
         columns.add(
             "theme",
-            map.points.iter().flat_map(|p| (p.passage.theme as u16).to_le_bytes()),
+            map.points.iter().flat_map(|p| (p.node as u16 + 1).to_le_bytes()),
         );
         columns.add(
             "doc",
@@ -123,7 +153,8 @@ impl MapData {
             "columns": columns.offsets,
             "snippet_chars": map.points.iter().map(|p| p.snippet.chars().count()).max().unwrap_or(0),
             "themes": map.themes.iter().map(|t| serde_json::json!({
-                "id": t.id, "label": t.label, "color": color(t.id), "size": t.size,
+                "id": t.id, "path": t.path, "label": t.label, "color": theme_color(t), "size": t.size,
+                "level": t.level, "parent": t.parent, "end": subtree_end(map, t),
             })).collect::<Vec<_>>(),
             // [id, title, date] per document, in the order `doc` counts them.
             "documents": map.documents.iter().map(|d| serde_json::json!([d.id, d.title, d.date])).collect::<Vec<_>>(),
@@ -173,20 +204,22 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Theme map · {themes} themes · {passages} passages</title>
+<title>Theme map · {top} themes · {passages} passages</title>
 <style>{STYLE}</style>
 </head>
 <body>
 <header>
 <h1>Theme map</h1>
-<p class="summary">{passages} passages from {documents} documents ({dated} dated) · <b>{themes} themes</b>{auto} · {outliers} outliers flagged · model {model} ({dims} dims)</p>
+<p class="summary">{passages} passages from {documents} documents ({dated} dated) · <b>{themes}</b>{auto} · {outliers} outliers flagged{short} · model {model} ({dims} dims)</p>
 </header>
 "#,
-        themes = map.themes.len(),
+        top = map.top_themes().count(),
+        themes = esc(&super::theme_count_summary(map)),
+        short = esc(&super::short_summary(map)),
         passages = map.passages,
         documents = map.documents.len(),
         auto = if map.settings.k_chosen_automatically {
-            " (number chosen by silhouette)"
+            " (top-level count chosen where merging themes costs most)"
         } else {
             ""
         },
@@ -198,19 +231,12 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
     // The map: a canvas the script draws every passage on.
     write!(
         page,
-        r#"<section id="map"><h2>Map of passages</h2><p class="note">Each point is a passage, coloured by theme; pale points are outliers. Scroll to zoom, drag to pan, double-click to reset. Hover for a passage; click a point or a theme to highlight the theme. Layout: {}.</p>"#,
+        r#"<section id="map"><h2>Map of passages</h2><p class="note">Each point is a passage, coloured by its top-level theme, in shades by sub-theme; pale points are outliers and short lines. Top-level labels show at full view, sub-themes' as you zoom in. Scroll to zoom, drag to pan, double-click to reset. Hover for a passage; click a point or a theme to highlight it with its sub-themes. Layout: {}.</p>"#,
         esc(&map.settings.projection)
     )?;
     write!(page, r#"<div class="legend">"#)?;
-    for t in &map.themes {
-        write!(
-            page,
-            r#"<button class="theme-name" data-theme="{}"><span class="dot" style="background:{}"></span>{}. {}</button>"#,
-            t.id,
-            color(t.id),
-            t.id,
-            esc(&t.label)
-        )?;
+    for t in map.top_themes() {
+        legend_entry(map, t, page)?;
     }
     writeln!(
         page,
@@ -219,78 +245,13 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
 
     // Themes.
     write!(page, r#"<section id="themes"><h2>Themes</h2><div class="cards">"#)?;
-    for t in &map.themes {
-        write!(
-            page,
-            r#"<article class="card" id="theme-{id}" style="border-top-color:{c}"><h3><span class="dot" style="background:{c}"></span>{id}. {label}</h3>"#,
-            id = t.id,
-            c = color(t.id),
-            label = esc(&t.label)
-        )?;
-        if let Some(name) = &t.name {
-            write!(page, r#"<p class="note">Named theme “{}”</p>"#, esc(name))?;
-        }
-        write!(
-            page,
-            r#"<p class="size">{} passages · {:.0}% of all · {} documents{}</p><p class="keywords">"#,
-            t.size,
-            100.0 * t.share,
-            t.documents.len(),
-            if t.outliers > 0 {
-                format!(" · {} outliers", t.outliers)
-            } else {
-                String::new()
-            }
-        )?;
-        for k in &t.keywords {
-            write!(page, r#"<span class="kw">{}</span>"#, esc(&k.word))?;
-        }
-        let span = match (t.dates.first(), t.dates.last()) {
-            (Some(first), Some(last)) if first != last => format!(", {} to {}", esc(first), esc(last)),
-            (Some(only), _) => format!(", {}", esc(only)),
-            _ => String::new(),
-        };
-        write!(
-            page,
-            "</p><details open><summary>Where it recurs ({} documents{span})</summary><ul class=\"docs\">",
-            t.documents.len()
-        )?;
-        for d in t.documents.iter().take(CARD_DOCUMENTS) {
-            let date = d
-                .date
-                .as_deref()
-                .map(|d| format!(" <time>{}</time>", esc(d)))
-                .unwrap_or_default();
-            write!(
-                page,
-                "<li>{}{date} — {} passages ({:.0}% of the document)</li>",
-                esc(&d.title),
-                d.passages,
-                100.0 * d.share
-            )?;
-        }
-        if let Some(more) = t.documents.len().checked_sub(CARD_DOCUMENTS).filter(|&m| m > 0) {
-            write!(page, r#"<li class="more">and {more} more</li>"#)?;
-        }
-        write!(
-            page,
-            "</ul></details><details><summary>Representative passages</summary>"
-        )?;
-        for r in &t.representatives {
-            write!(
-                page,
-                r#"<blockquote>{}<footer>{} · similarity {:.2}</footer></blockquote>"#,
-                esc(&r.text).replace('\n', "<br>"),
-                esc(&r.id),
-                r.similarity
-            )?;
-        }
-        write!(page, "</details></article>")?;
+    for t in map.top_themes() {
+        card(map, t, page)?;
     }
     writeln!(page, "</div></section>")?;
 
     // Document × theme heatmap.
-    let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
+    let listed = largest_documents(&map.documents, LISTED_DOCUMENTS);
     let which = if listed.len() < map.documents.len() {
         format!(
             " The {} documents with the most passages are shown, of {} (every passage's theme is in assignments.tsv).",
@@ -304,13 +265,13 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         page,
         r#"<section id="heatmap"><h2>Documents × themes</h2><p class="note">Share of each document's passages in each theme (number: passages).{which}</p><div class="scroll"><table><thead><tr><th>document</th><th>date</th>"#
     )?;
-    for t in &map.themes {
+    for t in map.top_themes() {
         write!(
             page,
             r#"<th title="{}"><span class="dot" style="background:{}"></span>{}</th>"#,
             esc(&t.label),
-            color(t.id),
-            t.id
+            theme_color(t),
+            esc(&t.path)
         )?;
     }
     write!(page, "</tr></thead><tbody>")?;
@@ -337,6 +298,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
     // Timeline: stacked bars of passages per theme per date (or month, or year).
     write!(page, r#"<section id="timeline"><h2>Timeline</h2>"#)?;
     let (unit, timeline) = map.timeline_in_bars(TIMELINE_BARS);
+    let tops: Vec<&Theme> = map.top_themes().collect();
     if timeline.is_empty() {
         write!(
             page,
@@ -375,7 +337,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
                     color(t + 1),
                     esc(&e.date),
                     n,
-                    esc(&map.themes[t].label),
+                    esc(&tops[t].label),
                     e.documents
                 )?;
             }
@@ -396,27 +358,22 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
     }
     writeln!(page, "</section>")?;
 
-    // Hierarchy.
-    write!(
-        page,
-        r#"<section id="hierarchy"><h2>Hierarchy</h2><p class="note">Themes join as their centroids' similarity falls (average linkage).</p>"#
-    )?;
-    if let Some(root) = map.hierarchy.len().checked_sub(1) {
-        write!(page, "<ul class=\"tree\">")?;
-        tree(map, &map.hierarchy, map.themes.len() + 1 + root, page)?;
-        write!(page, "</ul>")?;
-    }
-    writeln!(page, "</section>")?;
-
-    let silhouettes: Vec<String> = map
-        .settings
-        .silhouettes
+    let levels: Vec<String> = map
+        .levels
         .iter()
-        .map(|(k, s)| format!("k={k}: {s:.3}"))
+        .enumerate()
+        .map(|(l, c)| {
+            format!(
+                "level {}: {} themes ({})",
+                l + 1,
+                c.count,
+                if c.chosen_automatically { "chosen" } else { "given" }
+            )
+        })
         .collect();
     write!(
         page,
-        r#"<footer class="meta">{} · seed {} · {}{}</footer>
+        r#"<footer class="meta">{} · seed {} · {} fine clusters · {}</footer>
 <div id="tip" hidden></div>
 <script id="map-meta" type="application/json">{meta}</script>
 {data}
@@ -426,40 +383,128 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
 "#,
         esc(&map.generated_by),
         map.settings.seed,
-        if silhouettes.is_empty() {
-            "k given".to_string()
-        } else {
-            format!("silhouette by k: {}", silhouettes.join(", "))
-        },
-        map.settings
-            .merge
-            .map(|m| format!(" · merged above {m}"))
-            .unwrap_or_default(),
+        map.settings.leaves,
+        levels.join(", "),
     )
 }
 
-fn tree(map: &ThemeMap, joins: &[HierarchyJoin], id: usize, page: &mut String) -> std::fmt::Result {
-    let k = map.themes.len();
-    if id <= k {
-        let t = &map.themes[id - 1];
-        return write!(
-            page,
-            r#"<li><span class="dot" style="background:{}"></span>{}. {} <span class="small">({} passages)</span></li>"#,
-            color(t.id),
-            t.id,
-            esc(&t.label),
-            t.size
-        );
-    }
-    let join = &joins[id - k - 1];
+/// A theme's card, with its sub-themes' cards in a section that opens.
+fn card(map: &ThemeMap, t: &Theme, page: &mut String) -> std::fmt::Result {
     write!(
         page,
-        r#"<li><span class="small">similarity {:.2} · {} passages</span><ul>"#,
-        join.similarity, join.passages
+        r#"<article class="card level-{level}" id="theme-{id}" style="border-top-color:{c}"><h3><span class="dot" style="background:{c}"></span>{path}. {label}</h3>"#,
+        level = t.level,
+        id = t.id,
+        path = esc(&t.path),
+        c = theme_color(t),
+        label = esc(&t.label)
     )?;
-    tree(map, joins, join.a, page)?;
-    tree(map, joins, join.b, page)?;
-    write!(page, "</ul></li>")
+    if let Some(name) = &t.name {
+        write!(page, r#"<p class="note">Named theme “{}”</p>"#, esc(name))?;
+    }
+    write!(
+        page,
+        r#"<p class="size">{} passages · {:.0}% of all · {} documents{}{}</p><p class="keywords">"#,
+        t.size,
+        100.0 * t.share,
+        t.documents.len(),
+        if t.outliers > 0 {
+            format!(" · {} outliers", t.outliers)
+        } else {
+            String::new()
+        },
+        if t.short > 0 {
+            format!(" · and {} short lines attached", t.short)
+        } else {
+            String::new()
+        }
+    )?;
+    for k in &t.keywords {
+        write!(page, r#"<span class="kw">{}</span>"#, esc(&k.word))?;
+    }
+    let span = match (t.dates.first(), t.dates.last()) {
+        (Some(first), Some(last)) if first != last => format!(", {} to {}", esc(first), esc(last)),
+        (Some(only), _) => format!(", {}", esc(only)),
+        _ => String::new(),
+    };
+    write!(
+        page,
+        "</p><details{}><summary>Where it recurs ({} documents{span})</summary><ul class=\"docs\">",
+        if t.level == 1 { " open" } else { "" },
+        t.documents.len()
+    )?;
+    for d in t.documents.iter().take(CARD_DOCUMENTS) {
+        let date = d
+            .date
+            .as_deref()
+            .map(|d| format!(" <time>{}</time>", esc(d)))
+            .unwrap_or_default();
+        write!(
+            page,
+            "<li>{}{date} — {} passages ({:.0}% of the document)</li>",
+            esc(&d.title),
+            d.passages,
+            100.0 * d.share
+        )?;
+    }
+    if let Some(more) = t.documents.len().checked_sub(CARD_DOCUMENTS).filter(|&m| m > 0) {
+        write!(page, r#"<li class="more">and {more} more</li>"#)?;
+    }
+    write!(
+        page,
+        "</ul></details><details><summary>Representative passages</summary>"
+    )?;
+    for r in &t.representatives {
+        write!(
+            page,
+            r#"<blockquote>{}<footer>{} · similarity {:.2}</footer></blockquote>"#,
+            esc(&r.text).replace('\n', "<br>"),
+            esc(&r.id),
+            r.similarity
+        )?;
+    }
+    write!(page, "</details>")?;
+    if !t.children.is_empty() {
+        write!(
+            page,
+            r#"<details class="subthemes"><summary>{} sub-themes</summary><div class="cards">"#,
+            t.children.len()
+        )?;
+        for &c in &t.children {
+            card(map, &map.themes[c - 1], page)?;
+        }
+        write!(page, "</div></details>")?;
+    }
+    write!(page, "</article>")
+}
+
+/// A theme's button in the legend, its sub-themes' below it.
+fn legend_entry(map: &ThemeMap, t: &Theme, page: &mut String) -> std::fmt::Result {
+    write!(
+        page,
+        r#"<span class="legend-entry level-{}"><button class="theme-name" data-theme="{}"><span class="dot" style="background:{}"></span>{}. {}</button>"#,
+        t.level,
+        t.id,
+        theme_color(t),
+        esc(&t.path),
+        esc(&t.label)
+    )?;
+    if !t.children.is_empty() {
+        write!(page, r#"<details><summary>{} sub-themes</summary>"#, t.children.len())?;
+        for &c in &t.children {
+            legend_entry(map, &map.themes[c - 1], page)?;
+        }
+        write!(page, "</details>")?;
+    }
+    write!(page, "</span>")
+}
+
+/// The id after the last theme of `t`'s subtree (themes are in preorder).
+fn subtree_end(map: &ThemeMap, t: &Theme) -> usize {
+    map.themes[t.id..]
+        .iter()
+        .position(|other| other.level <= t.level)
+        .map_or(map.themes.len() + 1, |offset| t.id + offset + 1)
 }
 
 /// JSON that cannot end the `<script>` element holding it ("</" is written "<\/", which JSON

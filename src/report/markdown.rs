@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use super::{HierarchyJoin, ThemeMap, LISTED_DOCUMENTS, TIMELINE_BARS};
+use super::TIMELINE_BARS;
+use crate::themes::{largest_documents, ThemeMap, LISTED_DOCUMENTS};
 
 /// Documents listed under each theme; the rest are counted.
 const THEME_DOCUMENTS: usize = 10;
@@ -11,39 +12,42 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# Theme map\n")?;
     writeln!(
         out,
-        "{} passages from {} documents · {} themes{} · {} outliers flagged · model {} ({} dims)\n",
+        "{} passages from {} documents · {}{} · {} outliers flagged{} · model {} ({} dims)\n",
         map.passages,
         map.documents.len(),
-        map.themes.len(),
+        super::theme_count_summary(map),
         if map.settings.k_chosen_automatically {
-            " (number chosen by silhouette)"
+            " (top-level count chosen where merging themes costs most)"
         } else {
             ""
         },
         map.outliers,
+        super::short_summary(map),
         map.model.name,
         map.model.dims
     )?;
 
     writeln!(
         out,
-        "| # | theme | passages | share | documents | dates |\n|---|---|---|---|---|---|"
+        "| # | theme | passages | share | short lines | documents | dates |\n|---|---|---|---|---|---|---|"
     )?;
     for t in &map.themes {
         writeln!(
             out,
-            "| {} | {} | {} | {:.0}% | {} | {} |",
-            t.id,
+            "| {} | {}{} | {} | {:.0}% | {} | {} | {} |",
+            t.path,
+            "↳ ".repeat(t.level - 1),
             cell(&t.label),
             t.size,
             100.0 * t.share,
+            t.short,
             t.documents.len(),
             cell(&t.dates.join(", "))
         )?;
     }
 
     for t in &map.themes {
-        writeln!(out, "\n## {}. {}\n", t.id, t.label)?;
+        writeln!(out, "\n{} {} {}\n", "#".repeat(t.level + 1), t.path, t.label)?;
         if let Some(name) = &t.name {
             writeln!(out, "Named theme: “{name}”.\n")?;
         }
@@ -51,10 +55,14 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "**Keywords:** {}\n", words.join(", "))?;
         writeln!(
             out,
-            "**{} passages** ({:.0}% of all; {} outliers). Recurs in:\n",
+            "**{} passages** ({:.0}% of all; {} outliers){}. Recurs in:\n",
             t.size,
             100.0 * t.share,
-            t.outliers
+            t.outliers,
+            match t.short {
+                0 => String::new(),
+                n => format!(", and {n} short lines attached"),
+            }
         )?;
         for d in t.documents.iter().take(THEME_DOCUMENTS) {
             let date = d.date.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
@@ -87,7 +95,7 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     }
 
     writeln!(out, "\n## Documents × themes\n")?;
-    let listed = super::largest_documents(&map.documents, LISTED_DOCUMENTS);
+    let listed = largest_documents(&map.documents, LISTED_DOCUMENTS);
     if listed.len() < map.documents.len() {
         writeln!(
             out,
@@ -117,10 +125,19 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
         }
     }
 
-    writeln!(out, "\n## Hierarchy\n")?;
-    writeln!(out, "Themes join as centroid similarity falls (average linkage):\n")?;
-    if let Some(root) = map.hierarchy.len().checked_sub(1) {
-        tree(map, &map.hierarchy, map.themes.len() + 1 + root, 0, out)?;
+    writeln!(out, "\n## Levels\n")?;
+    for (level, choice) in map.levels.iter().enumerate() {
+        writeln!(
+            out,
+            "- level {}: {} themes{}",
+            level + 1,
+            choice.count,
+            if choice.chosen_automatically {
+                " (chosen)"
+            } else {
+                " (given)"
+            }
+        )?;
     }
     writeln!(
         out,
@@ -129,33 +146,9 @@ pub fn write(map: &ThemeMap, out: &mut impl Write) -> std::io::Result<()> {
     )
 }
 
-/// Writes the subtree of node `id` (themes 1..=k, joins above) as a nested list.
-pub(crate) fn tree(
-    map: &ThemeMap,
-    joins: &[HierarchyJoin],
-    id: usize,
-    depth: usize,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
-    let k = map.themes.len();
-    let indent = "  ".repeat(depth);
-    if id <= k {
-        let t = &map.themes[id - 1];
-        return writeln!(out, "{indent}- {}. {} ({} passages)", t.id, t.label, t.size);
-    }
-    let join = &joins[id - k - 1];
-    writeln!(
-        out,
-        "{indent}- similarity {:.2} · {} passages",
-        join.similarity, join.passages
-    )?;
-    tree(map, joins, join.a, depth + 1, out)?;
-    tree(map, joins, join.b, depth + 1, out)
-}
-
-/// Table header: the leading columns, then one column per theme id.
+/// Table header: the leading columns, then one column per top-level theme.
 fn theme_columns(map: &ThemeMap, leading: &[&str], out: &mut impl Write) -> std::io::Result<()> {
-    let ids: Vec<String> = map.themes.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<String> = map.top_themes().map(|t| t.path.clone()).collect();
     writeln!(out, "| {} | {} |", leading.join(" | "), ids.join(" | "))?;
     writeln!(out, "|{}", "---|".repeat(leading.len() + ids.len()))
 }

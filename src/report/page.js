@@ -70,24 +70,62 @@
     }
     const GREY = rgba('#dadde4', 0), WHITE = rgba('#ffffff', 0);
 
-    // Where each theme's label goes: the middle of its densest cell on a 64 × 64 grid (a mean
-    // over all its points can fall between two lobes).
+    // The tree: themes are in preorder, so a theme's subtree is the ids [id, end).
+    const parentOf = new Uint16Array(top + 1), endOf = new Uint16Array(top + 1), levelOf = new Uint8Array(top + 1);
+    const topOf = new Uint16Array(top + 1), leafTheme = new Uint8Array(top + 1);
+    for (const t of meta.themes) {
+      parentOf[t.id] = t.parent || 0;
+      endOf[t.id] = t.end;
+      levelOf[t.id] = t.level;
+      leafTheme[t.id] = t.end === t.id + 1 ? 1 : 0;
+      topOf[t.id] = t.parent ? topOf[t.parent] : t.id;
+    }
+    const within = (node, id) => node >= id && node < endOf[id];
+
+    // Where each theme's label goes: inside its largest dense region, never on a stray island.
+    // Its points (sub-themes' included) are counted on a 64 × 64 grid; the cell whose 3 × 3
+    // neighbourhood holds most of them, weighed by their share of all points there, is where it
+    // is dense and dominant, and the label goes at the mean of its points in that neighbourhood.
     const labelAt = new Map();
     {
-      const cells = new Uint32Array((top + 1) * 4096);
-      for (let i = 0; i < n; i++) cells[theme[i] * 4096 + (xy[2 * i] >> 10) * 64 + (xy[2 * i + 1] >> 10)]++;
+      const G = 64;
+      // Slot 0 counts every point: a label goes where its theme is dense and dominant.
+      const cells = new Uint32Array((top + 1) * G * G);
+      const cellOfPoint = i => (xy[2 * i] >> 10) * G + (xy[2 * i + 1] >> 10);
+      for (let i = 0; i < n; i++) {
+        const c = cellOfPoint(i);
+        cells[c]++;
+        for (let t = theme[i]; t; t = parentOf[t]) cells[t * G * G + c]++;
+      }
       const best = new Int32Array(top + 1).fill(-1);
       for (const t of meta.themes) {
         let most = 0;
-        for (let c = 0; c < 4096; c++) if (cells[t.id * 4096 + c] > most) (most = cells[t.id * 4096 + c]), (best[t.id] = c);
+        const base = t.id * G * G;
+        for (let cx = 0; cx < G; cx++) {
+          for (let cy = 0; cy < G; cy++) {
+            let own = 0, all = 0;
+            for (let dx = -1; dx <= 1; dx++) {
+              for (let dy = -1; dy <= 1; dy++) {
+                const x = cx + dx, y = cy + dy;
+                if (x >= 0 && x < G && y >= 0 && y < G) (own += cells[base + x * G + y]), (all += cells[x * G + y]);
+              }
+            }
+            // Its points there, times their share of all points there.
+            const score = all ? (own * own) / all : 0;
+            if (score > most) (most = score), (best[t.id] = cx * G + cy);
+          }
+        }
       }
       const sum = new Float64Array(2 * (top + 1)), count = new Uint32Array(top + 1);
       for (let i = 0; i < n; i++) {
-        const t = theme[i];
-        if ((xy[2 * i] >> 10) * 64 + (xy[2 * i + 1] >> 10) !== best[t]) continue;
-        sum[2 * t] += xy[2 * i];
-        sum[2 * t + 1] += xy[2 * i + 1];
-        count[t]++;
+        const c = cellOfPoint(i), cx = Math.floor(c / G), cy = c % G;
+        for (let t = theme[i]; t; t = parentOf[t]) {
+          const b = best[t];
+          if (b < 0 || Math.abs(Math.floor(b / G) - cx) > 1 || Math.abs((b % G) - cy) > 1) continue;
+          sum[2 * t] += xy[2 * i];
+          sum[2 * t + 1] += xy[2 * i + 1];
+          count[t]++;
+        }
       }
       for (const t of meta.themes) if (count[t.id]) labelAt.set(t.id, [sum[2 * t.id] / count[t.id], sum[2 * t.id + 1] / count[t.id]]);
     }
@@ -110,7 +148,7 @@
     let focusTheme = 0;
     let found = null;
     const shown = i => doc[i] === NO_DOCUMENT ? !filtering : documentShown[doc[i]] === 1;
-    const lit = i => (focusTheme === 0 || theme[i] === focusTheme) && (found === null || found[i] === 1);
+    const lit = i => (focusTheme === 0 || within(theme[i], focusTheme)) && (found === null || found[i] === 1);
 
     // Screen geometry: data (0..65535 each way) → CSS pixels → device pixels.
     const MARGIN = 14;
@@ -160,7 +198,7 @@
       };
       // With a focus, the rest is drawn grey and what is lit is drawn after, on top.
       let litCount = 0;
-      const own = i => (flags[i] & 1 ? pale[theme[i]] : colour[theme[i]]);
+      const own = i => (flags[i] & 3 ? pale[theme[i]] : colour[theme[i]]);
       for (let i = 0; i < n; i++) {
         if (!shown(i)) continue;
         if (!focus) plot(i, own(i));
@@ -173,18 +211,25 @@
       return performance.now() - began;
     }
 
-    // Theme labels at their centres, largest themes first; one that would overlap a label
-    // already placed is left out (the focused theme's is always drawn).
+    // The level whose labels show: top-level themes at full view, sub-themes' as one zooms in.
+    const maxLevel = Math.max(1, ...meta.themes.map(t => t.level));
+    const levelShown = () => Math.min(maxLevel, view.zoom < 2.5 ? 1 : view.zoom < 6 ? 2 : 3);
+
+    // Theme labels in their densest region: the themes of the level shown (and those without
+    // sub-themes above it), largest first; one that would overlap a label already placed is left
+    // out (the focused theme's is always drawn).
     function drawLabels() {
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
       ctx.font = '600 13px system-ui, "Noto Sans CJK SC", sans-serif';
       ctx.lineJoin = 'round';
       const placed = [];
-      const order = [...meta.themes].sort((a, b) => (b.id === focusTheme) - (a.id === focusTheme) || b.size - a.size);
+      const level = levelShown();
+      const showing = meta.themes.filter(t => t.level === level || (t.level < level && leafTheme[t.id]) || t.id === focusTheme);
+      const order = showing.sort((a, b) => (b.id === focusTheme) - (a.id === focusTheme) || b.size - a.size);
       for (const t of order) {
         const at = labelAt.get(t.id);
         if (!at) continue;
-        const name = `${t.id}. ${t.label}`;
+        const name = `${t.path}${t.level === 1 ? '.' : ''} ${t.label}`;
         const label = name.length > 30 ? name.slice(0, 29) + '…' : name;
         const width = ctx.measureText(label).width;
         // Kept inside the canvas, so that a theme at the edge keeps its whole name.
@@ -193,7 +238,7 @@
         if (box[2] < 0 || box[0] > W || box[3] < 0 || box[1] > H) continue;
         if (t.id !== focusTheme && placed.some(p => p[0] < box[2] && box[0] < p[2] && p[1] < box[3] && box[1] < p[3])) continue;
         placed.push(box);
-        ctx.globalAlpha = focusTheme === 0 || t.id === focusTheme ? 1 : 0.45;
+        ctx.globalAlpha = focusTheme === 0 || within(t.id, focusTheme) ? 1 : 0.45;
         ctx.strokeStyle = 'rgba(255,255,255,.92)';
         ctx.lineWidth = 4;
         ctx.strokeText(label, x, y);
@@ -241,11 +286,11 @@
         tip.hidden = true;
         return i;
       }
-      const t = themes.get(theme[i]);
+      const t = themes.get(theme[i]), above = t && t.parent ? themes.get(topOf[t.id]) : null;
       const d = meta.documents[doc[i]];
       const where = d ? `${d[1]}${d[2] ? ' · ' + d[2] : ''}` : '';
       const marks = `${flags[i] & 1 ? ' · outlier' : ''}${flags[i] & 2 ? ' · short' : ''}`;
-      tip.innerHTML = `<b>${escape(t ? `${t.id}. ${t.label}` : '')}</b>${escape(text(snippetEnd, snippetBytes, i))}<br><small>${escape(text(idEnd, idBytes, i))}${escape(where ? ' · ' + where : '')}${marks}</small>`;
+      tip.innerHTML = `<b>${escape(above ? `${above.path}. ${above.label} › ` : '')}${escape(t ? `${t.path}${t.parent ? '' : '.'} ${t.label}` : '')}</b>${escape(text(snippetEnd, snippetBytes, i))}<br><small>${escape(text(idEnd, idBytes, i))}${escape(where ? ' · ' + where : '')}${marks}</small>`;
       tip.hidden = false;
       tip.style.left = `${event.pageX + 14}px`;
       tip.style.top = `${event.pageY + 14}px`;
@@ -253,6 +298,11 @@
     }
 
     const buttons = [...document.querySelectorAll('.legend button')];
+    // A passage's theme at `level`: its deepest theme's ancestor there (or itself, if shallower).
+    const themeAtLevel = (node, level) => {
+      while (levelOf[node] > level) node = parentOf[node];
+      return node;
+    };
     function focusOn(id) {
       focusTheme = focusTheme === id ? 0 : id;
       buttons.forEach(b => b.classList.toggle('on', +b.dataset.theme === focusTheme));
@@ -267,7 +317,7 @@
       if (drag && !drag.moved && e.target === canvas) {
         const box = canvas.getBoundingClientRect();
         const i = pointAt(e.clientX - box.left, e.clientY - box.top);
-        if (i >= 0) focusOn(theme[i]);
+        if (i >= 0) focusOn(themeAtLevel(theme[i], levelShown()));
         else if (focusTheme) focusOn(focusTheme);
       }
       drag = null;
@@ -413,9 +463,32 @@
       result.hover_found = at >= 0;
       result.hover_text = tip.textContent;
       began = performance.now();
-      buttons.find(b => +b.dataset.theme === theme[i]).click();
+      buttons.find(b => +b.dataset.theme === topOf[theme[i]]).click();
       result.highlight_ms = performance.now() - began;
       result.highlighted = Array.from({ length: n }, (_, j) => j).filter(j => lit(j)).length;
+      // Drilling down: the point's deepest theme alone.
+      began = performance.now();
+      buttons.find(b => +b.dataset.theme === theme[i]).click();
+      result.sub_highlight_ms = performance.now() - began;
+      result.sub_highlighted = Array.from({ length: n }, (_, j) => j).filter(j => lit(j)).length;
+      buttons.find(b => +b.dataset.theme === theme[i]).click();
+      // Each top-level label's place: of the passages nearest it (50, or a quarter of its theme
+      // where smaller), the share in its theme.
+      result.label_purity = {};
+      for (const t of meta.themes) {
+        const at = labelAt.get(t.id);
+        if (t.level !== 1 || !at) continue;
+        const near = Array.from({ length: n }, (_, j) => j)
+          .map(j => [(xy[2 * j] - at[0]) ** 2 + (xy[2 * j + 1] - at[1]) ** 2, j])
+          .sort((a, b) => a[0] - b[0])
+          .slice(0, Math.max(1, Math.min(50, Math.floor((t.size) / 4))));
+        result.label_purity[t.path] = near.filter(([, j]) => within(theme[j], t.id)).length / near.length;
+      }
+      // Zoomed in, sub-theme labels show.
+      const zoom = view.zoom;
+      view.zoom = 3;
+      result.labels_zoomed_level = levelShown();
+      view.zoom = zoom;
       const word = text(snippetEnd, snippetBytes, i).slice(0, 2);
       began = performance.now();
       result.found = find(word);

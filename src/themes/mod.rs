@@ -1,0 +1,703 @@
+//! Stage 6: the theme model. [`ThemeMap::build`] grows the theme tree of an index
+//! ([`crate::cluster::grow`]), names every theme at every level ([`crate::label`], [`names`]),
+//! and works out where and when each recurs. [`crate::report`] only draws it.
+
+mod names;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cluster::{self, ClusterParams, LevelChoice, PromptMap, ThemeTree, TreeParams};
+use crate::embed::{Embedder, Prompt};
+use crate::error::{Error, Result};
+use crate::index::{Index, ModelInfo, PassageRecord};
+use crate::label::{self, Keyword, KeywordOptions};
+use crate::progress::{Progress, Silent};
+
+/// Version of the `themes.json` schema; bumped only for incompatible changes. 2: so that it
+/// stays small at any size, the map's points left it for `assignments.tsv` (with their
+/// positions), and documents are listed up to [`LISTED_DOCUMENTS`] (with `document_count`).
+/// 3: themes form a tree (`parent`, `children`, `level`, `path`; `themes` in preorder), a
+/// theme's `size` and `share` count the passages that shaped it and `short` the short lines
+/// attached to it, document and timeline counts are per top-level theme, and `levels` replaces
+/// `hierarchy` and the silhouettes.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// What to look for.
+#[derive(Debug, Clone)]
+pub struct ThemeOptions {
+    /// Themes at each level, top first; its length is the number of levels. `None`: chosen
+    /// where merging themes costs most (see [`cluster::TreeParams`]).
+    pub counts: Vec<Option<usize>>,
+    /// Named themes to look for (any language): each starts a top-level theme.
+    pub names: Vec<String>,
+    pub seed: u64,
+    pub keywords: usize,
+    /// Representative passages shown per theme.
+    pub representatives: usize,
+    /// Which of the index's vectors are clustered.
+    pub vectors: ThemeVectors,
+    /// Passages with fewer letters and characters than this do not shape the themes: they are
+    /// assigned to the nearest theme afterwards and counted apart as short lines (bylines,
+    /// captions and one-line headings would otherwise gather into a theme of their own because
+    /// they are short). `None`: a quarter of the median passage's; `Some(0)`: every passage
+    /// shapes the themes.
+    pub min_chars: Option<usize>,
+    /// Lay every passage out on the 2D map (the report needs it; `themap themes` does not).
+    pub map: bool,
+}
+
+/// The passage vectors themes are found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ThemeVectors {
+    /// The search vectors carried towards the clustering prompt's by a linear map fitted on a
+    /// sample of passages embedded with that prompt: most of its gain (THUCNews 100k: NMI 0.673,
+    /// against 0.651 for the search vectors) for the cost of the sample. Indexes no larger than
+    /// the sample, or with clustering vectors given, use those.
+    Mapped,
+    /// Embedded with the model's clustering prompt (`task: clustering | query: `): better
+    /// separated themes (THUCNews: NMI 0.682 against 0.651 with the document prompt), for a
+    /// second embedding pass over every passage.
+    Clustering,
+    /// The search vectors (document prompt): no extra embedding needed.
+    Document,
+}
+
+/// Passages of a large index embedded with the clustering prompt to fit the map
+/// ([`ThemeVectors::Mapped`]); an index no larger is embedded whole.
+pub const CLUSTERING_SAMPLE: usize = 2000;
+/// Ridge penalty of the map's fit (rows are unit vectors; measured on THUCNews, 0.1 to 3 are
+/// within noise of each other at 2,000 pairs).
+const MAP_RIDGE: f64 = 1.0;
+
+impl Default for ThemeOptions {
+    fn default() -> Self {
+        Self {
+            counts: vec![None, None],
+            names: Vec::new(),
+            seed: 42,
+            keywords: 10,
+            representatives: 3,
+            vectors: ThemeVectors::Mapped,
+            min_chars: None,
+            map: true,
+        }
+    }
+}
+
+/// Everything the report shows, in a stable, serialisable form (`themes.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ThemeMap {
+    pub schema_version: u32,
+    pub generated_by: String,
+    pub model: ModelInfo,
+    pub settings: Settings,
+    pub passages: usize,
+    pub outliers: usize,
+    /// Passages too short to shape the themes (attached to the nearest one, counted apart).
+    pub short: usize,
+    /// Every theme, in preorder: each top-level theme followed by its sub-themes.
+    pub themes: Vec<Theme>,
+    /// How many themes each level has, and how that number was chosen.
+    pub levels: Vec<LevelChoice>,
+    /// Documents with their passages in each top-level theme (the document × theme matrix).
+    /// In themes.json only the [`LISTED_DOCUMENTS`] with most passages; every passage's theme
+    /// is in assignments.tsv.
+    #[serde(serialize_with = "serialize_largest")]
+    pub documents: Vec<DocumentThemes>,
+    /// How many documents there are (all of them, listed or not).
+    pub document_count: usize,
+    /// Passages per top-level theme on each date that documents carry.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every passage's theme, in index order (`write_assignments`; not in themes.json, which
+    /// would grow with every passage).
+    #[serde(skip)]
+    pub assignments: Vec<Assignment>,
+    /// Every passage on the 2D map (empty when no map was asked for); in the page and, with
+    /// their positions, in `write_assignments`.
+    #[serde(skip)]
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Top-level themes.
+    pub k: usize,
+    pub k_chosen_automatically: bool,
+    /// Levels asked for (a theme too uniform to split has fewer below it).
+    pub levels: usize,
+    /// Fine clusters the tree was grown from.
+    pub leaves: usize,
+    pub seed: u64,
+    pub named_themes: Vec<String>,
+    pub projection: String,
+    pub vectors: ThemeVectors,
+    /// Passages shorter than this (letters and characters) did not shape the themes.
+    pub min_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Theme {
+    /// 1-based position in `themes` (preorder).
+    pub id: usize,
+    /// Where it sits in the tree: "3" is the third top-level theme, "3.2" its second sub-theme.
+    pub path: String,
+    /// 1 for top-level themes.
+    pub level: usize,
+    /// The id of the theme it is a sub-theme of.
+    pub parent: Option<usize>,
+    /// Ids of its sub-themes.
+    pub children: Vec<usize>,
+    /// Unique among the themes of its level.
+    pub label: String,
+    /// The `--theme` name this theme grew from.
+    pub name: Option<String>,
+    pub keywords: Vec<Keyword>,
+    /// Passages that shaped it (short lines attached to it not counted).
+    pub size: usize,
+    /// Its share of all passages that shaped themes.
+    pub share: f32,
+    pub outliers: usize,
+    /// Short lines attached to it (nearest theme), counted apart from `size`.
+    pub short: usize,
+    /// The documents it appears in, most passages first (in themes.json, the first
+    /// [`LISTED_DOCUMENTS`]).
+    #[serde(serialize_with = "serialize_first")]
+    pub documents: Vec<ThemeDocument>,
+    /// How many documents it appears in.
+    pub document_count: usize,
+    /// Dates of the documents it appears in, sorted.
+    pub dates: Vec<String>,
+    /// Passages nearest the theme's centroid.
+    pub representatives: Vec<Representative>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThemeDocument {
+    pub id: String,
+    pub title: String,
+    pub date: Option<String>,
+    /// Its passages in the theme, short lines included.
+    pub passages: usize,
+    /// Fraction of the document's passages in this theme.
+    pub share: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Representative {
+    pub id: String,
+    pub doc_id: String,
+    pub similarity: f32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentThemes {
+    pub id: String,
+    pub title: String,
+    pub date: Option<String>,
+    pub passages: usize,
+    /// Passages in each top-level theme, in order.
+    pub counts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub date: String,
+    pub documents: usize,
+    /// Passages in each top-level theme on that date, in order.
+    pub counts: Vec<usize>,
+}
+
+/// A passage's theme.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    pub id: String,
+    /// Its top-level theme, 1-based (the first part of `path`).
+    pub theme: usize,
+    /// Its deepest theme's path ("3.2").
+    pub path: String,
+    /// Confidence in the top-level theme.
+    pub confidence: f32,
+    pub outlier: bool,
+    /// Too short to shape the themes; attached to the nearest.
+    pub short: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// The passage and its theme.
+    #[serde(flatten)]
+    pub passage: Assignment,
+    /// Index of its deepest theme in [`ThemeMap::themes`].
+    pub node: usize,
+    pub doc_id: String,
+    pub x: f32,
+    pub y: f32,
+    pub snippet: String,
+}
+
+/// Characters of passage text kept in map points: up to 120, fewer for large maps so that all
+/// of them together stay near `MAP_TEXT_BUDGET` (80 at 100,000 passages, 24 at 1,000,000).
+fn snippet_chars(passages: usize) -> usize {
+    const MAP_TEXT_BUDGET: usize = 8_000_000;
+    (MAP_TEXT_BUDGET / passages.max(1)).clamp(24, 120)
+}
+
+/// The clustered rows of an index: its clustering vectors, or its search vectors mapped in
+/// place towards the clustering prompt (the map and each row's length before mapping kept, so
+/// that sums can be taken back), or its search vectors as they are.
+enum Clustered {
+    Own,
+    Mapped(PromptMap, Vec<f32>),
+    Search,
+}
+
+impl ThemeMap {
+    /// Grows the theme tree of the index's vectors and describes every theme. The embedder (the
+    /// model that built the index) embeds named themes and ranks keywords; without one, named
+    /// themes are an error and keywords are plain c-TF-IDF. The index is consumed: its vectors
+    /// are freed once the themes are found, before the embedder is used for keywords (a model
+    /// loaded on first use, [`crate::embed::LazyModel`], then never shares memory with them).
+    pub fn build(
+        mut index: Index,
+        embedder: Option<&dyn Embedder>,
+        options: &ThemeOptions,
+        progress: &dyn Progress,
+    ) -> Result<ThemeMap> {
+        let (name_scores, seeds): (Vec<Vec<f32>>, Vec<Vec<usize>>) = match (options.names.is_empty(), embedder) {
+            (true, _) => (Vec::new(), Vec::new()),
+            (false, Some(embedder)) => anchor_passages(&index, embedder, &options.names)?.into_iter().unzip(),
+            (false, None) => {
+                return Err(Error::InvalidArgument(
+                    "named themes need the model to embed them".into(),
+                ))
+            }
+        };
+        let clustered_by = match options.vectors {
+            ThemeVectors::Mapped if index.clustering_vectors.is_none() => {
+                let sample = index.clustering_sample.as_ref().ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "the index has no clustering sample yet (Index::ensure_clustering_sample)".into(),
+                    )
+                })?;
+                let (rows, targets) = sample.pairs(&index);
+                let map = PromptMap::fit(index.vectors.select(Axis(0), &rows).view(), targets.view(), MAP_RIDGE)?;
+                let lengths = map.apply_in_place(&mut index.vectors, progress);
+                Clustered::Mapped(map, lengths)
+            }
+            ThemeVectors::Document => Clustered::Search,
+            ThemeVectors::Mapped | ThemeVectors::Clustering if index.clustering_vectors.is_some() => Clustered::Own,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "the index has no clustering vectors yet (Index::ensure_clustering_vectors)".into(),
+                ))
+            }
+        };
+        let clustered = match &clustered_by {
+            Clustered::Own => index.clustering_vectors.as_ref().expect("checked above"),
+            Clustered::Mapped(..) | Clustered::Search => &index.vectors,
+        };
+        let n = index.passages.len();
+        let (min_chars, fit_rows) = content_rows(&index.passages, options.min_chars);
+        let shapes: Vec<bool> = match &fit_rows {
+            None => vec![true; n],
+            Some(rows) => cluster::rows_marked(n, rows),
+        };
+        let defaults = ClusterParams::default();
+        let params = TreeParams {
+            counts: options.counts.clone(),
+            leaves: None,
+            cluster: ClusterParams {
+                seed: options.seed,
+                seeds,
+                fit_rows,
+                ..defaults
+            },
+        };
+        let tree = cluster::grow(clustered.view(), &params, progress)?;
+        let top_of = tree.top_labels();
+        let top_count = tree.top().len();
+        let scores = cluster::score_themes(
+            clustered.view(),
+            &top_of,
+            top_count,
+            &shapes,
+            params.cluster.temperature,
+        );
+        let layout = if options.map {
+            Some(crate::report::project::to_2d(clustered.view(), progress)?)
+        } else {
+            None
+        };
+        let leaves = tree.leaves.k();
+        let leaf_labels = &tree.leaves.labels;
+        let centroids = node_centroids(
+            &tree,
+            cluster::theme_sums(clustered.view(), leaf_labels, leaves, &shapes, None),
+        );
+        let members = node_members(&tree);
+        let representatives = representatives_of(
+            &tree,
+            &members,
+            &shapes,
+            clustered.view(),
+            centroids.view(),
+            &name_scores,
+            options.representatives,
+        );
+        // Keywords are embedded as queries, so they are compared with centroids of the search
+        // (document) vectors, the pairing the model was trained for. Mapped in place, those are
+        // recovered from the mapped rows' sums.
+        let keyword_centroids = match &clustered_by {
+            Clustered::Mapped(map, lengths) => {
+                let sums = cluster::theme_sums(index.vectors.view(), leaf_labels, leaves, &shapes, Some(lengths));
+                node_centroids(&tree, map.unmap_sums(sums.view())?)
+            }
+            Clustered::Own | Clustered::Search => node_centroids(
+                &tree,
+                cluster::theme_sums(index.vectors.view(), leaf_labels, leaves, &shapes, None),
+            ),
+        };
+        // The vectors are not needed past this point: free them before keywords may load a model.
+        drop(clustered_by);
+        index.vectors = Array2::zeros((0, index.model.dims));
+        index.clustering_vectors = None;
+
+        let (texts, deepest): (Vec<&str>, Vec<usize>) = index
+            .passages
+            .iter()
+            .zip(&tree.node_of)
+            .zip(&shapes)
+            .filter(|(_, &shaped)| shaped)
+            .map(|((p, &node), _)| (p.passage.text.as_str(), node))
+            .unzip();
+        let parents: Vec<Option<usize>> = tree.nodes.iter().map(|node| node.parent).collect();
+        let keywords = label::tree_keywords(
+            &texts,
+            &deepest,
+            &parents,
+            keyword_centroids.view(),
+            embedder,
+            KeywordOptions {
+                count: options.keywords,
+                ..KeywordOptions::default()
+            },
+            progress,
+        )?;
+        drop((texts, deepest));
+        let labels = names::labels(&tree.nodes, &keywords, |node| {
+            tree.nodes[node].seed.map(|s| options.names[s].clone())
+        });
+
+        // Passages (short lines included) per document, for each theme; and per top-level theme.
+        let doc_row = index.document_numbers();
+        let doc_of: Vec<Option<usize>> = index
+            .passages
+            .iter()
+            .map(|p| doc_row.get(p.passage.doc_id.as_str()).copied())
+            .collect();
+        let mut counts = vec![vec![0usize; top_count]; index.documents.len()];
+        for (d, &t) in doc_of.iter().zip(&top_of) {
+            if let Some(d) = d {
+                counts[*d][t] += 1;
+            }
+        }
+
+        let shaped_total = shapes.iter().filter(|&&s| s).count().max(1);
+        let themes: Vec<Theme> = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(t, node)| {
+                let mut per_document: BTreeMap<usize, usize> = BTreeMap::new();
+                for &row in members.all[t].iter() {
+                    if let Some(d) = doc_of[row] {
+                        *per_document.entry(d).or_default() += 1;
+                    }
+                }
+                let mut documents: Vec<ThemeDocument> = per_document
+                    .into_iter()
+                    .map(|(d, passages)| {
+                        let doc = &index.documents[d];
+                        ThemeDocument {
+                            id: doc.id.clone(),
+                            title: doc.display_title().to_string(),
+                            date: doc.meta.date.clone(),
+                            passages,
+                            share: passages as f32 / doc.passages.max(1) as f32,
+                        }
+                    })
+                    .collect();
+                documents.sort_by(|a, b| b.passages.cmp(&a.passages).then(a.id.cmp(&b.id)));
+                let dates: BTreeSet<String> = documents.iter().filter_map(|d| d.date.clone()).collect();
+                let size = members.all[t].iter().filter(|&&r| shapes[r]).count();
+                Theme {
+                    id: t + 1,
+                    path: node.path_label(),
+                    level: node.level,
+                    parent: node.parent.map(|p| p + 1),
+                    children: node.children.iter().map(|c| c + 1).collect(),
+                    label: labels[t].clone(),
+                    name: node.seed.map(|s| options.names[s].clone()),
+                    keywords: keywords[t].clone(),
+                    size,
+                    share: size as f32 / shaped_total as f32,
+                    outliers: members.all[t].iter().filter(|&&r| scores.outlier[r]).count(),
+                    short: members.all[t].len() - size,
+                    document_count: documents.len(),
+                    documents,
+                    dates: dates.into_iter().collect(),
+                    representatives: representatives[t]
+                        .iter()
+                        .map(|&(row, similarity)| {
+                            let p = &index.passages[row].passage;
+                            Representative {
+                                id: p.id.clone(),
+                                doc_id: p.doc_id.clone(),
+                                similarity,
+                                text: p.text.clone(),
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+
+        let documents: Vec<DocumentThemes> = index
+            .documents
+            .iter()
+            .zip(&counts)
+            .map(|(doc, counts)| DocumentThemes {
+                id: doc.id.clone(),
+                title: doc.display_title().to_string(),
+                date: doc.meta.date.clone(),
+                passages: doc.passages,
+                counts: counts.clone(),
+            })
+            .collect();
+        let timeline = timeline_of(&documents, top_count);
+
+        let top_number: Vec<usize> = tree.nodes.iter().map(|node| node.path[0]).collect();
+        let assignments: Vec<Assignment> = index
+            .passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Assignment {
+                id: p.passage.id.clone(),
+                theme: top_number[tree.node_of[i]],
+                path: themes[tree.node_of[i]].path.clone(),
+                confidence: scores.confidence[i],
+                outlier: scores.outlier[i],
+                short: !shapes[i],
+            })
+            .collect();
+        let (points, projection) = match layout {
+            None => (Vec::new(), "none (no map asked for)".to_string()),
+            Some((xy, projection)) => {
+                let chars = snippet_chars(n);
+                let points = index
+                    .passages
+                    .iter()
+                    .zip(&assignments)
+                    .enumerate()
+                    .map(|(i, (p, assignment))| Point {
+                        passage: assignment.clone(),
+                        node: tree.node_of[i],
+                        doc_id: p.passage.doc_id.clone(),
+                        x: xy[[i, 0]],
+                        y: xy[[i, 1]],
+                        snippet: crate::corpus::snippet(&p.passage.text, chars),
+                    })
+                    .collect();
+                (points, projection)
+            }
+        };
+
+        Ok(ThemeMap {
+            schema_version: SCHEMA_VERSION,
+            generated_by: format!("themap {}", env!("CARGO_PKG_VERSION")),
+            model: index.model.clone(),
+            settings: Settings {
+                k: top_count,
+                k_chosen_automatically: options.counts.first().is_some_and(Option::is_none),
+                levels: options.counts.len(),
+                leaves,
+                seed: options.seed,
+                named_themes: options.names.clone(),
+                projection,
+                vectors: options.vectors,
+                min_chars,
+            },
+            passages: n,
+            outliers: scores.outlier.iter().filter(|&&o| o).count(),
+            short: shapes.iter().filter(|&&s| !s).count(),
+            themes,
+            levels: tree.levels.clone(),
+            document_count: documents.len(),
+            documents,
+            timeline,
+            assignments,
+            points,
+        })
+    }
+
+    /// The top-level themes, in order.
+    pub fn top_themes(&self) -> impl Iterator<Item = &Theme> {
+        self.themes.iter().filter(|t| t.level == 1)
+    }
+}
+
+/// Passages per top-level theme and date.
+fn timeline_of(documents: &[DocumentThemes], top_count: usize) -> Vec<TimelineEntry> {
+    let mut by_date: BTreeMap<String, (usize, Vec<usize>)> = BTreeMap::new();
+    for doc in documents {
+        if let Some(date) = &doc.date {
+            let entry = by_date.entry(date.clone()).or_insert_with(|| (0, vec![0; top_count]));
+            entry.0 += 1;
+            for (sum, n) in entry.1.iter_mut().zip(&doc.counts) {
+                *sum += n;
+            }
+        }
+    }
+    by_date
+        .into_iter()
+        .map(|(date, (documents, counts))| TimelineEntry {
+            date,
+            documents,
+            counts,
+        })
+        .collect()
+}
+
+/// Unit centroid of every theme of the tree from the sums of its leaves' rows.
+fn node_centroids(tree: &ThemeTree, leaf_sums: Array2<f32>) -> Array2<f32> {
+    let mut sums = Array2::<f32>::zeros((tree.nodes.len(), leaf_sums.ncols()));
+    for (mut row, node) in sums.outer_iter_mut().zip(&tree.nodes) {
+        for &leaf in &node.leaves {
+            row += &leaf_sums.row(leaf);
+        }
+    }
+    cluster::normalize_rows(sums)
+}
+
+/// The passages of every theme (its sub-themes' included), in row order.
+struct Members {
+    all: Vec<Vec<usize>>,
+}
+
+fn node_members(tree: &ThemeTree) -> Members {
+    let mut all = vec![Vec::new(); tree.nodes.len()];
+    for (row, &node) in tree.node_of.iter().enumerate() {
+        let mut at = Some(node);
+        while let Some(t) = at {
+            all[t].push(row);
+            at = tree.nodes[t].parent;
+        }
+    }
+    Members { all }
+}
+
+/// For every theme, its `count` passages (that shaped it, where it has such) nearest its
+/// centroid, with their similarity; a named theme's are those that answer its name best.
+fn representatives_of(
+    tree: &ThemeTree,
+    members: &Members,
+    shapes: &[bool],
+    vectors: ArrayView2<f32>,
+    centroids: ArrayView2<f32>,
+    name_scores: &[Vec<f32>],
+    count: usize,
+) -> Vec<Vec<(usize, f32)>> {
+    (0..tree.nodes.len())
+        .into_par_iter()
+        .map(|t| {
+            let rows = &members.all[t];
+            let mut shaping: Vec<usize> = rows.iter().copied().filter(|&r| shapes[r]).collect();
+            if shaping.is_empty() {
+                shaping = rows.clone();
+            }
+            let centroid = centroids.row(t);
+            let mut scored: Vec<(usize, f32, f32)> = shaping
+                .iter()
+                .map(|&r| {
+                    let similarity = vectors.row(r).dot(&centroid);
+                    let rank = match tree.nodes[t].seed {
+                        Some(s) => name_scores[s][r],
+                        None => similarity,
+                    };
+                    (r, similarity, rank)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+            scored.truncate(count);
+            scored.into_iter().map(|(r, s, _)| (r, s)).collect()
+        })
+        .collect()
+}
+
+/// Documents a report lists (the heatmap, each theme's in themes.json); the rest are counted,
+/// and every passage's theme is in assignments.tsv.
+pub const LISTED_DOCUMENTS: usize = 50;
+
+/// The documents with the most passages, at most `limit`, in their own order.
+pub fn largest_documents(documents: &[DocumentThemes], limit: usize) -> Vec<&DocumentThemes> {
+    let mut order: Vec<usize> = (0..documents.len()).collect();
+    order.sort_by(|&a, &b| documents[b].passages.cmp(&documents[a].passages).then(a.cmp(&b)));
+    order.truncate(limit);
+    order.sort_unstable();
+    order.iter().map(|&d| &documents[d]).collect()
+}
+
+fn serialize_largest<S: serde::Serializer>(
+    documents: &[DocumentThemes],
+    to: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    to.collect_seq(largest_documents(documents, LISTED_DOCUMENTS))
+}
+
+fn serialize_first<S: serde::Serializer>(documents: &[ThemeDocument], to: S) -> std::result::Result<S::Ok, S::Error> {
+    to.collect_seq(documents.iter().take(LISTED_DOCUMENTS))
+}
+
+/// Counts the letters and characters of a text (not spaces, punctuation or symbols).
+fn content_chars(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
+/// The threshold in use, and the rows long enough to shape themes (`None`: all of them).
+fn content_rows(passages: &[PassageRecord], min_chars: Option<usize>) -> (usize, Option<Vec<usize>>) {
+    let lengths: Vec<usize> = passages.iter().map(|p| content_chars(&p.passage.text)).collect();
+    let threshold = min_chars.unwrap_or_else(|| {
+        let mut sorted = lengths.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or(0) / 4
+    });
+    let rows: Vec<usize> = (0..lengths.len()).filter(|&i| lengths[i] >= threshold).collect();
+    // Too few long passages to shape themes: let every passage count.
+    let rows = (rows.len() < lengths.len() && rows.len() >= 2).then_some(rows);
+    (threshold, rows)
+}
+
+/// For each named theme: how well every passage answers its name as a search query, and the
+/// passages that answer it best (at most one in twenty, 3 to 50), where the theme starts.
+fn anchor_passages(index: &Index, embedder: &dyn Embedder, names: &[String]) -> Result<Vec<(Vec<f32>, Vec<usize>)>> {
+    let queries: Vec<&str> = names.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&queries, Prompt::Query, &Silent)?;
+    let n = index.passages.len();
+    let count = (n / 20).clamp(3, 50).min(n);
+    Ok(vectors
+        .outer_iter()
+        .map(|query| {
+            let scores = index.vectors.dot(&query).to_vec();
+            let mut rows: Vec<usize> = (0..n).collect();
+            rows.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            rows.truncate(count);
+            (scores, rows)
+        })
+        .collect())
+}
