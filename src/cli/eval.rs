@@ -17,13 +17,25 @@ pub struct EvalArgs {
     /// Labelled texts, one per line: `label<TAB>text`.
     file: PathBuf,
 
-    /// Number of clusters. Default: the number of distinct labels.
-    #[arg(long, value_name = "N", conflicts_with = "choose_k")]
-    k: Option<usize>,
+    /// Number of clusters (with --tree, per level, top first: 10,40). Default: the number of
+    /// distinct labels (of each level).
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',', conflicts_with = "choose_k")]
+    k: Vec<usize>,
 
-    /// Choose the number of clusters as `themap themes` does (silhouette), without the labels.
+    /// Choose the number of clusters without the labels: as `themap themes` does with --tree,
+    /// by silhouette for flat k-means.
     #[arg(long)]
     choose_k: bool,
+
+    /// Grow the theme tree as `themap themes` does (levels as label columns) and score each
+    /// level against its labels, instead of one flat k-means.
+    #[arg(long)]
+    tree: bool,
+
+    /// Label columns before the text: 2 reads `level1<TAB>level2<TAB>text`. Flat k-means is
+    /// scored against the first.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    levels: usize,
 
     /// Prompt the texts are embedded with.
     #[arg(long, value_enum, default_value_t = Prompt::Clustering)]
@@ -92,8 +104,36 @@ struct Report {
     timings: cluster::Timings,
 }
 
+/// How one level of the theme tree matches that level's labels.
+#[derive(Serialize)]
+struct LevelReport {
+    level: usize,
+    labels: usize,
+    themes: usize,
+    chosen_automatically: bool,
+    #[serde(flatten)]
+    scores: quality::Agreement,
+    /// Share of the texts in the largest theme, and in the largest label.
+    largest_theme: f64,
+    largest_label: f64,
+}
+
+#[derive(Serialize)]
+struct TreeReport {
+    file: PathBuf,
+    texts: usize,
+    leaves: usize,
+    seed: u64,
+    levels: Vec<LevelReport>,
+    cluster_seconds: f64,
+}
+
 pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
-    let (truth, texts) = read_tsv(&args.file)?;
+    if args.levels == 0 {
+        bail!("--levels must be 1 or more (label columns before the text)");
+    }
+    let (labels, texts) = read_tsv(&args.file, args.levels)?;
+    let truth = labels[0].clone();
     let vectors = match &args.vectors {
         Some(path) => {
             let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -120,8 +160,11 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         themap::fsutil::write_atomic(path, |w| themap::npy::write_array(w, &vectors))?;
     }
 
+    if args.tree {
+        return eval_tree(&args, &labels, vectors.view(), quiet);
+    }
     let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
-    let k = (!args.choose_k).then_some(args.k.unwrap_or(distinct));
+    let k = (!args.choose_k).then_some(args.k.first().copied().unwrap_or(distinct));
     let started = Instant::now();
     let defaults = ClusterParams::default();
     let params = ClusterParams {
@@ -177,21 +220,127 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// `label<TAB>text` lines; a line without a tab is an error naming the line.
-fn read_tsv(path: &Path) -> Result<(Vec<String>, Vec<String>)> {
+/// Grows the theme tree and scores each level against its labels.
+fn eval_tree(args: &EvalArgs, labels: &[Vec<String>], vectors: ndarray::ArrayView2<f32>, quiet: bool) -> Result<()> {
+    let distinct: Vec<usize> = labels
+        .iter()
+        .map(|level| level.iter().collect::<std::collections::BTreeSet<_>>().len())
+        .collect();
+    let counts: Vec<Option<usize>> = (0..args.levels)
+        .map(|l| match args.choose_k {
+            true => None,
+            false => Some(args.k.get(l).copied().unwrap_or(distinct[l])),
+        })
+        .collect();
+    let params = cluster::TreeParams {
+        counts,
+        leaves: None,
+        cluster: ClusterParams {
+            seed: args.seed,
+            ..ClusterParams::default()
+        },
+    };
+    let started = Instant::now();
+    let tree = cluster::grow(vectors, &params, &CliProgress::new(quiet))?;
+    let cluster_seconds = started.elapsed().as_secs_f64();
+    let n = vectors.nrows() as f64;
+    let largest = |values: &[usize]| {
+        let mut counts = std::collections::HashMap::new();
+        for v in values {
+            *counts.entry(v).or_insert(0usize) += 1;
+        }
+        counts.values().copied().max().unwrap_or(0) as f64 / n
+    };
+    let levels = (0..args.levels)
+        .map(|l| {
+            let predicted = tree.node_at_level(l + 1);
+            let label_ids: Vec<usize> = {
+                let mut ids = std::collections::HashMap::new();
+                labels[l]
+                    .iter()
+                    .map(|v| {
+                        let next = ids.len();
+                        *ids.entry(v).or_insert(next)
+                    })
+                    .collect()
+            };
+            LevelReport {
+                level: l + 1,
+                labels: distinct[l],
+                themes: predicted.iter().collect::<std::collections::BTreeSet<_>>().len(),
+                chosen_automatically: tree.levels[l].chosen_automatically,
+                scores: quality::agreement(&labels[l], &predicted),
+                largest_theme: largest(&predicted),
+                largest_label: largest(&label_ids),
+            }
+        })
+        .collect();
+    if let Some(path) = &args.save_labels {
+        themap::fsutil::write_atomic(path, |w| {
+            tree.node_of
+                .iter()
+                .try_for_each(|&node| writeln!(w, "{}", tree.nodes[node].path_label()))
+        })?;
+    }
+    let report = TreeReport {
+        file: args.file.clone(),
+        texts: vectors.nrows(),
+        leaves: tree.leaves.k(),
+        seed: args.seed,
+        levels,
+        cluster_seconds,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        return Ok(writeln!(out)?);
+    }
+    writeln!(
+        out,
+        "{} texts, theme tree from {} fine clusters in {:.1} s, seed {}",
+        report.texts, report.leaves, cluster_seconds, args.seed
+    )?;
+    for l in &report.levels {
+        writeln!(
+            out,
+            "level {}: {} themes{} for {} labels · NMI {:.4}  ARI {:.4} · largest theme {:.0}% (largest label {:.0}%)",
+            l.level,
+            l.themes,
+            if l.chosen_automatically { " (chosen)" } else { "" },
+            l.labels,
+            l.scores.nmi,
+            l.scores.ari,
+            100.0 * l.largest_theme,
+            100.0 * l.largest_label
+        )?;
+    }
+    Ok(())
+}
+
+/// `label<TAB>text` lines (`levels` labels before the text); a line without them is an error
+/// naming the line. Returns the labels of each level and the texts.
+fn read_tsv(path: &Path, levels: usize) -> Result<(Vec<Vec<String>>, Vec<String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
-    let mut labels = Vec::new();
+    let mut labels = vec![Vec::new(); levels];
     let mut texts = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let Some((label, body)) = line.split_once('\t') else {
-            bail!("{} line {}: expected `label<TAB>text`", path.display(), n + 1);
-        };
-        labels.push(label.trim().to_string());
-        texts.push(body.trim().to_string());
+        let fields: Vec<&str> = line.splitn(levels + 1, '\t').collect();
+        if fields.len() <= levels {
+            bail!(
+                "{} line {}: expected {} labels, then the text, separated by tabs",
+                path.display(),
+                n + 1,
+                levels
+            );
+        }
+        for (level, field) in labels.iter_mut().zip(&fields) {
+            level.push(field.trim().to_string());
+        }
+        texts.push(fields[levels].trim().to_string());
     }
     if texts.len() < 2 {
         bail!(
