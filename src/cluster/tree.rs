@@ -554,12 +554,44 @@ fn refine_groups(leaves: &Leaves, group: &mut [usize], parent_of: &[usize]) {
 /// parent instead). Returns the nodes and every leaf's deepest node.
 fn build_nodes(levels: &[Vec<usize>], leaves: &Leaves, leaf_passages: &[usize]) -> (Vec<Node>, Vec<usize>) {
     let count = leaves.weight.len();
-    // Groups below `parent_leaves`, at `level` (index into `levels`), as leaf sets in order.
-    fn groups_within(levels: &[Vec<usize>], level: usize, parent_leaves: &[usize]) -> Vec<Vec<usize>> {
+    let mut builder = NodeBuilder {
+        levels,
+        leaves,
+        leaf_passages,
+        nodes: Vec::new(),
+        node_of_leaf: vec![usize::MAX; count],
+    };
+    let all: Vec<usize> = (0..count).collect();
+    for (i, set) in builder.groups_within(0, &all).into_iter().enumerate() {
+        builder.visit(set, None, vec![i + 1], 1);
+    }
+    (builder.nodes, builder.node_of_leaf)
+}
+
+struct NodeBuilder<'a> {
+    levels: &'a [Vec<usize>],
+    leaves: &'a Leaves,
+    leaf_passages: &'a [usize],
+    nodes: Vec<Node>,
+    node_of_leaf: Vec<usize>,
+}
+
+impl NodeBuilder<'_> {
+    fn weight(&self, set: &[usize]) -> usize {
+        set.iter().map(|&l| self.leaf_passages[l]).sum()
+    }
+
+    fn seed(&self, set: &[usize]) -> Option<usize> {
+        set.iter().filter_map(|&l| self.leaves.named[l]).min()
+    }
+
+    /// The groups of `level` (index into `levels`) among `parent_leaves`, as leaf sets: named
+    /// first, then by passages.
+    fn groups_within(&self, level: usize, parent_leaves: &[usize]) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = Vec::new();
         let mut sets: Vec<Vec<usize>> = Vec::new();
         for &l in parent_leaves {
-            let g = levels[level][l];
+            let g = self.levels[level][l];
             match order.iter().position(|&o| o == g) {
                 Some(i) => sets[i].push(l),
                 None => {
@@ -568,95 +600,52 @@ fn build_nodes(levels: &[Vec<usize>], leaves: &Leaves, leaf_passages: &[usize]) 
                 }
             }
         }
-        sets
-    }
-    let weight_of = |set: &[usize]| set.iter().map(|&l| leaf_passages[l]).sum::<usize>();
-    let seed_of = |set: &[usize]| set.iter().filter_map(|&l| leaves.named[l]).min();
-    let sort = |sets: &mut Vec<Vec<usize>>| {
         sets.sort_by_key(|s| {
             (
-                seed_of(s).unwrap_or(usize::MAX),
-                std::cmp::Reverse(weight_of(s)),
+                self.seed(s).unwrap_or(usize::MAX),
+                std::cmp::Reverse(self.weight(s)),
                 s.iter().copied().min(),
             )
-        })
-    };
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut node_of_leaf = vec![usize::MAX; count];
-    // Depth-first: (leaf set, parent node, level index its children come from).
-    fn visit(
-        nodes: &mut Vec<Node>,
-        node_of_leaf: &mut [usize],
-        levels: &[Vec<usize>],
-        set: Vec<usize>,
-        parent: Option<usize>,
-        path: Vec<usize>,
-        mut below: usize,
-        make: &dyn Fn(&mut Vec<Vec<usize>>),
-        weight_of: &dyn Fn(&[usize]) -> usize,
-        seed_of: &dyn Fn(&[usize]) -> Option<usize>,
-    ) {
-        let me = nodes.len();
+        });
+        sets
+    }
+
+    /// Adds the theme of leaves `set`, then its sub-themes from the first level at or below
+    /// `below` that splits it, depth first.
+    fn visit(&mut self, set: Vec<usize>, parent: Option<usize>, path: Vec<usize>, mut below: usize) {
+        let me = self.nodes.len();
         for &l in &set {
-            node_of_leaf[l] = me;
+            self.node_of_leaf[l] = me;
         }
         // A named theme is the highest theme holding its leaf; sub-themes go by their words.
-        let seed = seed_of(&set).filter(|&s| parent.is_none_or(|p| nodes[p].seed != Some(s)));
-        nodes.push(Node {
+        let seed = self
+            .seed(&set)
+            .filter(|&s| parent.is_none_or(|p| self.nodes[p].seed != Some(s)));
+        self.nodes.push(Node {
             parent,
             children: Vec::new(),
             level: path.len(),
             path: path.clone(),
-            weight: weight_of(&set),
+            weight: self.weight(&set),
             seed,
             leaves: set.clone(),
         });
         if let Some(p) = parent {
-            nodes[p].children.push(me);
+            self.nodes[p].children.push(me);
         }
-        // The first level below that splits this theme.
-        while below < levels.len() {
-            let mut children = groups_within(levels, below, &set);
+        while below < self.levels.len() {
+            let children = self.groups_within(below, &set);
             below += 1;
             if children.len() > 1 {
-                make(&mut children);
                 for (i, child) in children.into_iter().enumerate() {
                     let mut child_path = path.clone();
                     child_path.push(i + 1);
-                    visit(
-                        nodes,
-                        node_of_leaf,
-                        levels,
-                        child,
-                        Some(me),
-                        child_path,
-                        below,
-                        make,
-                        weight_of,
-                        seed_of,
-                    );
+                    self.visit(child, Some(me), child_path, below);
                 }
                 return;
             }
         }
     }
-    let mut top = groups_within(levels, 0, &(0..count).collect::<Vec<_>>());
-    sort(&mut top);
-    for (i, set) in top.into_iter().enumerate() {
-        visit(
-            &mut nodes,
-            &mut node_of_leaf,
-            levels,
-            set,
-            None,
-            vec![i + 1],
-            1,
-            &sort,
-            &weight_of,
-            &seed_of,
-        );
-    }
-    (nodes, node_of_leaf)
 }
 
 #[cfg(test)]
