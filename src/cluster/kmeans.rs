@@ -221,6 +221,24 @@ fn refine(data: ArrayView2<f32>, centroids: Array2<f32>, params: &ClusterParams)
         .map_err(|e| Error::InvalidArgument(format!("k-means failed: {e}")))
 }
 
+/// Lloyd iterations from `centroids` over the `rows` that shape themes (a sample of them, as
+/// [`fit`] refines), then every row's nearest centroid.
+pub(super) fn refine_from(
+    vectors: ArrayView2<f32>,
+    rows: &[usize],
+    centroids: Array2<f32>,
+    params: &ClusterParams,
+) -> Result<Vec<usize>> {
+    let mut rng = Xoshiro256Plus::seed_from_u64(params.seed ^ 0x7ee);
+    let model = if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
+        refine(vectors, centroids, params)?
+    } else {
+        let sample = sample_of(rows, params.refine_sample, &mut rng);
+        refine(vectors.select(Axis(0), &sample).view(), centroids, params)?
+    };
+    Ok(model.predict(&vectors).to_vec())
+}
+
 /// Gives each named theme's name to the theme holding most of its passages. k-means can move a
 /// seeded centroid away while the passages that match the name form a theme of their own; the
 /// name belongs with them. Strongest claims first; a theme takes one name.

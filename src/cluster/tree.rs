@@ -9,6 +9,8 @@
 //! squares, so no theme grows by swallowing its neighbours one by one as average or single
 //! linkage lets it; the number of themes at a level is where that cost jumps most.
 
+use std::collections::HashMap;
+
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 
@@ -68,7 +70,7 @@ pub struct Node {
     pub level: usize,
     /// Numbers from the top, 1-based: `[3, 2]` is sub-theme 2 of theme 3 ("3.2").
     pub path: Vec<usize>,
-    /// The fine clusters it holds.
+    /// The parts (fine clusters within a top-level theme, [`ThemeTree::parts`]) it holds.
     pub leaves: Vec<usize>,
     /// The named theme (index into the named seeds) it holds, if any.
     pub seed: Option<usize>,
@@ -100,6 +102,10 @@ pub struct LevelChoice {
 pub struct ThemeTree {
     /// The fine clustering the tree was built from (k = leaves).
     pub leaves: Clustering,
+    /// Every passage's part: its fine cluster within its top-level theme (0..`part_count`).
+    /// Themes below the top are made of whole parts.
+    pub parts: Vec<usize>,
+    pub part_count: usize,
     /// Themes in preorder: each top-level theme followed by its sub-themes, depth first.
     pub nodes: Vec<Node>,
     /// Every passage's deepest theme (index into `nodes`).
@@ -205,50 +211,131 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
         Some(rows) => super::rows_marked(n, rows),
         None => vec![true; n],
     };
+    let fit_rows: Vec<usize> = (0..n).filter(|&r| fitted[r]).collect();
+    let leaves_data = Leaves::of(vectors, &fine.labels, leaves, &fitted, &fine.seed_of);
 
-    // Each leaf's mean and weight, over the passages that shaped it (all of its own where none did).
-    let sums = theme_sums(vectors, &fine.labels, leaves, &fitted, None);
-    let mut weight = vec![0usize; leaves];
-    let mut members = vec![0usize; leaves];
-    for (&l, &f) in fine.labels.iter().zip(&fitted) {
-        weight[l] += usize::from(f);
-        members[l] += 1;
+    // The top level: Ward over the fine clusters chooses the count and the start; k-means over
+    // the passages themselves then settles it, so that a top-level boundary can run through a
+    // fine cluster (which whole clusters cannot follow).
+    let (top_of_leaf, top_choice) = split_level(&leaves_data, &vec![0; leaves], 1, params.counts[0], true, seeds)?;
+    let tops = top_choice.count;
+    let mut start = Array2::<f32>::zeros((tops, vectors.ncols()));
+    let mut mass = vec![0.0f64; tops];
+    for (l, &t) in top_of_leaf.iter().enumerate() {
+        let w = leaves_data.weight[l];
+        start
+            .row_mut(t)
+            .scaled_add(w as f32, &leaves_data.means.row(l).mapv(|v| v as f32));
+        mass[t] += w;
     }
-    let leaf_weight: Vec<f64> = (0..leaves)
-        .map(|l| if weight[l] > 0 { weight[l] } else { members[l].max(1) } as f64)
-        .collect();
-    let mut means = sums.mapv(f64::from);
-    for (mut row, &w) in means.outer_iter_mut().zip(&leaf_weight) {
-        row /= w;
+    for (mut row, &m) in start.outer_iter_mut().zip(&mass) {
+        row /= m.max(f64::MIN_POSITIVE) as f32;
     }
-    let named: Vec<Option<usize>> = fine.seed_of.clone();
-    let leaves_data = Leaves {
-        means,
-        weight: leaf_weight,
-        named,
+    let top_of = match params.cluster.refine_iterations {
+        0 => fine.labels.iter().map(|&l| top_of_leaf[l]).collect(),
+        _ => super::kmeans::refine_from(vectors, &fit_rows, start, &params.cluster)?,
     };
+    // Parts: a fine cluster within one top-level theme. The levels below are grown from them.
+    let mut part_id: HashMap<(usize, usize), usize> = HashMap::new();
+    let part_of: Vec<usize> = fine
+        .labels
+        .iter()
+        .zip(&top_of)
+        .map(|(&l, &t)| {
+            let next = part_id.len();
+            *part_id.entry((t, l)).or_insert(next)
+        })
+        .collect();
+    let parts = part_id.len();
+    let weight: Vec<usize> = {
+        let mut w = vec![0usize; parts];
+        for (&p, &f) in part_of.iter().zip(&fitted) {
+            w[p] += usize::from(f);
+        }
+        w
+    };
+    let mut part_top = vec![0; parts];
+    let mut part_leaf = vec![0; parts];
+    for (&(t, l), &p) in &part_id {
+        part_top[p] = t;
+        part_leaf[p] = l;
+    }
+    // A named fine cluster's name goes with its largest part only (then the lowest theme).
+    let mut named_part: HashMap<usize, usize> = HashMap::new();
+    for p in 0..parts {
+        let l = part_leaf[p];
+        if fine.seed_of[l].is_some() {
+            let best = named_part.entry(l).or_insert(p);
+            let key = |q: usize| (std::cmp::Reverse(weight[q]), part_top[q]);
+            if key(p) < key(*best) {
+                *best = p;
+            }
+        }
+    }
+    let part_named: Vec<Option<usize>> = (0..parts)
+        .map(|p| {
+            (named_part.get(&part_leaf[p]) == Some(&p))
+                .then(|| fine.seed_of[part_leaf[p]])
+                .flatten()
+        })
+        .collect();
+    let parts_data = Leaves::of(vectors, &part_of, parts, &fitted, &part_named);
 
-    // Level by level: group of each leaf, and each group's parent in the level above.
-    let mut levels: Vec<Vec<usize>> = Vec::new();
-    let mut choices = Vec::new();
-    for (depth, asked) in params.counts.iter().enumerate() {
-        let parents: Vec<usize> = match levels.last() {
-            Some(groups) => groups.clone(),
-            None => vec![0; leaves],
-        };
+    // Level by level below the top: group of each part, and each group's parent above.
+    let mut levels: Vec<Vec<usize>> = vec![renumber(&part_top)];
+    let mut choices = vec![LevelChoice {
+        count: part_top.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        ..top_choice
+    }];
+    for asked in &params.counts[1..] {
+        let parents = levels.last().expect("the top level").clone();
         let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
-        let (groups, choice) = split_level(&leaves_data, &parents, parent_count, *asked, depth == 0, seeds)?;
+        let (groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, false, seeds)?;
         levels.push(groups);
         choices.push(choice);
     }
-    let (nodes, node_of_leaf) = build_nodes(&levels, &leaves_data, &weight);
-    let node_of = fine.labels.iter().map(|&l| node_of_leaf[l]).collect();
+    let (nodes, node_of_part) = build_nodes(&levels, &parts_data, &weight);
+    let node_of = part_of.iter().map(|&p| node_of_part[p]).collect();
     Ok(ThemeTree {
         leaves: fine,
+        parts: part_of,
+        part_count: parts,
         nodes,
         node_of,
         levels: choices,
     })
+}
+
+impl Leaves {
+    /// Each group's mean and weight over the passages that shaped it (all of its own where none
+    /// did), of the `count` groups of `labels`.
+    fn of(
+        vectors: ArrayView2<f32>,
+        labels: &[usize],
+        count: usize,
+        fitted: &[bool],
+        named: &[Option<usize>],
+    ) -> Leaves {
+        let sums = theme_sums(vectors, labels, count, fitted, None);
+        let mut weight = vec![0usize; count];
+        let mut members = vec![0usize; count];
+        for (&l, &f) in labels.iter().zip(fitted) {
+            weight[l] += usize::from(f);
+            members[l] += 1;
+        }
+        let weight: Vec<f64> = (0..count)
+            .map(|l| if weight[l] > 0 { weight[l] } else { members[l].max(1) } as f64)
+            .collect();
+        let mut means = sums.mapv(f64::from);
+        for (mut row, &w) in means.outer_iter_mut().zip(&weight) {
+            row /= w;
+        }
+        Leaves {
+            means,
+            weight,
+            named: named.to_vec(),
+        }
+    }
 }
 
 /// The leaves as the levels see them.

@@ -335,10 +335,11 @@ impl ThemeMap {
             None
         };
         let leaves = tree.leaves.k();
-        let leaf_labels = &tree.leaves.labels;
+        // Themes are made of parts (fine clusters within a top-level theme): sums per part.
+        let (parts, part_of) = (tree.part_count, &tree.parts);
         let centroids = node_centroids(
             &tree,
-            cluster::theme_sums(clustered.view(), leaf_labels, leaves, &shapes, None),
+            cluster::theme_sums(clustered.view(), part_of, parts, &shapes, None),
         );
         let members = node_members(&tree);
         let representatives = representatives_of(
@@ -355,12 +356,12 @@ impl ThemeMap {
         // recovered from the mapped rows' sums.
         let keyword_centroids = match &clustered_by {
             Clustered::Mapped(map, lengths) => {
-                let sums = cluster::theme_sums(index.vectors.view(), leaf_labels, leaves, &shapes, Some(lengths));
+                let sums = cluster::theme_sums(index.vectors.view(), part_of, parts, &shapes, Some(lengths));
                 node_centroids(&tree, map.unmap_sums(sums.view())?)
             }
             Clustered::Own | Clustered::Search => node_centroids(
                 &tree,
-                cluster::theme_sums(index.vectors.view(), leaf_labels, leaves, &shapes, None),
+                cluster::theme_sums(index.vectors.view(), part_of, parts, &shapes, None),
             ),
         };
         // The vectors are not needed past this point: free them before keywords may load a model.
