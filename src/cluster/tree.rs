@@ -1,13 +1,15 @@
 //! The theme tree: many fine k-means clusters ("leaves") grouped bottom-up by Ward's criterion,
 //! one level at a time, so that themes nest and every level is named and counted.
 //!
-//! Only the leaves cost passes over the passages (one k-means); everything after works on the
-//! leaves' sizes and means, a few hundred rows. Each level is a cut of Ward dendrograms (one
-//! over all leaves for the top level, one inside each theme for the level below), refined by
-//! moving whole leaves to the nearest theme's mean (k-means over leaves, weighted by their
-//! passages), which keeps the nesting. Ward merges what adds least to the within-theme sum of
-//! squares, so no theme grows by swallowing its neighbours one by one as average or single
-//! linkage lets it; the number of themes at a level is where that cost jumps most.
+//! The leaves cost passes over the passages (one k-means), and so does settling the top level
+//! (a few Lloyd iterations from the Ward cut's means, so that a top-level boundary can run
+//! through a leaf); everything else works on a few hundred rows of sizes and means. Each level
+//! is a cut of Ward dendrograms (one over all leaves for the top level; below, one inside each
+//! theme over its parts, a leaf's passages within one top-level theme), refined by moving whole
+//! parts to the nearest theme's mean (k-means over parts, weighted by their passages), which
+//! keeps the nesting. Ward merges what adds least to the within-theme sum of squares, so no
+//! theme grows by swallowing its neighbours one by one as average or single linkage lets it;
+//! the number of themes at a level is where that cost jumps most against the trend around it.
 
 use std::collections::HashMap;
 
@@ -262,8 +264,7 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
     }
     // A named fine cluster's name goes with its largest part only (then the lowest theme).
     let mut named_part: HashMap<usize, usize> = HashMap::new();
-    for p in 0..parts {
-        let l = part_leaf[p];
+    for (p, &l) in part_leaf.iter().enumerate() {
         if fine.seed_of[l].is_some() {
             let best = named_part.entry(l).or_insert(p);
             let key = |q: usize| (std::cmp::Reverse(weight[q]), part_top[q]);
@@ -407,25 +408,18 @@ fn split_level(
         .collect();
     // At the top, no theme may hold more than MAX_TOP_SHARE of the passages where some count
     // in range avoids it.
-    let balanced: Vec<(usize, f64)> = if top {
-        let largest = largest_share_by_count(&leaves.weight, &trees, &merges);
-        let ok: Vec<(usize, f64)> = scores
-            .iter()
-            .copied()
-            .filter(|(g, _)| largest.get(g).is_some_and(|&share| share <= MAX_TOP_SHARE))
-            .collect();
-        if ok.is_empty() {
-            scores.clone()
-        } else {
-            ok
-        }
-    } else {
-        scores.clone()
+    let largest = top.then(|| largest_share_by_count(&leaves.weight, &trees, &merges));
+    let balanced = |g: usize| {
+        largest
+            .as_ref()
+            .is_none_or(|l| l.get(&g).is_some_and(|&s| s <= MAX_TOP_SHARE))
     };
+    let any_balanced = scores.iter().any(|&(g, _)| balanced(g));
     let target = match asked {
         Some(k) => k.clamp(fewest, count),
-        None => balanced
+        None => scores
             .iter()
+            .filter(|&&(g, _)| !any_balanced || balanced(g))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
             .map_or(lo, |s| s.0),
     };
@@ -446,14 +440,12 @@ fn split_level(
     }
     refine_groups(leaves, &mut group, parent_of);
     let group = renumber(&group);
-    Ok((
-        group.clone(),
-        LevelChoice {
-            count: group.iter().max().map_or(0, |&g| g + 1),
-            chosen_automatically: asked.is_none(),
-            scores,
-        },
-    ))
+    let choice = LevelChoice {
+        count: group.iter().max().map_or(0, |&g| g + 1),
+        chosen_automatically: asked.is_none(),
+        scores,
+    };
+    Ok((group, choice))
 }
 
 /// For each number of groups the merges (sorted, across the trees) pass through, the largest

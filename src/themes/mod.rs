@@ -416,7 +416,7 @@ impl ThemeMap {
             .enumerate()
             .map(|(t, node)| {
                 let mut per_document: BTreeMap<usize, usize> = BTreeMap::new();
-                for &row in members.all[t].iter() {
+                for &row in members[t].iter() {
                     if let Some(d) = doc_of[row] {
                         *per_document.entry(d).or_default() += 1;
                     }
@@ -436,7 +436,7 @@ impl ThemeMap {
                     .collect();
                 documents.sort_by(|a, b| b.passages.cmp(&a.passages).then(a.id.cmp(&b.id)));
                 let dates: BTreeSet<String> = documents.iter().filter_map(|d| d.date.clone()).collect();
-                let size = members.all[t].iter().filter(|&&r| shapes[r]).count();
+                let size = members[t].iter().filter(|&&r| shapes[r]).count();
                 Theme {
                     id: t + 1,
                     path: node.path_label(),
@@ -448,8 +448,8 @@ impl ThemeMap {
                     keywords: keywords[t].clone(),
                     size,
                     share: size as f32 / shaped_total as f32,
-                    outliers: members.all[t].iter().filter(|&&r| scores.outlier[r]).count(),
-                    short: members.all[t].len() - size,
+                    outliers: members[t].iter().filter(|&&r| scores.outlier[r]).count(),
+                    short: members[t].len() - size,
                     document_count: documents.len(),
                     documents,
                     dates: dates.into_iter().collect(),
@@ -587,11 +587,7 @@ fn node_centroids(tree: &ThemeTree, leaf_sums: Array2<f32>) -> Array2<f32> {
 }
 
 /// The passages of every theme (its sub-themes' included), in row order.
-struct Members {
-    all: Vec<Vec<usize>>,
-}
-
-fn node_members(tree: &ThemeTree) -> Members {
+fn node_members(tree: &ThemeTree) -> Vec<Vec<usize>> {
     let mut all = vec![Vec::new(); tree.nodes.len()];
     for (row, &node) in tree.node_of.iter().enumerate() {
         let mut at = Some(node);
@@ -600,14 +596,14 @@ fn node_members(tree: &ThemeTree) -> Members {
             at = tree.nodes[t].parent;
         }
     }
-    Members { all }
+    all
 }
 
 /// For every theme, its `count` passages (that shaped it, where it has such) nearest its
 /// centroid, with their similarity; a named theme's are those that answer its name best.
 fn representatives_of(
     tree: &ThemeTree,
-    members: &Members,
+    members: &[Vec<usize>],
     shapes: &[bool],
     vectors: ArrayView2<f32>,
     centroids: ArrayView2<f32>,
@@ -617,7 +613,7 @@ fn representatives_of(
     (0..tree.nodes.len())
         .into_par_iter()
         .map(|t| {
-            let rows = &members.all[t];
+            let rows = &members[t];
             let mut shaping: Vec<usize> = rows.iter().copied().filter(|&r| shapes[r]).collect();
             if shaping.is_empty() {
                 shaping = rows.clone();
