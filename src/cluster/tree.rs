@@ -4,9 +4,9 @@
 //! The leaves cost passes over the passages (one k-means), and so does settling the top level
 //! (a few Lloyd iterations from the Ward cut's means, so that a top-level boundary can run
 //! through a leaf); everything else works on a few hundred rows of sizes and means. Each level
-//! is a cut of Ward dendrograms (one over all leaves for the top level; below, one inside each
-//! theme over its parts, a leaf's passages within one top-level theme), refined by moving whole
-//! parts to the nearest theme's mean (k-means over parts, weighted by their passages), which
+//! is a cut of Ward dendrograms over parts (fine clusters within the themes above: the leaves
+//! themselves for the top level; below, one dendrogram inside each theme), refined by moving
+//! whole parts to the nearest theme's mean (k-means over parts, weighted by their passages), which
 //! keeps the nesting. Ward merges what adds least to the within-theme sum of squares, so no
 //! theme grows by swallowing its neighbours one by one as average or single linkage lets it;
 //! the number of themes at a level is where that cost jumps most against the trend around it.
@@ -208,103 +208,139 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
         },
         progress,
     )?;
-    let leaves = fine.k();
     let fitted = match &params.cluster.fit_rows {
         Some(rows) => super::rows_marked(n, rows),
         None => vec![true; n],
     };
-    let fit_rows: Vec<usize> = (0..n).filter(|&r| fitted[r]).collect();
-    let leaves_data = Leaves::of(vectors, &fine.labels, leaves, &fitted, &fine.seed_of);
-
-    // The top level: Ward over the fine clusters chooses the count and the start; k-means over
-    // the passages themselves then settles it, so that a top-level boundary can run through a
-    // fine cluster (which whole clusters cannot follow).
-    let (top_of_leaf, top_choice) = split_level(&leaves_data, &vec![0; leaves], 1, params.counts[0], true, seeds)?;
-    let tops = top_choice.count;
-    let mut start = Array2::<f32>::zeros((tops, vectors.ncols()));
-    let mut mass = vec![0.0f64; tops];
-    for (l, &t) in top_of_leaf.iter().enumerate() {
-        let w = leaves_data.weight[l];
-        start
-            .row_mut(t)
-            .scaled_add(w as f32, &leaves_data.means.row(l).mapv(|v| v as f32));
-        mass[t] += w;
-    }
-    for (mut row, &m) in start.outer_iter_mut().zip(&mass) {
-        row /= m.max(f64::MIN_POSITIVE) as f32;
-    }
-    let top_of = match params.cluster.refine_iterations {
-        0 => fine.labels.iter().map(|&l| top_of_leaf[l]).collect(),
-        _ => super::kmeans::refine_from(vectors, &fit_rows, start, &params.cluster)?,
+    // Level by level, each cut from parts: fine clusters within the themes above (at the top,
+    // the fine clusters themselves). Ward over a parent's parts chooses the count and the start.
+    // At the top, k-means over the passages then settles the level, so that a boundary can run
+    // through a fine cluster (which whole clusters cannot follow): THUCNews 10k at k = 10, NMI
+    // 0.6630 -> 0.6892. Below it, the same within each parent lowered NMI against the Debian
+    // chapters and sections (en 0.3681 -> 0.3651 and 0.6378 -> 0.6278): there the groups stay
+    // made of whole parts, moved by k-means over parts.
+    let mut parts = Parts {
+        of: fine.labels.clone(),
+        named: fine.seed_of.clone(),
     };
-    // Parts: a fine cluster within one top-level theme. The levels below are grown from them.
-    let mut part_id: HashMap<(usize, usize), usize> = HashMap::new();
-    let part_of: Vec<usize> = fine
-        .labels
-        .iter()
-        .zip(&top_of)
-        .map(|(&l, &t)| {
-            let next = part_id.len();
-            *part_id.entry((t, l)).or_insert(next)
-        })
-        .collect();
-    let parts = part_id.len();
-    let weight: Vec<usize> = {
-        let mut w = vec![0usize; parts];
-        for (&p, &f) in part_of.iter().zip(&fitted) {
-            w[p] += usize::from(f);
-        }
-        w
-    };
-    let mut part_top = vec![0; parts];
-    let mut part_leaf = vec![0; parts];
-    for (&(t, l), &p) in &part_id {
-        part_top[p] = t;
-        part_leaf[p] = l;
-    }
-    // A named fine cluster's name goes with its largest part only (then the lowest theme).
-    let mut named_part: HashMap<usize, usize> = HashMap::new();
-    for (p, &l) in part_leaf.iter().enumerate() {
-        if fine.seed_of[l].is_some() {
-            let best = named_part.entry(l).or_insert(p);
-            let key = |q: usize| (std::cmp::Reverse(weight[q]), part_top[q]);
-            if key(p) < key(*best) {
-                *best = p;
-            }
-        }
-    }
-    let part_named: Vec<Option<usize>> = (0..parts)
-        .map(|p| {
-            (named_part.get(&part_leaf[p]) == Some(&p))
-                .then(|| fine.seed_of[part_leaf[p]])
-                .flatten()
-        })
-        .collect();
-    let parts_data = Leaves::of(vectors, &part_of, parts, &fitted, &part_named);
-
-    // Level by level below the top: group of each part, and each group's parent above.
-    let mut levels: Vec<Vec<usize>> = vec![renumber(&part_top)];
-    let mut choices = vec![LevelChoice {
-        count: part_top.iter().collect::<std::collections::BTreeSet<_>>().len(),
-        ..top_choice
-    }];
-    for asked in &params.counts[1..] {
-        let parents = levels.last().expect("the top level").clone();
+    // Each level's group of every part.
+    let mut levels: Vec<Vec<usize>> = Vec::with_capacity(params.counts.len());
+    let mut choices = Vec::with_capacity(params.counts.len());
+    for (depth, asked) in params.counts.iter().enumerate() {
+        let parts_data = Leaves::of(vectors, &parts.of, parts.count(), &fitted, &parts.named);
+        let parents = levels.last().cloned().unwrap_or_else(|| vec![0; parts.count()]);
         let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
-        let (groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, false, seeds)?;
-        levels.push(groups);
-        choices.push(choice);
+        let (groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, depth == 0, seeds)?;
+        let group_of: Vec<usize> = if depth == 0 {
+            settle_top(vectors, &fitted, &parts.of, &groups, &parts_data, &params.cluster)?
+        } else {
+            parts.of.iter().map(|&p| groups[p]).collect()
+        };
+        let old_of_part = parts.split(&group_of, &fitted);
+        for level in &mut levels {
+            *level = old_of_part.iter().map(|&old| level[old]).collect();
+        }
+        let mut group_of_part = vec![0; parts.count()];
+        for (&p, &g) in parts.of.iter().zip(&group_of) {
+            group_of_part[p] = g;
+        }
+        let group_of_part = renumber(&group_of_part);
+        choices.push(LevelChoice {
+            count: group_of_part.iter().max().map_or(0, |&g| g + 1),
+            ..choice
+        });
+        levels.push(group_of_part);
+    }
+    let part_count = parts.count();
+    let parts_data = Leaves::of(vectors, &parts.of, part_count, &fitted, &parts.named);
+    let mut weight = vec![0usize; part_count];
+    for (&p, &f) in parts.of.iter().zip(&fitted) {
+        weight[p] += usize::from(f);
     }
     let (nodes, node_of_part) = build_nodes(&levels, &parts_data, &weight);
-    let node_of = part_of.iter().map(|&p| node_of_part[p]).collect();
+    let node_of = parts.of.iter().map(|&p| node_of_part[p]).collect();
     Ok(ThemeTree {
         leaves: fine,
-        parts: part_of,
-        part_count: parts,
+        parts: parts.of,
+        part_count,
         nodes,
         node_of,
         levels: choices,
     })
+}
+
+/// Every passage's part: a fine cluster within one theme of each level cut so far.
+struct Parts {
+    of: Vec<usize>,
+    /// The named theme of each part: a named fine cluster's largest part.
+    named: Vec<Option<usize>>,
+}
+
+impl Parts {
+    fn count(&self) -> usize {
+        self.named.len()
+    }
+
+    /// Splits every part by the passages' `group`, numbering the new parts in order of their
+    /// first passage. A named part's name goes with its largest piece (then the lowest group).
+    /// Returns each new part's old part.
+    fn split(&mut self, group: &[usize], fitted: &[bool]) -> Vec<usize> {
+        let mut id: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut old_of = Vec::new();
+        let mut group_of = Vec::new();
+        let mut weight: Vec<usize> = Vec::new();
+        for ((part, &g), &f) in self.of.iter_mut().zip(group).zip(fitted) {
+            let new = *id.entry((*part, g)).or_insert_with(|| {
+                old_of.push(*part);
+                group_of.push(g);
+                weight.push(0);
+                old_of.len() - 1
+            });
+            weight[new] += usize::from(f);
+            *part = new;
+        }
+        let mut heir: HashMap<usize, usize> = HashMap::new();
+        for (p, &old) in old_of.iter().enumerate() {
+            if self.named[old].is_some() {
+                let best = heir.entry(old).or_insert(p);
+                let key = |q: usize| (std::cmp::Reverse(weight[q]), group_of[q]);
+                if key(p) < key(*best) {
+                    *best = p;
+                }
+            }
+        }
+        self.named = (0..old_of.len())
+            .map(|p| (heir.get(&old_of[p]) == Some(&p)).then(|| self.named[old_of[p]]).flatten())
+            .collect();
+        old_of
+    }
+}
+
+/// Every passage's top-level theme: the theme of its part, then, unless refinement is off,
+/// Lloyd iterations over the passages started from the themes' means.
+fn settle_top(
+    vectors: ArrayView2<f32>,
+    fitted: &[bool],
+    part_of: &[usize],
+    top_of_part: &[usize],
+    parts: &Leaves,
+    params: &ClusterParams,
+) -> Result<Vec<usize>> {
+    let by_part: Vec<usize> = part_of.iter().map(|&p| top_of_part[p]).collect();
+    let tops = top_of_part.iter().max().map_or(0, |&t| t + 1);
+    let fit: Vec<usize> = (0..part_of.len()).filter(|&r| fitted[r]).collect();
+    if params.refine_iterations == 0 || tops < 2 || fit.len() <= tops {
+        return Ok(by_part);
+    }
+    let mut means = Array2::<f64>::zeros((tops, vectors.ncols()));
+    let mut mass = vec![0.0f64; tops];
+    for (p, &t) in top_of_part.iter().enumerate() {
+        means.row_mut(t).scaled_add(parts.weight[p], &parts.means.row(p));
+        mass[t] += parts.weight[p];
+    }
+    let start = Array2::from_shape_fn(means.dim(), |(t, j)| (means[[t, j]] / mass[t].max(f64::MIN_POSITIVE)) as f32);
+    let all: Vec<usize> = (0..part_of.len()).collect();
+    super::kmeans::refine_from(vectors, &fit, &all, start, params)
 }
 
 impl Leaves {
