@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use themap::index::store;
 use themap::report;
-use themap::themes::{Theme, ThemeMap, ThemeOptions, ThemeVectors, CLUSTERING_SAMPLE};
+use themap::themes::{clustering_sample_size, Theme, ThemeMap, ThemeOptions, ThemeVectors, MIN_CLUSTERING_SAMPLE};
 
 use themap::embed::LazyModel;
 
@@ -48,8 +48,8 @@ pub struct ThemeArgs {
     keywords: usize,
 
     /// Vectors to cluster. `mapped`: the search vectors mapped towards the model's clustering
-    /// prompt by a linear map fitted on 2,000 passages embedded with that prompt (an index no
-    /// larger is embedded whole); `clustering`: every passage embedded once more with the
+    /// prompt by a linear map fitted on a sample embedded with that prompt (one passage in ten,
+    /// 500 to 8,000; an index of up to 500 is embedded whole); `clustering`: every passage embedded once more with the
     /// clustering prompt; `document`: the search vectors as they are. What is embedded is kept
     /// in the index for later runs.
     #[arg(long, value_enum, default_value_t = ThemeVectors::Mapped)]
@@ -117,8 +117,9 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
     store::check_model(&index.model, &model_info(model.tokenizer(), None), &args.at.index)?;
     let computed = match args.vectors {
         ThemeVectors::Document => false,
-        ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > CLUSTERING_SAMPLE => {
-            index.ensure_clustering_sample(CLUSTERING_SAMPLE, args.seed, &model, &progress)?
+        ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > MIN_CLUSTERING_SAMPLE => {
+            let size = clustering_sample_size(index.passages.len());
+            index.ensure_clustering_sample(size, args.seed, &model, &progress)?
         }
         ThemeVectors::Mapped | ThemeVectors::Clustering => index.ensure_clustering_vectors(&model, &progress)?,
     };
