@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # The whole pipeline as a user runs it, on People's Daily (January 1998, 19,484 paragraphs as
-# JSONL records): `themap index`, then `themap themes`, then `themap report`, each timed (wall
-# seconds and peak memory), and what themes and report add to indexing.
+# JSONL records) or a JSONL file of your own: `themap index`, then `themap themes`, then
+# `themap report`, each timed (wall seconds and peak memory), and what themes and report add to
+# indexing.
 #
-#   scripts/bench-pipeline.sh [--limit N] [themap index options]
+#   scripts/bench-pipeline.sh [--limit N] [--input FILE.jsonl] [--out DIR] [themap index options]
 #
-# On 2 CPU cores the index takes about 20 minutes (embedding is nearly all of it). Results go to
-# target/bench-pipeline/, the table to target/bench-pipeline/table.md.
+# On 2 CPU cores the index of all of People's Daily takes about 20 minutes (embedding is nearly
+# all of it). Results go to DIR (default target/bench-pipeline/), the table to DIR/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 limit=()
-if [ "${1:-}" = "--limit" ]; then
-  limit=(--limit "$2")
-  shift 2
-fi
+input=""
 OUT=target/bench-pipeline
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --limit) limit=(--limit "$2"); shift 2 ;;
+    --input) input=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 rm -rf "$OUT"
 mkdir -p "$OUT"
 THEMAP_MODEL=$(bash scripts/fetch-model.sh)
 export THEMAP_MODEL
 cargo build --release --quiet --bin themap
-python3 scripts/peoples_daily.py "$OUT/pd.jsonl" "${limit[@]}"
+if [ -n "$input" ]; then
+  cp "$input" "$OUT/pd.jsonl"
+else
+  python3 scripts/peoples_daily.py "$OUT/pd.jsonl" "${limit[@]}"
+fi
 
 stage() { # name, command...
   local name=$1; shift
@@ -35,13 +45,14 @@ stage index target/release/themap index "$OUT/pd.jsonl" --index "$OUT/index" "$@
 stage themes target/release/themap themes --index "$OUT/index"
 stage report target/release/themap report --index "$OUT/index" --out "$OUT/report"
 
-python3 - "$OUT" <<'PY' | tee "$OUT/table.md"
+name=${input:-"People's Daily"}
+python3 - "$OUT" "$name" <<'PY' | tee "$OUT/table.md"
 import sys
 out = sys.argv[1]
 rows = [line.split() for line in open(f"{out}/stages.txt")]
 passages = open(f"{out}/index.out").read().split(" passages")[0].split()[-1]
 index = float(rows[0][1])
-print(f"People's Daily: {passages} passages. Ratios are to `themap index` in the same run.")
+print(f"{sys.argv[2]}: {passages} passages. Ratios are to `themap index` in the same run.")
 print("| stage | seconds | × index | peak MiB |")
 print("|---|---|---|---|")
 total = 0.0

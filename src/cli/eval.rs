@@ -57,7 +57,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
-    /// k-means restarts of the final fit (default as `themap themes`).
+    /// k-means restarts of the final fit (default as `themap themes`: 10, and 2 for the leaves with --tree).
     #[arg(long, value_name = "N")]
     runs: Option<usize>,
 
@@ -160,15 +160,8 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         themap::fsutil::write_atomic(path, |w| themap::npy::write_array(w, &vectors))?;
     }
 
-    if args.tree {
-        return eval_tree(&args, &labels, vectors.view(), quiet);
-    }
-    let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
-    let k = (!args.choose_k).then_some(args.k.first().copied().unwrap_or(distinct));
-    let started = Instant::now();
-    let defaults = ClusterParams::default();
+    let defaults = if args.tree { ClusterParams::for_tree() } else { ClusterParams::default() };
     let params = ClusterParams {
-        k,
         seed: args.seed,
         runs: args.runs.unwrap_or(defaults.runs),
         max_iterations: args.iterations.unwrap_or(defaults.max_iterations),
@@ -182,6 +175,13 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         refine_iterations: args.refine_iterations.unwrap_or(defaults.refine_iterations),
         ..defaults
     };
+    if args.tree {
+        return eval_tree(&args, &labels, vectors.view(), params, quiet);
+    }
+    let distinct = truth.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let k = (!args.choose_k).then_some(args.k.first().copied().unwrap_or(distinct));
+    let started = Instant::now();
+    let params = ClusterParams { k, ..params };
     let clustering = cluster::cluster(vectors.view(), &params, &CliProgress::new(quiet))?;
     let cluster_seconds = started.elapsed().as_secs_f64();
     if let Some(path) = &args.save_labels {
@@ -221,7 +221,13 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
 }
 
 /// Grows the theme tree and scores each level against its labels.
-fn eval_tree(args: &EvalArgs, labels: &[Vec<String>], vectors: ndarray::ArrayView2<f32>, quiet: bool) -> Result<()> {
+fn eval_tree(
+    args: &EvalArgs,
+    labels: &[Vec<String>],
+    vectors: ndarray::ArrayView2<f32>,
+    cluster: ClusterParams,
+    quiet: bool,
+) -> Result<()> {
     let distinct: Vec<usize> = labels
         .iter()
         .map(|level| level.iter().collect::<std::collections::BTreeSet<_>>().len())
@@ -235,10 +241,7 @@ fn eval_tree(args: &EvalArgs, labels: &[Vec<String>], vectors: ndarray::ArrayVie
     let params = cluster::TreeParams {
         counts,
         leaves: None,
-        cluster: ClusterParams {
-            seed: args.seed,
-            ..ClusterParams::default()
-        },
+        cluster,
     };
     let started = Instant::now();
     let tree = cluster::grow(vectors, &params, &CliProgress::new(quiet))?;

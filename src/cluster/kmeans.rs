@@ -163,8 +163,9 @@ fn fit(
         return Ok(trained);
     }
     let centroids = trained.centroids().clone();
-    // Every row when they all count (a view, no copy); else a sample, so memory stays bounded.
-    let refined = if rows.len() == vectors.nrows() {
+    // Every row when they all count and are few enough (a view, no copy); else a sample, so
+    // time and memory stay bounded.
+    let refined = if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
         refine(vectors, centroids, params)?
     } else {
         let refine_rows = sample_of(rows, params.refine_sample, &mut rng);

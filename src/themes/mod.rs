@@ -319,7 +319,6 @@ impl ThemeMap {
             None => vec![true; n],
             Some(rows) => cluster::rows_marked(n, rows),
         };
-        let defaults = ClusterParams::default();
         let params = TreeParams {
             counts: options.counts.clone(),
             leaves: None,
@@ -327,7 +326,7 @@ impl ThemeMap {
                 seed: options.seed,
                 seeds,
                 fit_rows,
-                ..defaults
+                ..ClusterParams::for_tree()
             },
         };
         let tree = cluster::grow(clustered.view(), &params, progress)?;
