@@ -116,6 +116,8 @@ struct LevelReport {
     /// Share of the texts in the largest theme, and in the largest label.
     largest_theme: f64,
     largest_label: f64,
+    /// (count, score) of every count the tree tried at this level (see `themap themes --json`).
+    count_scores: Vec<(usize, f64)>,
 }
 
 #[derive(Serialize)]
@@ -275,6 +277,7 @@ fn eval_tree(
                 scores: quality::agreement(&labels[l], &predicted),
                 largest_theme: largest(&predicted),
                 largest_label: largest(&label_ids),
+                count_scores: tree.levels[l].scores.clone(),
             }
         })
         .collect();

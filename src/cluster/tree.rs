@@ -54,10 +54,11 @@ pub const SMALL_LEAVES: usize = 40;
 /// The leaves' k-means is the one step whose cost grows with passages × leaves; at 256 a
 /// million passages cost about as much as the flat clustering did.
 pub const MAX_LEAVES: usize = 256;
-/// k-means restarts for the leaves. The best of ten restarts bought nothing over two at the
-/// tree's levels (THUCNews 10k at k = 10, seeds 42, 1, 2: 0.6892, 0.6808, 0.6808 against 0.6809,
-/// 0.6816, 0.6810; Debian zh 5/74/501 the same tree) and cost five times as long.
-pub const LEAF_RUNS: usize = 2;
+/// k-means restarts for the leaves. More bought nothing at the tree's levels (THUCNews 10k at
+/// k = 10, seeds 42, 1, 2: 0.6892, 0.6808, 0.6808 with ten against 0.6809, 0.6810, 0.6810 with
+/// three; Debian zh 5/74/501 the same tree) and cost three seconds each at a million passages.
+/// The counts chosen move with the seed at any number of restarts (benches/README.md).
+pub const LEAF_RUNS: usize = 3;
 /// Passages the leaves (and the top level) are refined on: Lloyd iterations at 256 leaves cost
 /// 45 s on 200,000 passages, most of a million passages' tree.
 pub const TREE_REFINE_SAMPLE: usize = 50_000;
