@@ -74,12 +74,13 @@ pub enum ThemeVectors {
 pub fn clustering_sample_size(passages: usize) -> usize {
     (passages / CLUSTERING_SAMPLE_SHARE).clamp(MIN_CLUSTERING_SAMPLE, MAX_CLUSTERING_SAMPLE)
 }
-/// The sample grows with the index so that its cost stays a small share of indexing (a tenth
-/// of the passages costs a tenth of their embedding) while larger collections get a steadier map.
-pub const CLUSTERING_SAMPLE_SHARE: usize = 10;
-/// THUCNews 100k, k = 10: 500 titles already give NMI 0.6703 against 0.6515 without the map.
-pub const MIN_CLUSTERING_SAMPLE: usize = 500;
-/// 8,000 titles: NMI 0.6761, near a full second pass (0.6810); more buys little.
+/// The sample grows with the index, and its cost stays a small share of indexing: a twentieth
+/// of the passages costs a twentieth of their embedding. More buys little (benches/README.md,
+/// "The clustering sample": Debian zh at 74 chapters, NMI 0.386 +- 0.002 from 125 to 2,000).
+pub const CLUSTERING_SAMPLE_SHARE: usize = 20;
+/// THUCNews 10k, k = 10: 250 titles give NMI 0.675 against 0.648 without the map.
+pub const MIN_CLUSTERING_SAMPLE: usize = 250;
+/// THUCNews 100k: 8,000 titles NMI 0.6761, near a full second pass (0.6810).
 pub const MAX_CLUSTERING_SAMPLE: usize = 8000;
 /// Ridge penalty of the map's fit (rows are unit vectors; measured on THUCNews, 0.1 to 3 are
 /// within noise of each other at 2,000 pairs).
@@ -716,8 +717,8 @@ mod tests {
     #[test]
     fn the_clustering_sample_grows_with_the_index_within_bounds() {
         assert_eq!(clustering_sample_size(800), MIN_CLUSTERING_SAMPLE);
-        assert_eq!(clustering_sample_size(5_000), 500);
-        assert_eq!(clustering_sample_size(20_000), 2_000);
+        assert_eq!(clustering_sample_size(6_000), 300);
+        assert_eq!(clustering_sample_size(100_000), 5_000);
         assert_eq!(clustering_sample_size(1_000_000), MAX_CLUSTERING_SAMPLE);
         let sizes: Vec<usize> = (0..200).map(|i| clustering_sample_size(i * 1_000)).collect();
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
