@@ -13,8 +13,9 @@ use ndarray::{Array2, ArrayView2, Axis};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
-/// Largest input laid out with t-SNE.
-const TSNE_MAX_POINTS: usize = 3_000;
+/// Largest input laid out with t-SNE: exact t-SNE grows as the square of the points (14 s of a
+/// 2,000-passage report, against 1 s for UMAP, which took it from 24.1 s to 10.8 s).
+const TSNE_MAX_POINTS: usize = 1_000;
 /// PCA components fed to t-SNE (the usual noise-reducing first step).
 const TSNE_INPUT_DIMS: usize = 50;
 const PERPLEXITY: f64 = 30.0;
