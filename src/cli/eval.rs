@@ -57,7 +57,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
-    /// k-means restarts of the final fit (default as `themap themes`: 10, and 2 for the leaves with --tree).
+    /// k-means restarts of the final fit (default as `themap themes`: 10, and 3 for the leaves
+    /// with --tree).
     #[arg(long, value_name = "N")]
     runs: Option<usize>,
 
@@ -162,7 +163,11 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
         themap::fsutil::write_atomic(path, |w| themap::npy::write_array(w, &vectors))?;
     }
 
-    let defaults = if args.tree { ClusterParams::for_tree() } else { ClusterParams::default() };
+    let defaults = if args.tree {
+        ClusterParams::for_tree()
+    } else {
+        ClusterParams::default()
+    };
     let params = ClusterParams {
         seed: args.seed,
         runs: args.runs.unwrap_or(defaults.runs),

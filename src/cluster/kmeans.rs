@@ -223,27 +223,22 @@ fn refine(data: ArrayView2<f32>, centroids: Array2<f32>, params: &ClusterParams)
 }
 
 /// Lloyd iterations from `centroids` over the `rows` that shape themes (a sample of them, as
-/// [`fit`] refines), then the nearest centroid of every one of `members` (in that order).
+/// [`fit`] refines), then every row's nearest centroid.
 pub(super) fn refine_from(
     vectors: ArrayView2<f32>,
     rows: &[usize],
-    members: &[usize],
     centroids: Array2<f32>,
     params: &ClusterParams,
 ) -> Result<Vec<usize>> {
     let mut rng = Xoshiro256Plus::seed_from_u64(params.seed ^ 0x7ee);
-    let sample = sample_of(rows, params.refine_sample, &mut rng);
-    let model = refine(vectors.select(Axis(0), &sample).view(), centroids, params)?;
-    // In blocks, so that labelling a million members copies a few hundred MB at most.
-    let mut labels = Vec::with_capacity(members.len());
-    for block in members.chunks(PREDICT_BLOCK) {
-        labels.extend(model.predict(&vectors.select(Axis(0), block)).iter());
-    }
-    Ok(labels)
+    let model = if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
+        refine(vectors, centroids, params)?
+    } else {
+        let sample = sample_of(rows, params.refine_sample, &mut rng);
+        refine(vectors.select(Axis(0), &sample).view(), centroids, params)?
+    };
+    Ok(model.predict(&vectors).to_vec())
 }
-
-/// Rows labelled at a time by [`refine_from`] (64 MB of 768-wide rows).
-const PREDICT_BLOCK: usize = 1 << 15;
 
 /// Gives each named theme's name to the theme holding most of its passages. k-means can move a
 /// seeded centroid away while the passages that match the name form a theme of their own; the

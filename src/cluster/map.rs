@@ -9,9 +9,9 @@
 //! data keeps it near the identity rather than near zero.
 
 use linfa_linalg::cholesky::SolveCInplace;
-use ndarray::ShapeBuilder;
 use linfa_linalg::qr::QR;
 use ndarray::parallel::prelude::*;
+use ndarray::ShapeBuilder;
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::error::{Error, Result};

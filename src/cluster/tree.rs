@@ -331,7 +331,11 @@ impl Parts {
             }
         }
         self.named = (0..old_of.len())
-            .map(|p| (heir.get(&old_of[p]) == Some(&p)).then(|| self.named[old_of[p]]).flatten())
+            .map(|p| {
+                (heir.get(&old_of[p]) == Some(&p))
+                    .then(|| self.named[old_of[p]])
+                    .flatten()
+            })
             .collect();
         old_of
     }
@@ -359,9 +363,10 @@ fn settle_top(
         means.row_mut(t).scaled_add(parts.weight[p], &parts.means.row(p));
         mass[t] += parts.weight[p];
     }
-    let start = Array2::from_shape_fn(means.dim(), |(t, j)| (means[[t, j]] / mass[t].max(f64::MIN_POSITIVE)) as f32);
-    let all: Vec<usize> = (0..part_of.len()).collect();
-    super::kmeans::refine_from(vectors, &fit, &all, start, params)
+    let start = Array2::from_shape_fn(means.dim(), |(t, j)| {
+        (means[[t, j]] / mass[t].max(f64::MIN_POSITIVE)) as f32
+    });
+    super::kmeans::refine_from(vectors, &fit, start, params)
 }
 
 impl Leaves {
