@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use themap::index::store;
 use themap::report;
-use themap::themes::{clustering_sample_size, Theme, ThemeMap, ThemeOptions, ThemeVectors};
+use themap::themes::{clustering_sample_size, Theme, ThemeMap, ThemeOptions, ThemeVectors, MIN_CLUSTERING_SAMPLE};
 
 use themap::embed::LazyModel;
 
@@ -49,7 +49,7 @@ pub struct ThemeArgs {
 
     /// Vectors to cluster. `mapped`: the search vectors mapped towards the model's clustering
     /// prompt by a linear map fitted on a sample embedded with that prompt (one passage in twenty,
-    /// 250 to 8,000; an index of under 500 is embedded whole); `clustering`: every passage embedded once more with the
+    /// 250 to 8,000; an index of up to 250 is embedded whole); `clustering`: every passage embedded once more with the
     /// clustering prompt; `document`: the search vectors as they are. What is embedded is kept
     /// in the index for later runs.
     #[arg(long, value_enum, default_value_t = ThemeVectors::Mapped)]
@@ -115,11 +115,13 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         embed_options(Some(index.model.dims), &args.compute),
     )?;
     store::check_model(&index.model, &model_info(model.tokenizer(), None), &args.at.index)?;
-    let sample = clustering_sample_size(index.passages.len()).filter(|_| index.clustering_vectors.is_none());
-    let computed = match (args.vectors, sample) {
-        (ThemeVectors::Document, _) => false,
-        (ThemeVectors::Mapped, Some(size)) => index.ensure_clustering_sample(size, args.seed, &model, &progress)?,
-        (ThemeVectors::Mapped | ThemeVectors::Clustering, _) => index.ensure_clustering_vectors(&model, &progress)?,
+    let computed = match args.vectors {
+        ThemeVectors::Document => false,
+        ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > MIN_CLUSTERING_SAMPLE => {
+            let size = clustering_sample_size(index.passages.len());
+            index.ensure_clustering_sample(size, args.seed, &model, &progress)?
+        }
+        ThemeVectors::Mapped | ThemeVectors::Clustering => index.ensure_clustering_vectors(&model, &progress)?,
     };
     if computed {
         // Kept with the index, so later runs (and re-indexing) reuse them. Only they are

@@ -69,11 +69,10 @@ pub enum ThemeVectors {
 
 /// Passages of an index embedded with the clustering prompt to fit the map
 /// ([`ThemeVectors::Mapped`]): one in [`CLUSTERING_SAMPLE_SHARE`], between
-/// [`MIN_CLUSTERING_SAMPLE`] and [`MAX_CLUSTERING_SAMPLE`]. `None` where that would be more than
-/// half of the passages: a small index is embedded whole for about the same cost.
-pub fn clustering_sample_size(passages: usize) -> Option<usize> {
-    let size = (passages / CLUSTERING_SAMPLE_SHARE).clamp(MIN_CLUSTERING_SAMPLE, MAX_CLUSTERING_SAMPLE);
-    (2 * size <= passages).then_some(size)
+/// [`MIN_CLUSTERING_SAMPLE`] and [`MAX_CLUSTERING_SAMPLE`]. An index of no more than the least
+/// sample is embedded whole.
+pub fn clustering_sample_size(passages: usize) -> usize {
+    (passages / CLUSTERING_SAMPLE_SHARE).clamp(MIN_CLUSTERING_SAMPLE, MAX_CLUSTERING_SAMPLE)
 }
 /// The sample grows with the index, and its cost stays a small share of indexing: a twentieth
 /// of the passages costs a twentieth of their embedding. More buys little (benches/README.md,
@@ -717,13 +716,11 @@ mod tests {
 
     #[test]
     fn the_clustering_sample_grows_with_the_index_within_bounds() {
-        assert_eq!(clustering_sample_size(259), None);
-        assert_eq!(clustering_sample_size(499), None);
-        assert_eq!(clustering_sample_size(800), Some(MIN_CLUSTERING_SAMPLE));
-        assert_eq!(clustering_sample_size(6_000), Some(300));
-        assert_eq!(clustering_sample_size(100_000), Some(5_000));
-        assert_eq!(clustering_sample_size(1_000_000), Some(MAX_CLUSTERING_SAMPLE));
-        let sizes: Vec<usize> = (1..200).filter_map(|i| clustering_sample_size(i * 1_000)).collect();
+        assert_eq!(clustering_sample_size(800), MIN_CLUSTERING_SAMPLE);
+        assert_eq!(clustering_sample_size(6_000), 300);
+        assert_eq!(clustering_sample_size(100_000), 5_000);
+        assert_eq!(clustering_sample_size(1_000_000), MAX_CLUSTERING_SAMPLE);
+        let sizes: Vec<usize> = (0..200).map(|i| clustering_sample_size(i * 1_000)).collect();
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
     }
 }
