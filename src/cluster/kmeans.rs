@@ -163,14 +163,7 @@ fn fit(
         return Ok(trained);
     }
     let centroids = trained.centroids().clone();
-    // Every row when they all count and are few enough (a view, no copy); else a sample, so
-    // time and memory stay bounded.
-    let refined = if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
-        refine(vectors, centroids, params)?
-    } else {
-        let refine_rows = sample_of(rows, params.refine_sample, &mut rng);
-        refine(vectors.select(Axis(0), &refine_rows).view(), centroids, params)?
-    };
+    let refined = refine_on(vectors, rows, centroids, params, &mut rng)?;
     progress.advance(1, 0);
     progress.finish();
     Ok(refined)
@@ -222,6 +215,23 @@ fn refine(data: ArrayView2<f32>, centroids: Array2<f32>, params: &ClusterParams)
         .map_err(|e| Error::InvalidArgument(format!("k-means failed: {e}")))
 }
 
+/// [`refine`] over `rows`: every row when they all count and are few enough (a view, no copy);
+/// else a sample of `params.refine_sample`, so that time and memory stay bounded.
+fn refine_on(
+    vectors: ArrayView2<f32>,
+    rows: &[usize],
+    centroids: Array2<f32>,
+    params: &ClusterParams,
+    rng: &mut Xoshiro256Plus,
+) -> Result<Model> {
+    if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
+        refine(vectors, centroids, params)
+    } else {
+        let sample = sample_of(rows, params.refine_sample, rng);
+        refine(vectors.select(Axis(0), &sample).view(), centroids, params)
+    }
+}
+
 /// Lloyd iterations from `centroids` over the `rows` that shape themes (a sample of them, as
 /// [`fit`] refines), then every row's nearest centroid.
 pub(super) fn refine_from(
@@ -231,12 +241,7 @@ pub(super) fn refine_from(
     params: &ClusterParams,
 ) -> Result<Vec<usize>> {
     let mut rng = Xoshiro256Plus::seed_from_u64(params.seed ^ 0x7ee);
-    let model = if rows.len() == vectors.nrows() && rows.len() <= params.refine_sample {
-        refine(vectors, centroids, params)?
-    } else {
-        let sample = sample_of(rows, params.refine_sample, &mut rng);
-        refine(vectors.select(Axis(0), &sample).view(), centroids, params)?
-    };
+    let model = refine_on(vectors, rows, centroids, params, &mut rng)?;
     Ok(model.predict(&vectors).to_vec())
 }
 

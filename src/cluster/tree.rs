@@ -244,37 +244,28 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
         of: fine.labels.clone(),
         named: fine.seed_of.clone(),
     };
+    let mut parts_data = Leaves::of(vectors, &parts.of, parts.count(), &fitted, &parts.named);
     // Each level's group of every part.
     let mut levels: Vec<Vec<usize>> = Vec::with_capacity(params.counts.len());
     let mut choices = Vec::with_capacity(params.counts.len());
     for (depth, asked) in params.counts.iter().enumerate() {
-        let parts_data = Leaves::of(vectors, &parts.of, parts.count(), &fitted, &parts.named);
         let parents = levels.last().cloned().unwrap_or_else(|| vec![0; parts.count()]);
         let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
-        let (groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, depth == 0, seeds)?;
-        let group_of: Vec<usize> = if depth == 0 {
-            settle_top(vectors, &fitted, &parts.of, &groups, &parts_data, &params.cluster)?
-        } else {
-            parts.of.iter().map(|&p| groups[p]).collect()
-        };
-        let old_of_part = parts.split(&group_of, &fitted);
-        for level in &mut levels {
-            *level = old_of_part.iter().map(|&old| level[old]).collect();
+        let (mut groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, depth == 0, seeds)?;
+        if depth == 0 {
+            // The only level whose passages leave their part: the parts become the fine
+            // clusters' pieces within each top-level theme.
+            let top_of = settle_top(vectors, &fitted, &parts.of, &groups, &parts_data, &params.cluster)?;
+            groups = renumber(&parts.split(&top_of, &fitted));
+            parts_data = Leaves::of(vectors, &parts.of, parts.count(), &fitted, &parts.named);
         }
-        let mut group_of_part = vec![0; parts.count()];
-        for (&p, &g) in parts.of.iter().zip(&group_of) {
-            group_of_part[p] = g;
-        }
-        let group_of_part = renumber(&group_of_part);
         choices.push(LevelChoice {
-            count: group_of_part.iter().max().map_or(0, |&g| g + 1),
+            count: groups.iter().max().map_or(0, |&g| g + 1),
             ..choice
         });
-        levels.push(group_of_part);
+        levels.push(groups);
     }
-    let part_count = parts.count();
-    let parts_data = Leaves::of(vectors, &parts.of, part_count, &fitted, &parts.named);
-    let mut weight = vec![0usize; part_count];
+    let mut weight = vec![0usize; parts.count()];
     for (&p, &f) in parts.of.iter().zip(&fitted) {
         weight[p] += usize::from(f);
     }
@@ -282,15 +273,16 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
     let node_of = parts.of.iter().map(|&p| node_of_part[p]).collect();
     Ok(ThemeTree {
         leaves: fine,
+        part_count: parts.count(),
         parts: parts.of,
-        part_count,
         nodes,
         node_of,
         levels: choices,
     })
 }
 
-/// Every passage's part: a fine cluster within one theme of each level cut so far.
+/// Every passage's part: a fine cluster, or once the top level is settled, its piece within
+/// one top-level theme.
 struct Parts {
     of: Vec<usize>,
     /// The named theme of each part: a named fine cluster's largest part.
@@ -304,7 +296,7 @@ impl Parts {
 
     /// Splits every part by the passages' `group`, numbering the new parts in order of their
     /// first passage. A named part's name goes with its largest piece (then the lowest group).
-    /// Returns each new part's old part.
+    /// Returns each new part's group.
     fn split(&mut self, group: &[usize], fitted: &[bool]) -> Vec<usize> {
         let mut id: HashMap<(usize, usize), usize> = HashMap::new();
         let mut old_of = Vec::new();
@@ -337,7 +329,7 @@ impl Parts {
                     .flatten()
             })
             .collect();
-        old_of
+        group_of
     }
 }
 
