@@ -296,7 +296,7 @@ fn eval_tree(
     let report = TreeReport {
         file: args.file.clone(),
         texts: vectors.nrows(),
-        leaves: tree.leaves.k(),
+        leaves: tree.leaf_count,
         seed: args.seed,
         levels,
         cluster_seconds,

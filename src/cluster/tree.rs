@@ -1,22 +1,26 @@
-//! The theme tree: many fine k-means clusters ("leaves") grouped bottom-up by Ward's criterion,
-//! one level at a time, so that themes nest and every level is named and counted.
+//! The theme tree: leaves grouped bottom-up by Ward's criterion, one level at a time, so that
+//! themes nest and every level is named and counted.
 //!
-//! The leaves cost passes over the passages (one k-means), and so does settling the top level
-//! (a few Lloyd iterations from the Ward cut's means, so that a top-level boundary can run
-//! through a leaf); everything else works on a few hundred rows of sizes and means. Each level
-//! is a cut of Ward dendrograms over parts (fine clusters within the themes above: the leaves
-//! themselves for the top level; below, one dendrogram inside each theme), refined by moving
-//! whole parts to the nearest theme's mean (k-means over parts, weighted by their passages), which
-//! keeps the nesting. Ward merges what adds least to the within-theme sum of squares, so no
-//! theme grows by swallowing its neighbours one by one as average or single linkage lets it;
-//! the number of themes at a level is where that cost jumps most against the trend around it.
+//! In a collection of up to [`PASSAGE_LEAVES_MAX`] passages every passage is a leaf, and the
+//! levels are cuts of Ward's dendrogram of the passages, found with a nearest-neighbour chain
+//! (quadratic time, one triangle of merge costs). A larger collection's leaves are fine k-means
+//! clusters: they cost passes over the passages (one k-means), and so does settling the top
+//! level (a few Lloyd iterations from the Ward cut's means, so that a top-level boundary can
+//! run through a leaf); everything else works on a few hundred rows of sizes and means. Each
+//! level is a cut of Ward dendrograms over parts (fine clusters within the themes above: the
+//! leaves themselves for the top level; below, one dendrogram inside each theme), refined by
+//! moving whole parts to the nearest theme's mean (k-means over parts, weighted by their
+//! passages), which keeps the nesting. Ward merges what adds least to the within-theme sum of
+//! squares, so no theme grows by swallowing its neighbours one by one as average or single
+//! linkage lets it; the number of themes at a level is where that cost jumps most against the
+//! trend around it.
 
 use std::collections::HashMap;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 
-use super::{cluster, theme_sums, ClusterParams, Clustering};
+use super::{cluster, theme_sums, ClusterParams};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -26,9 +30,10 @@ pub struct TreeParams {
     /// Themes at each level, top first; its length is the number of levels. `None`: chosen
     /// where the merge cost jumps most (see [`choose_count`]).
     pub counts: Vec<Option<usize>>,
-    /// Fine clusters the tree is built from. `None`: one per [`PASSAGES_PER_LEAF`] passages
-    /// that shape themes, and at least [`SMALL_LEAVES`] of three passages or more where the
-    /// collection is small; [`MAX_LEAVES`] at most.
+    /// Fine clusters (k-means) the tree is built from. `None`: every passage is a leaf up to
+    /// [`PASSAGE_LEAVES_MAX`] passages; above, one leaf per [`PASSAGES_PER_LEAF`] passages that
+    /// shape themes (at least [`SMALL_LEAVES`] of three passages or more where few do),
+    /// [`MAX_LEAVES`] at most.
     pub leaves: Option<usize>,
     /// The fine k-means (its `k` is set from `leaves`; `seeds` are named themes, each of which
     /// starts a leaf and becomes a top-level theme).
@@ -45,6 +50,11 @@ impl Default for TreeParams {
     }
 }
 
+/// Up to this many passages every passage is a leaf of its own (a named theme's passages one
+/// leaf), and the tree is Ward's over the passages, the best of the methods compared at every
+/// level of the Debian sets (benches/README.md, "Theme tree"). The merge costs are quadratic:
+/// 256 MB at 8,000 passages.
+pub const PASSAGE_LEAVES_MAX: usize = 10_000;
 /// Passages per fine cluster when their number is chosen: fine enough for sub-themes of a few
 /// dozen passages, coarse enough that a leaf's mean is steady.
 pub const PASSAGES_PER_LEAF: usize = 20;
@@ -79,6 +89,9 @@ impl ClusterParams {
 pub const MAX_TOP: usize = 20;
 /// Largest share of the passages one top-level theme may hold when the count is chosen.
 const MAX_TOP_SHARE: f64 = 0.4;
+/// A count whose jump is at least this share of the largest counts as as good (see
+/// [`split_level`]).
+const NEAR_BEST_JUMP: f64 = 0.9;
 /// Merges on each side whose cost ratios make the trend a jump is measured against.
 const TREND_WINDOW: usize = 4;
 
@@ -123,8 +136,8 @@ pub struct LevelChoice {
 /// Themes as a tree over the passages.
 #[derive(Debug, Clone)]
 pub struct ThemeTree {
-    /// The fine clustering the tree was built from (k = leaves).
-    pub leaves: Clustering,
+    /// Fine clusters the tree was built from (passages themselves in a small collection).
+    pub leaf_count: usize,
     /// Every passage's part: its fine cluster within its top-level theme (0..`part_count`).
     /// Themes below the top are made of whole parts.
     pub parts: Vec<usize>,
@@ -210,39 +223,52 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
             "{largest_asked} themes asked for {fitted_rows} passages that shape themes"
         )));
     }
-    let leaves = params
-        .leaves
-        .unwrap_or_else(|| {
-            (fitted_rows / PASSAGES_PER_LEAF)
-                .max((fitted_rows / 3).min(SMALL_LEAVES))
-                .clamp(2, MAX_LEAVES)
-        })
-        .max(2 * largest_asked)
-        .max(seeds + 1)
-        .min(fitted_rows);
-    let fine = cluster(
-        vectors,
-        &ClusterParams {
-            k: Some(leaves),
-            merge: None,
-            ..params.cluster.clone()
-        },
-        progress,
-    )?;
+    params.cluster.check(n)?;
     let fitted = match &params.cluster.fit_rows {
         Some(rows) => super::rows_marked(n, rows),
         None => vec![true; n],
     };
+    let every_passage_a_leaf = params.leaves.is_none() && n <= PASSAGE_LEAVES_MAX;
+    let (leaf_of, leaf_named) = if every_passage_a_leaf {
+        passage_leaves(vectors, &fitted, &params.cluster.seeds)
+    } else {
+        let leaves = params
+            .leaves
+            .unwrap_or_else(|| {
+                (fitted_rows / PASSAGES_PER_LEAF)
+                    .max((fitted_rows / 3).min(SMALL_LEAVES))
+                    .clamp(2, MAX_LEAVES)
+            })
+            .max(2 * largest_asked)
+            .max(seeds + 1)
+            .min(fitted_rows);
+        let fine = cluster(
+            vectors,
+            &ClusterParams {
+                k: Some(leaves),
+                merge: None,
+                ..params.cluster.clone()
+            },
+            progress,
+        )?;
+        (fine.labels, fine.seed_of)
+    };
+    let leaf_count = leaf_named.len();
     // Level by level, each cut from parts: fine clusters within the themes above (at the top,
     // the fine clusters themselves). Ward over a parent's parts chooses the count and the start.
-    // At the top, k-means over the passages then settles the level, so that a boundary can run
-    // through a fine cluster (which whole clusters cannot follow): THUCNews 10k at k = 10, NMI
-    // 0.6630 -> 0.6892. Below it, the same within each parent lowered NMI against the Debian
-    // chapters and sections (en 0.3681 -> 0.3651 and 0.6378 -> 0.6278): there the groups stay
-    // made of whole parts, moved by k-means over parts.
+    // Where the leaves are k-means clusters, each level is refined by moving whole parts between
+    // siblings, and at the top k-means over the passages then settles the level, so that a
+    // boundary can run through a fine cluster (which whole clusters cannot follow): THUCNews 10k
+    // at k = 10, NMI 0.6630 -> 0.6892. Below the top, the same within each parent lowered NMI
+    // against the Debian chapters and sections (en 0.3681 -> 0.3651 and 0.6378 -> 0.6278).
+    // Where every passage is a leaf, the levels are Ward's cuts as they are: refining or settling
+    // them lowered NMI at every Debian level (zh 0.1070 / 0.4019 / 0.6718 -> 0.1036 / 0.3802 /
+    // 0.6456), except a tree of one level, which nothing below depends on: k-means settles it
+    // (THUCNews 10k at k = 10: 0.6476 -> 0.6892).
+    let settle = !every_passage_a_leaf || params.counts.len() == 1;
     let mut parts = Parts {
-        of: fine.labels.clone(),
-        named: fine.seed_of.clone(),
+        of: leaf_of,
+        named: leaf_named,
     };
     let mut parts_data = Leaves::of(vectors, &parts.of, parts.count(), &fitted, &parts.named);
     // Each level's group of every part.
@@ -251,8 +277,16 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
     for (depth, asked) in params.counts.iter().enumerate() {
         let parents = levels.last().cloned().unwrap_or_else(|| vec![0; parts.count()]);
         let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
-        let (mut groups, choice) = split_level(&parts_data, &parents, parent_count, *asked, depth == 0, seeds)?;
-        if depth == 0 {
+        let (mut groups, choice) = split_level(
+            &parts_data,
+            &parents,
+            parent_count,
+            *asked,
+            depth == 0,
+            seeds,
+            !every_passage_a_leaf,
+        )?;
+        if depth == 0 && settle {
             // The only level whose passages leave their part: the parts become the fine
             // clusters' pieces within each top-level theme.
             let top_of = settle_top(vectors, &fitted, &parts.of, &groups, &parts_data, &params.cluster)?;
@@ -272,13 +306,49 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
     let (nodes, node_of_part) = build_nodes(&levels, &parts_data, &weight);
     let node_of = parts.of.iter().map(|&p| node_of_part[p]).collect();
     Ok(ThemeTree {
-        leaves: fine,
+        leaf_count,
         part_count: parts.count(),
         parts: parts.of,
         nodes,
         node_of,
         levels: choices,
     })
+}
+
+/// Every passage a leaf: the passages of each named theme (each passage in the first that lists
+/// it) one leaf, every other passage that shapes themes one of its own, and those that do not
+/// (short lines) in the leaf of the most similar passage that does. Returns every passage's leaf
+/// and each leaf's named theme.
+fn passage_leaves(vectors: ArrayView2<f32>, fitted: &[bool], seeds: &[Vec<usize>]) -> (Vec<usize>, Vec<Option<usize>>) {
+    let n = vectors.nrows();
+    let mut leaf_of = vec![usize::MAX; n];
+    let mut named = Vec::new();
+    for (s, rows) in seeds.iter().enumerate() {
+        let free: Vec<usize> = rows.iter().copied().filter(|&r| leaf_of[r] == usize::MAX).collect();
+        if !free.is_empty() {
+            free.iter().for_each(|&r| leaf_of[r] = named.len());
+            named.push(Some(s));
+        }
+    }
+    for r in 0..n {
+        if fitted[r] && leaf_of[r] == usize::MAX {
+            leaf_of[r] = named.len();
+            named.push(None);
+        }
+    }
+    let rest: Vec<usize> = (0..n).filter(|&r| leaf_of[r] == usize::MAX).collect();
+    if !rest.is_empty() {
+        let shaping: Vec<usize> = (0..n).filter(|&r| leaf_of[r] != usize::MAX).collect();
+        let leaf_vectors = vectors.select(Axis(0), &shaping);
+        for block in rest.chunks(COST_BLOCK) {
+            let similarity = vectors.select(Axis(0), block).dot(&leaf_vectors.t());
+            for (&r, row) in block.iter().zip(similarity.outer_iter()) {
+                let best = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)));
+                leaf_of[r] = leaf_of[shaping[best.expect("fitted passages exist")]];
+            }
+        }
+    }
+    (leaf_of, named)
 }
 
 /// Every passage's part: a fine cluster, or once the top level is settled, its piece within
@@ -404,7 +474,7 @@ struct Leaves {
 }
 
 /// The groups of one level: every parent's leaves cut into groups by their Ward dendrogram,
-/// at a count asked for or chosen, then refined by moving whole leaves within their parent.
+/// at a count asked for or chosen, then, if `refine`, by moving whole leaves within their parent.
 /// Returns each leaf's group (numbered 0.. without gaps) and how the count came about.
 fn split_level(
     leaves: &Leaves,
@@ -413,6 +483,7 @@ fn split_level(
     asked: Option<usize>,
     top: bool,
     seeds: usize,
+    refine: bool,
 ) -> Result<(Vec<usize>, LevelChoice)> {
     let count = parent_of.len();
     // One dendrogram per parent, over its leaves.
@@ -469,13 +540,15 @@ fn split_level(
             .is_none_or(|l| l.get(&g).is_some_and(|&s| s <= MAX_TOP_SHARE))
     };
     let any_balanced = scores.iter().any(|&(g, _)| balanced(g));
+    let eligible = || scores.iter().filter(|&&(g, _)| !any_balanced || balanced(g));
     let target = match asked {
         Some(k) => k.clamp(fewest, count),
-        None => scores
-            .iter()
-            .filter(|&&(g, _)| !any_balanced || balanced(g))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-            .map_or(lo, |s| s.0),
+        None => {
+            // The fewest themes whose jump is near the largest: two nested groupings make two
+            // jumps of about the same size, and the finer one is the next level's.
+            let best = eligible().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+            eligible().find(|s| s.1 >= NEAR_BEST_JUMP * best).map_or(lo, |s| s.0)
+        }
     };
     let made = count - target;
     let mut applied = vec![0usize; parents];
@@ -492,7 +565,9 @@ fn split_level(
         }
         next_group += cut.iter().max().map_or(0, |&g| g + 1);
     }
-    refine_groups(leaves, &mut group, parent_of);
+    if refine {
+        refine_groups(leaves, &mut group, parent_of);
+    }
     let group = renumber(&group);
     let choice = LevelChoice {
         count: group.iter().max().map_or(0, |&g| g + 1),
@@ -544,75 +619,150 @@ struct Merge {
 }
 
 /// Ward's agglomeration of the leaves `items` (weighted by their passages), by the
-/// Lance–Williams update. Two groups that each hold a named theme never join, so the result
-/// may stop short of one root.
+/// Lance–Williams update, found with a nearest-neighbour chain (Murtagh; SciPy's and fastcluster's
+/// method): quadratic time and one triangle of merge costs, so that a few thousand passages can
+/// each be a leaf. Two groups that each hold a named theme never join, so the result may stop
+/// short of one root. Merges come out in order of height.
 fn ward(leaves: &Leaves, items: &[usize]) -> Vec<Merge> {
     let m = items.len();
-    let means = leaves.means.select(Axis(0), items);
-    let gram = means.dot(&means.t());
+    if m < 2 {
+        return Vec::new();
+    }
     let mut size: Vec<f64> = items.iter().map(|&l| leaves.weight[l]).collect();
     let mut named: Vec<bool> = items.iter().map(|&l| leaves.named[l].is_some()).collect();
-    // Cost of joining i and j: w_i w_j / (w_i + w_j) · |μ_i − μ_j|².
-    let mut cost = Array2::<f64>::zeros((m, m));
-    for i in 0..m {
-        for j in 0..m {
-            let squared = (gram[[i, i]] + gram[[j, j]] - 2.0 * gram[[i, j]]).max(0.0);
-            cost[[i, j]] = if named[i] && named[j] && i != j {
+    let mut cost = Triangle::ward_costs(leaves, items, &size, &named);
+    // Slots of the groups still open; a merged group lives on in one of its two slots.
+    let mut open: Vec<usize> = (0..m).collect();
+    let mut chain: Vec<usize> = Vec::new();
+    // (height, a slot of each side), in the order the chain finds them.
+    let mut found: Vec<(f64, usize, usize)> = Vec::with_capacity(m - 1);
+    while open.len() > 1 {
+        if chain.is_empty() {
+            chain.push(open[0]);
+        }
+        let a = *chain.last().expect("not empty");
+        let previous = chain.len().checked_sub(2).map(|i| chain[i]);
+        // The nearest open group, the previous link on a tie (so that the chain cannot cycle).
+        let mut nearest = previous.map(|p| (cost.get(a, p), p));
+        for &k in &open {
+            if k != a && nearest.is_none_or(|(c, _)| cost.get(a, k) < c) {
+                nearest = Some((cost.get(a, k), k));
+            }
+        }
+        let (height, b) = match nearest {
+            Some((c, b)) if c.is_finite() => (c, b),
+            // Named, with every other open group named too: it joins nothing more.
+            _ => {
+                chain.clear();
+                open.retain(|&k| k != a);
+                continue;
+            }
+        };
+        if previous != Some(b) {
+            chain.push(b);
+            continue;
+        }
+        // a and b are each other's nearest: join them into slot b, a retires.
+        chain.truncate(chain.len() - 2);
+        found.push((height, a, b));
+        open.retain(|&k| k != a);
+        for &k in open.iter().filter(|&&k| k != b) {
+            let joined = if named[k] && (named[a] || named[b]) {
                 f64::INFINITY
             } else {
-                size[i] * size[j] / (size[i] + size[j]) * squared
+                let total = size[a] + size[b] + size[k];
+                ((size[a] + size[k]) * cost.get(k, a) + (size[b] + size[k]) * cost.get(k, b) - size[k] * height) / total
             };
+            cost.set(k, b, joined);
         }
+        size[b] += size[a];
+        named[b] |= named[a];
     }
-    let mut active: Vec<bool> = vec![true; m];
-    let mut id: Vec<usize> = (0..m).collect();
-    let mut merges = Vec::with_capacity(m.saturating_sub(1));
-    for step in 0..m.saturating_sub(1) {
-        let mut best: Option<(f64, usize, usize)> = None;
-        for i in (0..m).filter(|&i| active[i]) {
-            for j in (i + 1..m).filter(|&j| active[j]) {
-                let c = cost[[i, j]];
-                if c.is_finite() && best.is_none_or(|(b, _, _)| c < b) {
-                    best = Some((c, i, j));
+    // In order of height (Ward is reducible: the order of a greedy search for the cheapest
+    // pair), numbered as SciPy numbers its dendrograms.
+    found.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut parent: Vec<usize> = (0..m).collect();
+    let mut node: Vec<usize> = (0..m).collect();
+    let mut merges = Vec::with_capacity(found.len());
+    for (height, a, b) in found {
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        merges.push(Merge {
+            a: node[ra].min(node[rb]),
+            b: node[ra].max(node[rb]),
+            height,
+        });
+        parent[rb] = ra;
+        node[ra] = m + merges.len() - 1;
+    }
+    merges
+}
+
+/// Union-find's root of `x`, halving the path on the way.
+fn root(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// A symmetric matrix without its diagonal, stored as its upper triangle.
+struct Triangle {
+    m: usize,
+    values: Vec<f64>,
+}
+
+/// Rows of means multiplied at once when the costs are filled: bounds the scratch memory.
+const COST_BLOCK: usize = 256;
+
+impl Triangle {
+    /// Ward's cost of joining every two of `items`: w_i w_j / (w_i + w_j) · |μ_i − μ_j|²
+    /// (infinite between two named ones), from one matrix product per block of rows.
+    fn ward_costs(leaves: &Leaves, items: &[usize], size: &[f64], named: &[bool]) -> Self {
+        let m = items.len();
+        let means = leaves.means.select(Axis(0), items);
+        let norms: Vec<f64> = means.outer_iter().map(|r| r.dot(&r)).collect();
+        let mut triangle = Self {
+            m,
+            values: vec![0.0; m * (m - 1) / 2],
+        };
+        for start in (0..m).step_by(COST_BLOCK) {
+            let end = (start + COST_BLOCK).min(m);
+            let gram = means.slice(ndarray::s![start..end, ..]).dot(&means.t());
+            for i in start..end {
+                for j in i + 1..m {
+                    let squared = (norms[i] + norms[j] - 2.0 * gram[[i - start, j]]).max(0.0);
+                    let c = if named[i] && named[j] {
+                        f64::INFINITY
+                    } else {
+                        size[i] * size[j] / (size[i] + size[j]) * squared
+                    };
+                    triangle.set(i, j, c);
                 }
             }
         }
-        let Some((height, i, j)) = best else { break };
-        merges.push(Merge {
-            a: id[i],
-            b: id[j],
-            height,
-        });
-        // i becomes the union; j retires.
-        for k in (0..m).filter(|&k| active[k] && k != i && k != j) {
-            let total = size[i] + size[j] + size[k];
-            let joined = if named[k] && (named[i] || named[j]) {
-                f64::INFINITY
-            } else {
-                ((size[i] + size[k]) * cost[[k, i]] + (size[j] + size[k]) * cost[[k, j]] - size[k] * height) / total
-            };
-            cost[[k, i]] = joined;
-            cost[[i, k]] = joined;
-        }
-        size[i] += size[j];
-        named[i] |= named[j];
-        active[j] = false;
-        id[i] = m + step;
+        triangle
     }
-    merges
+
+    fn index(&self, i: usize, j: usize) -> usize {
+        let (i, j) = if i < j { (i, j) } else { (j, i) };
+        i * self.m - i * (i + 1) / 2 + (j - i - 1)
+    }
+
+    fn get(&self, i: usize, j: usize) -> f64 {
+        self.values[self.index(i, j)]
+    }
+
+    fn set(&mut self, i: usize, j: usize, value: f64) {
+        let at = self.index(i, j);
+        self.values[at] = value;
+    }
 }
 
 /// Groups (0.., in order of their first item) of `items` items after `merges`.
 fn cut_tree(items: usize, merges: &[Merge]) -> Vec<usize> {
     // Union-find over items and merge nodes.
     let mut parent: Vec<usize> = (0..items + merges.len()).collect();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     for (step, m) in merges.iter().enumerate() {
         let node = items + step;
         let (a, b) = (root(&mut parent, m.a), root(&mut parent, m.b));
@@ -648,11 +798,16 @@ fn refine_groups(leaves: &Leaves, group: &mut [usize], parent_of: &[usize]) {
         group_parent[g] = parent_of[l];
     }
     for _ in 0..REFINE_ROUNDS {
-        let mut sums = Array2::<f64>::zeros((groups, d));
+        let mut means = Array2::<f64>::zeros((groups, d));
         let mut weight = vec![0.0f64; groups];
         for (l, &g) in group.iter().enumerate() {
-            sums.row_mut(g).scaled_add(leaves.weight[l], &leaves.means.row(l));
+            means.row_mut(g).scaled_add(leaves.weight[l], &leaves.means.row(l));
             weight[g] += leaves.weight[l];
+        }
+        for (mut row, &w) in means.outer_iter_mut().zip(&weight) {
+            if w > 0.0 {
+                row /= w;
+            }
         }
         let mut moved = false;
         for l in 0..group.len() {
@@ -660,9 +815,11 @@ fn refine_groups(leaves: &Leaves, group: &mut [usize], parent_of: &[usize]) {
                 continue;
             }
             let distance = |g: usize| {
-                let mean = &sums.row(g) / weight[g];
-                let diff = &leaves.means.row(l) - &mean;
-                diff.dot(&diff)
+                let leaf = leaves.means.row(l);
+                leaf.iter()
+                    .zip(means.row(g))
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f64>()
             };
             let current = group[l];
             let best = (0..groups)
@@ -933,6 +1090,100 @@ mod tests {
                 ..TreeParams::default()
             };
             assert!(grow(v.view(), &params, &crate::Silent).is_err(), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn kmeans_leaves_find_both_levels_too() {
+        // As a collection above PASSAGE_LEAVES_MAX grows its tree.
+        let (v, upper, lower) = nested(4, 3, 40, 1);
+        let params = TreeParams {
+            leaves: Some(48),
+            ..TreeParams::default()
+        };
+        let tree = grow(v.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(tree.leaf_count, 48);
+        assert_eq!(tree.top().len(), 4, "levels {:?}", tree.levels);
+        assert!(agreement(&upper, &tree.top_labels()).ari > 0.99);
+        assert!(
+            agreement(&lower, &tree.node_at_level(2)).nmi > 0.95,
+            "{:?}",
+            tree.levels
+        );
+    }
+
+    #[test]
+    fn a_small_collection_makes_every_passage_a_leaf() {
+        let (v, _, _) = nested(3, 2, 20, 4);
+        assert_eq!(grow_default(&v).leaf_count, v.nrows());
+        let params = TreeParams {
+            cluster: ClusterParams {
+                // A named theme's passages make one leaf; short passages join a leaf.
+                seeds: vec![vec![0, 1, 2]],
+                fit_rows: Some((0..v.nrows() - 5).collect()),
+                ..ClusterParams::default()
+            },
+            ..TreeParams::default()
+        };
+        let tree = grow(v.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(tree.leaf_count, v.nrows() - 5 - 2);
+    }
+
+    /// Ward by searching every pair for the cheapest join at each step: what the chain must
+    /// reproduce.
+    fn ward_by_search(points: &Array2<f64>, weight: &[f64]) -> Vec<f64> {
+        let mut groups: Vec<(Vec<f64>, f64)> = points.outer_iter().zip(weight).map(|(p, &w)| (p.to_vec(), w)).collect();
+        let mut heights = Vec::new();
+        while groups.len() > 1 {
+            let cost = |a: &(Vec<f64>, f64), b: &(Vec<f64>, f64)| {
+                let d: f64 = a.0.iter().zip(&b.0).map(|(x, y)| (x - y) * (x - y)).sum();
+                a.1 * b.1 / (a.1 + b.1) * d
+            };
+            let (mut bi, mut bj) = (0, 1);
+            for i in 0..groups.len() {
+                for j in i + 1..groups.len() {
+                    if cost(&groups[i], &groups[j]) < cost(&groups[bi], &groups[bj]) {
+                        (bi, bj) = (i, j);
+                    }
+                }
+            }
+            heights.push(cost(&groups[bi], &groups[bj]));
+            let (b, a) = (groups.remove(bj), groups[bi].clone());
+            let w = a.1 + b.1;
+            let mean = a.0.iter().zip(&b.0).map(|(x, y)| (a.1 * x + b.1 * y) / w).collect();
+            groups[bi] = (mean, w);
+        }
+        heights
+    }
+
+    #[test]
+    fn the_chain_finds_the_merges_a_search_for_the_cheapest_pair_finds() {
+        let mut rng = Xoshiro256Plus::seed_from_u64(9);
+        let m = 60;
+        let means = Array2::from_shape_fn((m, 3), |_| rng.gen_range(-1.0..1.0));
+        let weight: Vec<f64> = (0..m).map(|_| rng.gen_range(1..20) as f64).collect();
+        let leaves = Leaves {
+            means: means.clone(),
+            weight: weight.clone(),
+            named: vec![None; m],
+        };
+        let items: Vec<usize> = (0..m).collect();
+        let merges = ward(&leaves, &items);
+        let expected = ward_by_search(&means, &weight);
+        assert_eq!(merges.len(), m - 1);
+        for (got, want) in merges.iter().zip(&expected) {
+            assert!(
+                (got.height - want).abs() < 1e-9 * want.max(1.0),
+                "{} {want}",
+                got.height
+            );
+        }
+        // Every merge joins two groups that exist by then, each once.
+        let mut used = vec![false; 2 * m - 1];
+        for (step, merge) in merges.iter().enumerate() {
+            assert!(merge.a < m + step && merge.b < m + step && merge.a != merge.b);
+            assert!(!used[merge.a] && !used[merge.b]);
+            (used[merge.a], used[merge.b]) = (true, true);
         }
     }
 

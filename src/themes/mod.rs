@@ -345,7 +345,7 @@ impl ThemeMap {
         } else {
             None
         };
-        let leaves = tree.leaves.k();
+        let leaves = tree.leaf_count;
         // Themes are made of parts (fine clusters within a top-level theme): sums per part.
         let (parts, part_of) = (tree.part_count, &tree.parts);
         let centroids = node_centroids(
