@@ -49,7 +49,7 @@ pub struct ThemeArgs {
 
     /// Vectors to cluster. `mapped`: the search vectors mapped towards the model's clustering
     /// prompt by a linear map fitted on a sample embedded with that prompt (one passage in twenty,
-    /// 250 to 8,000; an index of up to 250 is embedded whole); `clustering`: every passage embedded once more with the
+    /// 125 to 8,000; an index of up to 125 is embedded whole); `clustering`: every passage embedded once more with the
     /// clustering prompt; `document`: the search vectors as they are. What is embedded is kept
     /// in the index for later runs.
     #[arg(long, value_enum, default_value_t = ThemeVectors::Mapped)]

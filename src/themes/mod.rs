@@ -78,8 +78,10 @@ pub fn clustering_sample_size(passages: usize) -> usize {
 /// of the passages costs a twentieth of their embedding. More buys little (benches/README.md,
 /// "The clustering sample": Debian zh at 74 chapters, NMI 0.386 +- 0.002 from 125 to 2,000).
 pub const CLUSTERING_SAMPLE_SHARE: usize = 20;
-/// THUCNews 10k, k = 10: 250 titles give NMI 0.675 against 0.648 without the map.
-pub const MIN_CLUSTERING_SAMPLE: usize = 250;
+/// THUCNews 10k, k = 10: 125 titles give NMI 0.672 (250: 0.675, 60: 0.667) against 0.648
+/// without the map; Debian zh chapters 0.386 (250: 0.384). Below 5,000 passages the sample is
+/// this size, and at 2,000 a 250-passage one was 0.08 of the index's time.
+pub const MIN_CLUSTERING_SAMPLE: usize = 125;
 /// THUCNews 100k: 8,000 titles NMI 0.6761, near a full second pass (0.6810).
 pub const MAX_CLUSTERING_SAMPLE: usize = 8000;
 /// Ridge penalty of the map's fit (rows are unit vectors; measured on THUCNews, 0.1 to 3 are
@@ -367,8 +369,9 @@ impl ThemeMap {
         // recovered from the mapped rows' sums.
         let keyword_centroids = match &clustered_by {
             Clustered::Mapped(map, lengths) => {
+                // Unmapped per theme, not per part: a solve per row, and every passage can be a part.
                 let sums = cluster::theme_sums(index.vectors.view(), part_of, parts, &shapes, Some(lengths));
-                node_centroids(&tree, map.unmap_sums(sums.view())?)
+                cluster::normalize_rows(map.unmap_sums(node_sums(&tree, sums).view())?)
             }
             Clustered::Own | Clustered::Search => node_centroids(
                 &tree,
@@ -586,15 +589,20 @@ fn timeline_of(documents: &[DocumentThemes], top_count: usize) -> Vec<TimelineEn
         .collect()
 }
 
-/// Unit centroid of every theme of the tree from the sums of its leaves' rows.
-fn node_centroids(tree: &ThemeTree, leaf_sums: Array2<f32>) -> Array2<f32> {
-    let mut sums = Array2::<f32>::zeros((tree.nodes.len(), leaf_sums.ncols()));
+/// Unit centroid of every theme of the tree from the sums of its parts' rows.
+fn node_centroids(tree: &ThemeTree, part_sums: Array2<f32>) -> Array2<f32> {
+    cluster::normalize_rows(node_sums(tree, part_sums))
+}
+
+/// Sum of every theme's rows from the sums of its parts' rows.
+fn node_sums(tree: &ThemeTree, part_sums: Array2<f32>) -> Array2<f32> {
+    let mut sums = Array2::<f32>::zeros((tree.nodes.len(), part_sums.ncols()));
     for (mut row, node) in sums.outer_iter_mut().zip(&tree.nodes) {
-        for &leaf in &node.leaves {
-            row += &leaf_sums.row(leaf);
+        for &part in &node.leaves {
+            row += &part_sums.row(part);
         }
     }
-    cluster::normalize_rows(sums)
+    sums
 }
 
 /// The passages of every theme (its sub-themes' included), in row order.
