@@ -308,7 +308,7 @@ fn eval_tree(
     }
     writeln!(
         out,
-        "{} texts, theme tree from {} fine clusters in {:.1} s, seed {}",
+        "{} texts, theme tree of {} leaves in {:.1} s, seed {}",
         report.texts, report.leaves, cluster_seconds, args.seed
     )?;
     for l in &report.levels {

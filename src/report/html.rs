@@ -373,7 +373,7 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
         .collect();
     write!(
         page,
-        r#"<footer class="meta">{} · seed {} · {} fine clusters · {}</footer>
+        r#"<footer class="meta">{} · seed {} · theme tree of {} leaves · {}</footer>
 <div id="tip" hidden></div>
 <script id="map-meta" type="application/json">{meta}</script>
 {data}

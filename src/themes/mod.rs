@@ -144,7 +144,8 @@ pub struct Settings {
     pub k_chosen_automatically: bool,
     /// Levels asked for (a theme too uniform to split has fewer below it).
     pub levels: usize,
-    /// Fine clusters the tree was grown from.
+    /// Leaves the tree was grown from: the passages that shape themes, up to 10,000 of them; fine
+    /// k-means clusters above.
     pub leaves: usize,
     pub seed: u64,
     pub named_themes: Vec<String>,
