@@ -1201,6 +1201,22 @@ mod tests {
     }
 
     #[test]
+    fn identical_and_tiny_collections_grow_a_tree() {
+        // Every merge costs nothing: ties everywhere, and the chain must still end.
+        let same = Array2::from_shape_fn((300, 8), |(_, j)| if j == 0 { 1.0f32 } else { 0.0 });
+        let tree = grow_default(&same);
+        assert_eq!(tree.node_of.len(), 300);
+        assert!(tree.top().len() >= 1);
+        let two = normalize_rows(Array2::from_shape_vec((2, 2), vec![1.0, 0.0, 0.0, 1.0]).unwrap());
+        let params = TreeParams {
+            counts: vec![None],
+            ..TreeParams::default()
+        };
+        let tree = grow(two.view(), &params, &crate::Silent).unwrap();
+        assert_eq!(tree.node_of.len(), 2);
+    }
+
+    #[test]
     fn ward_joins_the_nearest_pair_first_and_respects_names() {
         let leaves = Leaves {
             means: Array2::from_shape_vec((4, 1), vec![0.0, 0.1, 5.0, 5.3]).unwrap(),
