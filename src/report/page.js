@@ -83,15 +83,16 @@
     const within = (node, id) => node >= id && node < endOf[id];
 
     // Where each theme's label goes: inside its largest dense region, never on a stray island.
-    // Its points (sub-themes' included) are counted on a 64 × 64 grid; the cell whose 3 × 3
-    // neighbourhood holds most of them, weighed by their share of all points there, is where it
-    // is dense and dominant, and the label goes at the mean of its points in that neighbourhood.
+    // Its points (sub-themes' included) are counted on a grid of √n cells a side (16 to 64, so
+    // that a small map's neighbourhoods hold groups, not a few stray points); the cell whose
+    // 3 × 3 neighbourhood holds most of them, weighed by their share of all points there, is
+    // where it is dense and dominant, and the label goes at the mean of its points there.
     const labelAt = new Map();
     {
-      const G = 64;
+      const G = Math.max(16, Math.min(64, Math.round(Math.sqrt(n))));
       // Slot 0 counts every point: a label goes where its theme is dense and dominant.
       const cells = new Uint32Array((top + 1) * G * G);
-      const cellOfPoint = i => (xy[2 * i] >> 10) * G + (xy[2 * i + 1] >> 10);
+      const cellOfPoint = i => Math.floor((xy[2 * i] * G) / 65536) * G + Math.floor((xy[2 * i + 1] * G) / 65536);
       for (let i = 0; i < n; i++) {
         const c = cellOfPoint(i);
         cells[c]++;
