@@ -276,7 +276,6 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
     let mut choices = Vec::with_capacity(params.counts.len());
     for (depth, asked) in params.counts.iter().enumerate() {
         let parents = levels.last().cloned().unwrap_or_else(|| vec![0; parts.count()]);
-        let parent_count = parents.iter().max().map_or(0, |&p| p + 1);
         progress.start(
             &format!("joining themes, level {}", depth + 1),
             parts.count() as u64,
@@ -285,7 +284,6 @@ pub fn grow(vectors: ArrayView2<f32>, params: &TreeParams, progress: &dyn Progre
         let (mut groups, choice) = split_level(
             &parts_data,
             &parents,
-            parent_count,
             *asked,
             depth == 0,
             seeds,
@@ -486,7 +484,6 @@ struct Leaves {
 fn split_level(
     leaves: &Leaves,
     parent_of: &[usize],
-    parents: usize,
     asked: Option<usize>,
     top: bool,
     seeds: usize,
@@ -494,6 +491,7 @@ fn split_level(
     progress: &dyn Progress,
 ) -> Result<(Vec<usize>, LevelChoice)> {
     let count = parent_of.len();
+    let parents = parent_of.iter().max().map_or(0, |&p| p + 1);
     // One dendrogram per parent, over its leaves.
     let mut merges: Vec<(f64, usize, usize)> = Vec::new(); // (height, parent, step)
     let mut trees: Vec<(Vec<usize>, Vec<Merge>)> = Vec::with_capacity(parents);
@@ -725,7 +723,8 @@ struct Triangle {
     values: Vec<f64>,
 }
 
-/// Rows of means multiplied at once when the costs are filled: bounds the scratch memory.
+/// Rows multiplied at once by a matrix product over all leaves (the merge costs; short passages'
+/// nearest passage): bounds the scratch memory.
 const COST_BLOCK: usize = 256;
 
 impl Triangle {
@@ -1206,7 +1205,7 @@ mod tests {
         let same = Array2::from_shape_fn((300, 8), |(_, j)| if j == 0 { 1.0f32 } else { 0.0 });
         let tree = grow_default(&same);
         assert_eq!(tree.node_of.len(), 300);
-        assert!(tree.top().len() >= 1);
+        assert!(!tree.top().is_empty());
         let two = normalize_rows(Array2::from_shape_vec((2, 2), vec![1.0, 0.0, 0.0, 1.0]).unwrap());
         let params = TreeParams {
             counts: vec![None],
