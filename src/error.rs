@@ -68,6 +68,9 @@ pub enum Error {
     #[error("the index in {dir} changed while this command ran (it read generation {read}, generation {now} is current); run the command again")]
     IndexChanged { dir: PathBuf, read: u64, now: u64 },
 
+    #[error("theme model file {path} is damaged ({reason}); start a new theme model with `themap themes --refit` (theme ids start afresh)")]
+    ThemeModelCorrupt { path: PathBuf, reason: String },
+
     #[error("search graph {path} is damaged ({reason}); rebuild it with `themap index --compact`")]
     GraphCorrupt { path: PathBuf, reason: String },
 

@@ -12,6 +12,7 @@ mod hnsw;
 mod hostile;
 mod html;
 mod import;
+mod kept_themes;
 mod mapped;
 mod report;
 mod store;

@@ -14,7 +14,7 @@ fn lock(dir: &std::path::Path) -> store::WriteLock {
     store::lock(dir, false).unwrap()
 }
 
-fn tiny_index(n: usize) -> Index {
+pub fn tiny_index(n: usize) -> Index {
     let passages = (0..n)
         .map(|i| PassageRecord {
             passage: Passage {

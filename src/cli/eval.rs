@@ -330,7 +330,7 @@ fn eval_tree(
 
 /// `label<TAB>text` lines (`levels` labels before the text); a line without them is an error
 /// naming the line. Returns the labels of each level and the texts.
-fn read_tsv(path: &Path, levels: usize) -> Result<(Vec<Vec<String>>, Vec<String>)> {
+pub(super) fn read_tsv(path: &Path, levels: usize) -> Result<(Vec<Vec<String>>, Vec<String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
     let mut labels = vec![Vec::new(); levels];

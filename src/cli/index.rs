@@ -144,10 +144,39 @@ fn index_locked(args: &IndexArgs, lock: &store::WriteLock, quiet: bool) -> Resul
             Index::build(&corpus, vectors, info, settings, previous.as_ref(), &progress)?
         }
     };
-    store::save(&built, lock)
+    let themes = if exists {
+        file_under_kept_themes(&args.at.index, &built)
+    } else {
+        None
+    };
+    store::save_with_themes(&built, themes.as_ref(), lock)
         .with_context(|| format!("index not written; {} is unchanged", args.at.index.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     output::index_summary(&stats, &args.at.index, seconds, corpus.skipped.len(), args.json)
+}
+
+/// The kept theme model with the index's new passages filed under its themes (nearest centroid;
+/// the next `themap themes` places them properly). `None` keeps the model's files as they are:
+/// there is none, or it was fitted on another model's vectors (`themap themes` then starts a
+/// new one and says so), or it cannot be read (said here; `themap themes --refit` replaces it).
+fn file_under_kept_themes(dir: &std::path::Path, built: &Index) -> Option<themap::index::kept::KeptThemes> {
+    let mut kept = match store::load_themes(dir) {
+        Ok(kept) => kept?,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return None;
+        }
+    };
+    if !kept.fits(&built.model) {
+        return None;
+    }
+    let filed = kept.file_new(&built.passages, built.vectors.view());
+    if filed > 0 {
+        tracing::info!(
+            "filed {filed} new passages under the kept themes; `themap themes` places them and finds new themes"
+        );
+    }
+    Some(kept)
 }
 
 /// Paths given replace the index's sources (the index mirrors what it was last given): say so

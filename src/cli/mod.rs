@@ -2,6 +2,7 @@
 
 mod embed;
 mod eval;
+mod growth;
 mod index;
 mod output;
 mod passages;
@@ -62,6 +63,10 @@ enum Command {
     /// Cluster labelled texts (`label<TAB>text`) and score the clusters against the labels
     /// (NMI, ARI, V-measure).
     EvalClusters(eval::EvalArgs),
+    /// Simulate an archive that grows, on labelled texts and their vectors: fit themes, add
+    /// passages (one class new, one no longer arriving), update the kept themes, and score the
+    /// update against the themes before it and against a refit from scratch.
+    EvalGrowth(growth::GrowthArgs),
 }
 
 /// Where the index and the model are.
@@ -246,6 +251,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Themes(args) => themes::themes(args, cli.quiet),
         Command::Report(args) => themes::report(args, cli.quiet),
         Command::EvalClusters(args) => eval::eval_clusters(args, cli.quiet),
+        Command::EvalGrowth(args) => growth::eval_growth(args, cli.quiet),
     }
 }
 

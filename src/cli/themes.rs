@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use themap::index::kept::EventKind;
 use themap::index::store;
 use themap::report;
-use themap::themes::{clustering_sample_size, Theme, ThemeMap, ThemeOptions, ThemeVectors, MIN_CLUSTERING_SAMPLE};
+use themap::themes::time::Direction;
+use themap::themes::{
+    clustering_sample_size, FitKind, Theme, ThemeMap, ThemeOptions, ThemeVectors, MIN_CLUSTERING_SAMPLE,
+};
 
 use themap::embed::LazyModel;
 
@@ -63,9 +67,28 @@ pub struct ThemeArgs {
     min_chars: Option<usize>,
 
     /// When another command is writing the index, wait for it to finish before keeping the
-    /// vectors this run embedded (without it they are not kept, and the run says so).
+    /// theme model and the vectors this run embedded (without it they are not kept, and the
+    /// run says so).
     #[arg(long)]
     wait: bool,
+
+    /// Find the themes from scratch instead of updating the ones kept with the index, and say
+    /// how they map to the kept ones (kept ids where they match, splits, merges, fades).
+    /// Without it, a run keeps every theme's id and places only passages added since.
+    #[arg(long)]
+    refit: bool,
+
+    /// Mark as new the themes first dated on or after DATE (2025-11, 2025-11-03); without it,
+    /// those found by this run's update.
+    #[arg(long, value_name = "DATE", value_parser = parse_since)]
+    since: Option<String>,
+}
+
+fn parse_since(text: &str) -> std::result::Result<String, String> {
+    match themap::themes::time::parse_date(text) {
+        Some(_) => Ok(text.trim().to_string()),
+        None => Err(format!("`{text}` is not a date; give YYYY, YYYY-MM or YYYY-MM-DD")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +138,8 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         embed_options(Some(index.model.dims), &args.compute),
     )?;
     store::check_model(&index.model, &model_info(model.tokenizer(), None), &args.at.index)?;
+    // The generation the themes are fitted on: as read, or as the clustering vectors were kept.
+    let mut read = index.generation;
     let computed = match args.vectors {
         ThemeVectors::Document => false,
         ThemeVectors::Mapped if index.clustering_vectors.is_none() && index.passages.len() > MIN_CLUSTERING_SAMPLE => {
@@ -128,7 +153,7 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         // written: the index was read without its graph.
         let kept = store::lock(&args.at.index, args.wait).and_then(|lock| store::save_clustering(&index, &lock));
         match kept {
-            Ok(()) => {}
+            Ok(generation) => read = Some(generation),
             // The themes are right for the index as read; only the cache is lost.
             Err(e @ (themap::Error::IndexBusy { .. } | themap::Error::IndexChanged { .. })) => {
                 tracing::warn!("the clustering vectors computed for this run were not kept with the index: {e}")
@@ -136,6 +161,15 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
             Err(e) => return Err(e.into()),
         }
     }
+    // The kept theme model: updated by this run, or matched to a refit. A damaged one stops an
+    // update (its message names the fix, --refit, which does not read it).
+    let kept = match args.refit {
+        true => store::load_themes(&args.at.index).unwrap_or_else(|e| {
+            tracing::warn!("{e}; this refit starts a new theme model");
+            None
+        }),
+        false => store::load_themes(&args.at.index)?,
+    };
     let levels = usize::from(args.levels).max(args.k.len());
     let options = ThemeOptions {
         counts: (0..levels).map(|l| args.k.get(l).copied()).collect(),
@@ -145,9 +179,30 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         vectors: args.vectors,
         min_chars: args.min_chars,
         map,
+        kept,
+        refit: args.refit,
+        since: args.since.clone(),
         ..ThemeOptions::default()
     };
-    Ok(ThemeMap::build(index, Some(&model), &options, &progress)?)
+    let mut map = ThemeMap::build(index, Some(&model), &options, &progress)?;
+    if let Some(reason) = &map.fit.reason {
+        let what = match map.fit.kind {
+            themap::themes::FitKind::First => "a new theme model starts",
+            _ => "themes found from scratch and matched to the kept ones",
+        };
+        tracing::warn!("{what}: {reason}");
+    }
+    if let Some(kept) = map.kept.take() {
+        let saved = store::lock(&args.at.index, args.wait).and_then(|lock| store::save_themes(&kept, read, &lock));
+        match saved {
+            Ok(()) => {}
+            Err(e @ (themap::Error::IndexBusy { .. } | themap::Error::IndexChanged { .. })) => tracing::warn!(
+                "the theme model of this run was not kept with the index (the next run places the same passages again): {e}"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(map)
 }
 
 pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
@@ -184,15 +239,75 @@ pub fn themes(args: ThemesArgs, quiet: bool) -> Result<()> {
         count(map.documents.len(), "document"),
         count(map.outliers, "outlier")
     )?;
+    writeln!(out, "{}\n", fit_line(&map))?;
     let depth = args.depth.unwrap_or(usize::MAX);
-    for t in map.themes.iter().filter(|t| t.level <= depth) {
-        print_theme(&mut out, t)?;
+    let shown: Vec<&Theme> = map
+        .themes
+        .iter()
+        .filter(|t| t.level <= depth && (map.since.is_none() || t.new))
+        .collect();
+    if let Some(since) = &map.since {
+        writeln!(
+            out,
+            "{} first dated on or after {since}:\n",
+            count(shown.len(), "theme")
+        )?;
+    }
+    let latest = map
+        .periods
+        .as_ref()
+        .and_then(|p| p.periods.last())
+        .map(|p| p.period.as_str());
+    for t in shown {
+        print_theme(&mut out, t, latest)?;
+    }
+    print_changes(&mut out, &map)
+}
+
+/// How this run's themes relate to the kept model: "Theme model: update 3, 412 new passages placed".
+fn fit_line(map: &ThemeMap) -> String {
+    let f = &map.fit;
+    let placed = count(f.new_passages, "new passage");
+    match f.kind {
+        FitKind::First => "Theme model: new (ids from 1), kept with the index; later runs update it".to_string(),
+        FitKind::Update => format!("Theme model: update {} of the kept themes, {placed} placed", f.update),
+        FitKind::Refit => format!(
+            "Theme model: refit {} from scratch ({}), matched to the kept themes",
+            f.update,
+            f.reason.as_deref().unwrap_or("--refit")
+        ),
+    }
+}
+
+/// What happened to themes in this run, by stable id.
+fn print_changes(out: &mut impl Write, map: &ThemeMap) -> Result<()> {
+    if map.changes.is_empty() {
+        return Ok(());
+    }
+    let label: std::collections::HashMap<u32, &str> =
+        map.themes.iter().map(|t| (t.stable_id, t.label.as_str())).collect();
+    let name = |id: &u32| match label.get(id) {
+        Some(l) => format!("#{id} {l}"),
+        None => format!("#{id}"),
+    };
+    let list = |ids: &[u32]| ids.iter().map(name).collect::<Vec<_>>().join(", ");
+    writeln!(out, "Changes in this run:")?;
+    for e in &map.changes {
+        let what = match e.kind {
+            EventKind::New => format!("new: {} ({})", name(&e.theme), count(e.passages, "passage")),
+            EventKind::Split => format!("new: {}, split from {}", name(&e.theme), list(&e.others)),
+            EventKind::Merged => format!("ended: #{} merged into {}", e.theme, list(&e.others)),
+            EventKind::SplitUp => format!("ended: #{} split up into {}", e.theme, list(&e.others)),
+            EventKind::Faded => format!("ended: #{} faded (no passages left)", e.theme),
+        };
+        writeln!(out, "  {what}")?;
     }
     Ok(())
 }
 
-/// One theme, indented by its level: label, size, keywords, documents, an example.
-fn print_theme(out: &mut impl Write, t: &Theme) -> std::io::Result<()> {
+/// One theme, indented by its level: label, stable id and marks, size, keywords, documents,
+/// trend, an example.
+fn print_theme(out: &mut impl Write, t: &Theme, latest: Option<&str>) -> std::io::Result<()> {
     let indent = "    ".repeat(t.level - 1);
     let short = match t.short {
         0 => String::new(),
@@ -203,9 +318,18 @@ fn print_theme(out: &mut impl Write, t: &Theme) -> std::io::Result<()> {
     } else {
         t.path.clone()
     };
+    let mut marks = format!("#{}", t.stable_id);
+    if t.new {
+        marks.push_str(" NEW");
+    }
+    match t.trend.as_ref().map(|tr| tr.direction) {
+        Some(Direction::Rising) => marks.push_str(" RISING"),
+        Some(Direction::Falling) => marks.push_str(" FALLING"),
+        _ => {}
+    }
     writeln!(
         out,
-        "{indent}{number} {}  — {} ({:.0}%){short}, {}",
+        "{indent}{number} {}  [{marks}] — {} ({:.0}%){short}, {}",
         t.label,
         count(t.size, "passage"),
         100.0 * t.share,
@@ -231,6 +355,20 @@ fn print_theme(out: &mut impl Write, t: &Theme) -> std::io::Result<()> {
         n => format!(" and {n} more"),
     };
     writeln!(out, "{indent}    recurs in: {}{more}", docs.join(", "))?;
+    if let (Some(tr), Some(latest)) = (&t.trend, latest) {
+        if tr.direction != Direction::Steady {
+            writeln!(
+                out,
+                "{indent}    {:.1}% of {latest}'s passages against {:.1}% before (z = {:.1})",
+                100.0 * tr.latest_share,
+                100.0 * tr.earlier_share,
+                tr.z
+            )?;
+        }
+    }
+    if let Some(date) = t.first_seen.date.as_deref().filter(|_| t.new) {
+        writeln!(out, "{indent}    first appears {date}")?;
+    }
     if let Some(r) = t.representatives.first() {
         writeln!(
             out,

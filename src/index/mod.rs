@@ -10,6 +10,7 @@ pub mod flat;
 pub mod graph;
 pub mod hnsw;
 pub mod import;
+pub mod kept;
 pub mod mapped;
 pub mod quantize;
 pub mod rows;

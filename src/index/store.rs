@@ -12,6 +12,9 @@
 //!   vectors-clustering-<gen>.npy    optional: every passage under the clustering prompt
 //!   clustering-sample-<gen>.npy     optional: some passages under the clustering prompt,
 //!   clustering-sample-<gen>.txt       and their text hashes, one per line
+//!   themes-<gen>.json               optional: the kept theme model ([`super::kept`]),
+//!   theme-centroids-<gen>.npy         its themes' centroids,
+//!   theme-members-<gen>.tsv           and each passage's theme, by text hash
 //! ```
 //!
 //! A save writes a new generation of data files, then replaces `manifest.json` by rename: the
@@ -35,7 +38,8 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    rows, BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo, PassageRecord, SearchGraph,
+    kept::KeptThemes, rows, BuildSettings, ClusteringSample, DocumentRecord, HnswParams, Index, ModelInfo,
+    PassageRecord, SearchGraph,
 };
 use crate::error::{Error, Result};
 use crate::hash::Hashing;
@@ -91,6 +95,17 @@ pub(super) struct Files {
     /// Added without a format bump, likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clustering_sample: Option<SampleFiles>,
+    /// Added without a format bump, likewise: the kept theme model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    themes: Option<ThemeFiles>,
+}
+
+/// The kept theme model's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ThemeFiles {
+    model: FileEntry,
+    centroids: FileEntry,
+    members: FileEntry,
 }
 
 /// The clustering sample's vectors and passage hashes.
@@ -166,8 +181,14 @@ fn check_unchanged(index: &Index, current: Option<&Manifest>, dir: &Path) -> Res
     }
 }
 
-/// Writes `index` into the locked directory atomically (see the module docs).
+/// Writes `index` into the locked directory atomically (see the module docs). A kept theme
+/// model stays as it is (its passages are known by their text, so it stays valid).
 pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
+    save_with_themes(index, None, lock)
+}
+
+/// [`save`], with `themes` replacing the kept theme model where given.
+pub fn save_with_themes(index: &Index, themes: Option<&KeptThemes>, lock: &WriteLock) -> Result<()> {
     let dir = lock.dir();
     let previous = read_manifest(dir).ok();
     check_unchanged(index, previous.as_ref(), dir)?;
@@ -226,17 +247,87 @@ pub fn save(index: &Index, lock: &WriteLock) -> Result<()> {
             rows: Some(rows),
             clustering_vectors,
             clustering_sample,
+            themes: match themes {
+                Some(themes) => Some(write_themes(themes, dir, generation)?),
+                None => previous.as_ref().and_then(|m| m.files.themes.clone()),
+            },
         },
         graph,
     };
     commit(dir, &manifest, previous.as_ref())
 }
 
+/// Replaces the kept theme model of the locked index, keeping every other file as it is.
+/// `read` is the generation the model was fitted on: a newer index is not committed over.
+pub fn save_themes(themes: &KeptThemes, read: Option<u64>, lock: &WriteLock) -> Result<()> {
+    let dir = lock.dir();
+    let previous = read_manifest(dir)?;
+    if read.is_some_and(|read| read != previous.generation) {
+        return Err(Error::IndexChanged {
+            dir: dir.to_path_buf(),
+            read: read.unwrap_or(0),
+            now: previous.generation,
+        });
+    }
+    let generation = next_generation(dir, Some(&previous));
+    let mut manifest = previous.clone();
+    manifest.generation = generation;
+    manifest.files.themes = Some(write_themes(themes, dir, generation)?);
+    commit(dir, &manifest, Some(&previous))
+}
+
+fn write_themes(themes: &KeptThemes, dir: &Path, generation: u64) -> Result<ThemeFiles> {
+    Ok(ThemeFiles {
+        model: write_file(dir, &format!("themes-{generation}.json"), |w| {
+            serde_json::to_writer_pretty(&mut *w, &themes.model).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })?,
+        centroids: write_vectors(dir, &format!("theme-centroids-{generation}.npy"), &themes.centroids)?,
+        members: write_file(dir, &format!("theme-members-{generation}.tsv"), |w| {
+            themes.write_members(w)
+        })?,
+    })
+}
+
+/// The kept theme model of the index in `dir`, if it has one.
+pub fn load_themes(dir: &Path) -> Result<Option<KeptThemes>> {
+    let manifest = read_manifest(dir)?;
+    let Some(files) = &manifest.files.themes else {
+        return Ok(None);
+    };
+    let damaged = |entry: &FileEntry| {
+        let path = dir.join(&entry.name);
+        move |reason| Error::ThemeModelCorrupt { path, reason }
+    };
+    let model: super::kept::ThemeModel = read_data(dir, &files.model, |r| {
+        serde_json::from_reader(r).map_err(|e| e.to_string())
+    })
+    .map_err(damaged(&files.model))?;
+    let centroids = read_data(dir, &files.centroids, |r| {
+        let centroids = crate::npy::read_array(&mut { r })?;
+        match centroids.nrows() == model.centroid_ids.len() {
+            true => Ok(centroids),
+            false => Err(format!(
+                "{} centroids for {} themes",
+                centroids.nrows(),
+                model.centroid_ids.len()
+            )),
+        }
+    })
+    .map_err(damaged(&files.centroids))?;
+    let members = read_data(dir, &files.members, |r| KeptThemes::read_members(r)).map_err(damaged(&files.members))?;
+    Ok(Some(KeptThemes {
+        model,
+        centroids,
+        members,
+    }))
+}
+
 /// Adds `index`'s clustering vectors and clustering sample to the locked index, keeping every
 /// other file of its current generation as it is. For an index loaded without some parts
 /// ([`load_parts`]), which [`save`] would lose, and so that adding a 2,000-row sample does not
-/// rewrite a million passages and their vectors.
-pub fn save_clustering(index: &Index, lock: &WriteLock) -> Result<()> {
+/// rewrite a million passages and their vectors. Returns the generation it committed.
+pub fn save_clustering(index: &Index, lock: &WriteLock) -> Result<u64> {
     let dir = lock.dir();
     let previous = read_manifest(dir)?;
     check_unchanged(index, Some(&previous), dir)?;
@@ -246,7 +337,8 @@ pub fn save_clustering(index: &Index, lock: &WriteLock) -> Result<()> {
     manifest.generation = generation;
     manifest.files.clustering_vectors = clustering_vectors.or(previous.files.clustering_vectors.clone());
     manifest.files.clustering_sample = clustering_sample.or(previous.files.clustering_sample.clone());
-    commit(dir, &manifest, Some(&previous))
+    commit(dir, &manifest, Some(&previous))?;
+    Ok(generation)
 }
 
 /// Writes the clustering vectors and sample that `index` holds, as files of `generation`.
@@ -541,6 +633,7 @@ fn file_names(manifest: &Manifest) -> Vec<String> {
         .chain(&f.rows)
         .chain(&f.clustering_vectors)
         .chain(f.clustering_sample.iter().flat_map(|s| [&s.vectors, &s.hashes]))
+        .chain(f.themes.iter().flat_map(|t| [&t.model, &t.centroids, &t.members]))
         .chain(manifest.graph.as_ref().map(|g| &g.file))
         .map(|e| e.name.clone())
         .collect()
@@ -557,6 +650,9 @@ fn data_generation(name: &str) -> Option<u64> {
         "vectors-clustering",
         "graph",
         "clustering-sample",
+        "themes",
+        "theme-centroids",
+        "theme-members",
     ];
     kinds.contains(&stem).then(|| generation.parse().ok()).flatten()
 }

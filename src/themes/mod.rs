@@ -2,9 +2,12 @@
 //! ([`crate::cluster::grow`]), names every theme at every level ([`crate::label`], [`names`]),
 //! and works out where and when each recurs. [`crate::report`] only draws it.
 
+mod kept;
+pub use kept::fit_vectors;
 mod names;
+pub mod time;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -13,6 +16,7 @@ use serde::Serialize;
 use crate::cluster::{self, ClusterParams, LevelChoice, PromptMap, ThemeTree, TreeParams};
 use crate::embed::{Embedder, Prompt};
 use crate::error::{Error, Result};
+use crate::index::kept::{KeptSettings, KeptThemes, ThemeEvent};
 use crate::index::{Index, ModelInfo, PassageRecord};
 use crate::label::{self, Keyword, KeywordOptions};
 use crate::progress::{Progress, Silent};
@@ -48,6 +52,14 @@ pub struct ThemeOptions {
     pub min_chars: Option<usize>,
     /// Lay every passage out on the 2D map (the report needs it; `themap themes` does not).
     pub map: bool,
+    /// The theme model kept with the index: updated (its themes keep their ids, new passages
+    /// join them or form new themes), or with `refit`, matched to a fit from scratch. `None`:
+    /// a fit from scratch starts a new model.
+    pub kept: Option<KeptThemes>,
+    pub refit: bool,
+    /// Themes whose first date is on or after this ("2025-11", "2025-11-03") are marked new;
+    /// without it, those found by the latest update.
+    pub since: Option<String>,
 }
 
 /// The passage vectors themes are found in.
@@ -99,6 +111,22 @@ impl Default for ThemeOptions {
             vectors: ThemeVectors::Mapped,
             min_chars: None,
             map: true,
+            kept: None,
+            refit: false,
+            since: None,
+        }
+    }
+}
+
+impl ThemeOptions {
+    /// What a kept model records of these options (an update with others refits).
+    fn kept_settings(&self) -> KeptSettings {
+        KeptSettings {
+            counts: self.counts.clone(),
+            names: self.names.clone(),
+            seed: self.seed,
+            vectors: format!("{:?}", self.vectors).to_lowercase(),
+            min_chars: self.min_chars,
         }
     }
 }
@@ -135,6 +163,41 @@ pub struct ThemeMap {
     /// their positions, in `write_assignments`.
     #[serde(skip)]
     pub points: Vec<Point>,
+    /// How this run's themes relate to the kept theme model.
+    pub fit: Fit,
+    /// What happened to themes in this run: new ones, splits, merges, fades.
+    pub changes: Vec<ThemeEvent>,
+    /// The periods of the documents' dates (absent when none is dated); each theme's
+    /// `by_period` counts follow them.
+    pub periods: Option<time::Periods>,
+    /// `--since`, if given: themes first dated on or after it are `new`.
+    pub since: Option<String>,
+    /// The theme model to keep with the index after this run.
+    #[serde(skip)]
+    pub kept: Option<KeptThemes>,
+}
+
+/// How a run's themes came about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fit {
+    /// `first` (a new theme model), `update` (the kept one, updated) or `refit` (from scratch,
+    /// matched to the kept one).
+    pub kind: FitKind,
+    /// The kept model's fits so far, this one included.
+    pub update: u32,
+    /// Why the kept model was not updated, where it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Passages placed by this run that the model had not fitted before.
+    pub new_passages: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitKind {
+    First,
+    Update,
+    Refit,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +222,18 @@ pub struct Settings {
 pub struct Theme {
     /// 1-based position in `themes` (preorder).
     pub id: usize,
+    /// Its id in the theme model kept with the index: the same theme keeps it from run to run
+    /// as the archive grows; ids are never reused.
+    pub stable_id: u32,
+    /// When the kept model first found it, and the date it first appeared in the documents.
+    pub first_seen: FirstSeen,
+    /// First dated on or after `--since`; without it, found by this run's update.
+    pub new: bool,
+    /// Passages in each period of [`ThemeMap::periods`].
+    pub by_period: Vec<usize>,
+    /// Rising, falling or steady in the latest period (absent without two dated periods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend: Option<time::Trend>,
     /// Where it sits in the tree: "3" is the third top-level theme, "3.2" its second sub-theme.
     pub path: String,
     /// 1 for top-level themes.
@@ -189,6 +264,17 @@ pub struct Theme {
     pub dates: Vec<String>,
     /// Passages nearest the theme's centroid.
     pub representatives: Vec<Representative>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstSeen {
+    /// The kept model's fit that found it (1: the first).
+    pub update: u32,
+    /// The index generation that fit read.
+    pub generation: u64,
+    /// The date by which a twentieth of its dated passages had appeared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -333,7 +419,32 @@ impl ThemeMap {
                 ..ClusterParams::for_tree()
             },
         };
-        let tree = cluster::grow(clustered.view(), &params, progress)?;
+        let hashes: Vec<&str> = index.passages.iter().map(|p| p.hash.as_str()).collect();
+        let settings = options.kept_settings();
+        // The kept model goes on (ids continue) wherever its vectors are like these; it is
+        // updated unless a refit is asked for or needed.
+        let previous = options.kept.as_ref().filter(|k| k.fits(&index.model));
+        let (kind, reason) = match &options.kept {
+            None => (FitKind::First, None),
+            Some(_) if options.refit => (FitKind::Refit, Some("--refit".to_string())),
+            Some(k) => match kept::refit_reason(k, &index.model, &settings) {
+                Some(reason) if previous.is_some() => (FitKind::Refit, Some(reason)),
+                Some(reason) => (FitKind::First, Some(reason)),
+                None if k.members.iter().any(|m| m.fitted) => (FitKind::Update, None),
+                None => (FitKind::Refit, Some("none of the kept themes' passages is left".into())),
+            },
+        };
+        let known: std::collections::HashSet<&str> = previous
+            .map(|k| k.members.iter().filter(|m| m.fitted).map(|m| m.hash.as_str()).collect())
+            .unwrap_or_default();
+        let new_passages = hashes.iter().filter(|h| !known.contains(*h)).count();
+        let (tree, kept_ids) = match (kind, previous) {
+            (FitKind::Update, Some(k)) => {
+                let updated = kept::update(k, clustered.view(), &hashes, &shapes, &params, &options.names, progress)?;
+                (updated.tree, Some(updated.ids))
+            }
+            _ => (cluster::grow(clustered.view(), &params, progress)?, None),
+        };
         let top_of = tree.top_labels();
         let top_count = tree.top().len();
         let scores = cluster::score_themes(
@@ -406,9 +517,72 @@ impl ThemeMap {
             progress,
         )?;
         drop((texts, deepest));
-        let labels = names::labels(&tree.nodes, &keywords, |node| {
+        let mut labels = names::labels(&tree.nodes, &keywords, |node| {
             tree.nodes[node].seed.map(|s| options.names[s].clone())
         });
+        // Kept themes keep their names; a new theme named like one of them says its id.
+        let node_ids = match (kept_ids, previous) {
+            (Some(ids), _) => ids,
+            (None, Some(k)) if kind == FitKind::Refit => kept::match_refit(k, &tree, &hashes, keyword_centroids.view()),
+            _ => vec![None; tree.nodes.len()],
+        };
+        if let Some(k) = previous {
+            let label_of: HashMap<u32, &str> = k.model.themes.iter().map(|t| (t.id, t.label.as_str())).collect();
+            for (label, id) in labels.iter_mut().zip(&node_ids) {
+                if let Some(kept_label) = id.and_then(|id| label_of.get(&id)) {
+                    *label = kept_label.to_string();
+                }
+            }
+            let taken: std::collections::HashSet<String> = labels
+                .iter()
+                .zip(&node_ids)
+                .filter(|(_, id)| id.is_some())
+                .map(|(l, _)| l.clone())
+                .collect();
+            for (label, id) in labels.iter_mut().zip(&node_ids) {
+                if id.is_none() && taken.contains(label.as_str()) {
+                    label.push_str(" (new)");
+                }
+            }
+        }
+        let (kept_model, stable_ids) = kept::keep(
+            previous,
+            kept::Fitted {
+                tree: &tree,
+                ids: node_ids,
+                labels: &labels,
+                names: tree
+                    .nodes
+                    .iter()
+                    .map(|n| n.seed.map(|s| options.names[s].clone()))
+                    .collect(),
+                keywords: keywords
+                    .iter()
+                    .map(|k| k.iter().map(|w| w.word.clone()).collect())
+                    .collect(),
+                centroids: keyword_centroids.view(),
+                hashes: &hashes,
+                generation: index.generation.unwrap_or(0),
+                model: index.model.clone(),
+                settings,
+                changed: kind != FitKind::Update || new_passages > 0,
+            },
+        );
+        drop(hashes);
+        let update = kept_model.model.updates;
+        let changes: Vec<ThemeEvent> = kept_model
+            .model
+            .events
+            .iter()
+            .filter(|e| e.update == update && kind != FitKind::First && (kind != FitKind::Update || new_passages > 0))
+            .cloned()
+            .collect();
+        let first_of: HashMap<u32, (u32, u64)> = kept_model
+            .model
+            .themes
+            .iter()
+            .map(|t| (t.id, (t.first_update, t.first_generation)))
+            .collect();
 
         // Passages (short lines included) per document, for each theme; and per top-level theme.
         let doc_row = index.document_numbers();
@@ -424,6 +598,16 @@ impl ThemeMap {
             }
         }
 
+        let document_dates: Vec<Option<chrono::NaiveDate>> = index
+            .documents
+            .iter()
+            .map(|d| d.meta.date.as_deref().and_then(time::parse_date))
+            .collect();
+        let passage_dates: Vec<Option<chrono::NaiveDate>> =
+            doc_of.iter().map(|d| d.and_then(|d| document_dates[d])).collect();
+        let passage_documents: Vec<usize> = doc_of.iter().map(|d| d.unwrap_or(usize::MAX)).collect();
+        let over_time = time::over_time(&passage_dates, &passage_documents, &members);
+        let since = options.since.as_deref();
         let shaped_total = shapes.iter().filter(|&&s| s).count().max(1);
         let themes: Vec<Theme> = tree
             .nodes
@@ -452,8 +636,23 @@ impl ThemeMap {
                 documents.sort_by(|a, b| b.passages.cmp(&a.passages).then(a.id.cmp(&b.id)));
                 let dates: BTreeSet<String> = documents.iter().filter_map(|d| d.date.clone()).collect();
                 let size = members[t].iter().filter(|&&r| shapes[r]).count();
+                let (first_update, first_generation) = first_of[&stable_ids[t]];
+                let first_date = over_time.first_dates[t].clone();
+                let new = match since {
+                    Some(since) => first_date.as_deref().is_some_and(|d| d >= since),
+                    None => kind != FitKind::First && first_update == update,
+                };
                 Theme {
                     id: t + 1,
+                    stable_id: stable_ids[t],
+                    first_seen: FirstSeen {
+                        update: first_update,
+                        generation: first_generation,
+                        date: first_date,
+                    },
+                    new,
+                    by_period: over_time.counts[t].clone(),
+                    trend: over_time.trends[t].clone(),
                     path: node.path_label(),
                     level: node.level,
                     parent: node.parent.map(|p| p + 1),
@@ -559,6 +758,17 @@ impl ThemeMap {
             timeline,
             assignments,
             points,
+            fit: Fit {
+                kind,
+                update,
+                reason,
+                new_passages,
+            },
+            changes,
+            periods: over_time.periods,
+            since: options.since.clone(),
+            // An update that placed nothing leaves the kept model as it was.
+            kept: (kind != FitKind::Update || new_passages > 0).then_some(kept_model),
         })
     }
 
