@@ -142,17 +142,11 @@ pub fn update(
         old_sums.view(),
         &old_counts,
     );
-    let mut groups: Vec<Vec<usize>> = gather(
-        vectors,
-        &shaping,
-        old_sums.view(),
-        &old_counts,
-        limit,
-        params.cluster.seed,
-    )?
-    .into_iter()
-    .filter(|rows| rows.len() >= min_size)
-    .collect();
+    let units = fine_units(vectors, &shaping, params.cluster.seed)?;
+    let mut groups: Vec<Vec<usize>> = grouped(&units, &join(vectors, &units, old_sums.view(), &old_counts, limit))
+        .into_iter()
+        .filter(|rows| rows.len() >= min_size)
+        .collect();
 
     // Settle: new passages go to the nearest of the kept and the new centroids, the centroids
     // follow (kept ones weighted by their old passages); new themes left too small dissolve.
@@ -201,12 +195,46 @@ pub fn update(
     }
     progress.advance(new_rows.len() as u64, 0);
     progress.finish();
+    // The new themes among the kept top-level themes, by the same rule one level up: a new
+    // theme joins the top-level theme it would have joined before any two of those joined each
+    // other; new themes that join each other instead form a new top-level theme together.
+    let new_parents = if params.counts.len() > 1 && !groups.is_empty() {
+        let top_of = top_ids(kept);
+        let tops: Vec<u32> = {
+            let mut t: Vec<u32> = leaf_ids.iter().map(|id| top_of[id]).collect();
+            t.sort_unstable();
+            t.dedup();
+            t
+        };
+        let top_index: HashMap<u32, usize> = tops.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let top_labels: Vec<usize> = old_labels.iter().map(|&l| top_index[&top_of[&leaf_ids[l]]]).collect();
+        let top_sums = cluster::theme_sums(old_vectors.view(), &top_labels, tops.len(), &old_shapes, None);
+        let top_counts = counts(&top_labels, tops.len());
+        let limit = join_limit(vectors, &old_rows, &top_labels, &old_shapes, top_sums.view(), &top_counts);
+        let joined = join(vectors, &groups, top_sums.view(), &top_counts, limit);
+        let mut together: HashMap<usize, usize> = HashMap::new();
+        for j in &joined {
+            if let Joined::Group(g) = j {
+                *together.entry(*g).or_default() += 1;
+            }
+        }
+        joined
+            .iter()
+            .map(|j| match *j {
+                Joined::Kept(t) => NewParent::Kept(tops[t]),
+                Joined::Group(g) if together[&g] > 1 => NewParent::NewTop(g),
+                Joined::Group(_) => NewParent::Top,
+            })
+            .collect()
+    } else {
+        vec![NewParent::Top; groups.len()]
+    };
     let placed = Placed {
         leaf_ids: &leaf_ids,
-        new: groups.len(),
+        new_parents,
         leaf: &leaf,
     };
-    Ok(build_tree(kept, placed, vectors, shapes, params.counts.len(), names))
+    Ok(build_tree(kept, placed, shapes, params.counts.len(), names))
 }
 
 /// How many rows carry each label.
@@ -243,47 +271,46 @@ fn nearest(
         .unzip()
 }
 
-/// Groups `rows` (new passages) by Ward's criterion among the kept themes (`kept_sums`,
-/// `kept_counts`: their passages' sums and counts): fine groups of the new passages (each
-/// passage, or k-means clusters of about [`cluster::PASSAGES_PER_LEAF`] above a few thousand)
-/// are joined cheapest first, to each other or into a kept theme, never two kept themes
-/// together, while the cheapest join costs less than `limit` ([`join_limit`]). Returns the
-/// groups that joined no kept theme.
-fn gather(
-    vectors: ArrayView2<f32>,
-    rows: &[usize],
-    kept_sums: ArrayView2<f32>,
-    kept_counts: &[usize],
-    limit: f64,
-    seed: u64,
-) -> Result<Vec<Vec<usize>>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+/// Fine groups of new passages to join ([`join`]): each passage, or above
+/// [`GATHER_PASSAGES`] k-means clusters of about [`cluster::PASSAGES_PER_LEAF`].
+fn fine_units(vectors: ArrayView2<f32>, rows: &[usize], seed: u64) -> Result<Vec<Vec<usize>>> {
+    if rows.len() <= GATHER_PASSAGES {
+        return Ok(rows.iter().map(|&r| vec![r]).collect());
     }
-    let kept: Vec<usize> = (0..kept_counts.len()).filter(|&t| kept_counts[t] > 0).collect();
-    // Fine groups of the new passages.
-    let units: Vec<Vec<usize>> = if rows.len() <= GATHER_PASSAGES {
-        rows.iter().map(|&r| vec![r]).collect()
-    } else {
-        let k = (rows.len() / cluster::PASSAGES_PER_LEAF).clamp(2, cluster::MAX_LEAVES);
-        let sub = vectors.select(Axis(0), rows);
-        let params = ClusterParams {
-            k: Some(k),
-            seed,
-            ..ClusterParams::for_tree()
-        };
-        let labels = cluster::cluster(sub.view(), &params, &crate::progress::Silent)?.labels;
-        let mut by: Vec<Vec<usize>> = vec![Vec::new(); k];
-        for (j, &l) in labels.iter().enumerate() {
-            by[l].push(rows[j]);
-        }
-        by.into_iter().filter(|u| !u.is_empty()).collect()
+    let k = (rows.len() / cluster::PASSAGES_PER_LEAF).clamp(2, cluster::MAX_LEAVES);
+    let sub = vectors.select(Axis(0), rows);
+    let params = ClusterParams {
+        k: Some(k),
+        seed,
+        ..ClusterParams::for_tree()
     };
-    // Clusters: the kept themes first, then the units.
+    let labels = cluster::cluster(sub.view(), &params, &crate::progress::Silent)?.labels;
+    let mut by: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (j, &l) in labels.iter().enumerate() {
+        by[l].push(rows[j]);
+    }
+    Ok(by.into_iter().filter(|u| !u.is_empty()).collect())
+}
+
+/// Where [`join`] put a unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Joined {
+    /// Into this kept cluster (an index into the kept sums).
+    Kept(usize),
+    /// Into a group of units that joined no kept cluster (groups numbered from 0).
+    Group(usize),
+}
+
+/// Joins `units` (groups of rows) by Ward's criterion among kept clusters (`kept_sums`,
+/// `kept_counts`: their passages' sums and counts; empty ones left out): cheapest first, to
+/// each other or into a kept cluster, never two kept clusters together, while the cheapest join
+/// costs less than `limit` ([`join_limit`]).
+fn join(vectors: ArrayView2<f32>, units: &[Vec<usize>], kept_sums: ArrayView2<f32>, kept_counts: &[usize], limit: f64) -> Vec<Joined> {
+    let kept: Vec<usize> = (0..kept_counts.len()).filter(|&t| kept_counts[t] > 0).collect();
+    // Clusters: the kept ones first, then the units.
     let (unit_sums, unit_counts) = sums_and_counts(vectors, units.iter());
     let mut sums = kept_sums.select(Axis(0), &kept).mapv(f64::from);
-    sums.append(Axis(0), unit_sums.mapv(f64::from).view())
-        .expect("same width");
+    sums.append(Axis(0), unit_sums.mapv(f64::from).view()).expect("same width");
     let mut counts: Vec<usize> = kept.iter().map(|&t| kept_counts[t]).chain(unit_counts).collect();
     let is_kept: Vec<bool> = (0..counts.len()).map(|c| c < kept.len()).collect();
     let m = counts.len();
@@ -295,7 +322,7 @@ fn gather(
         na * nb / (na + nb) * diff.dot(&diff)
     };
     let allowed = |a: usize, b: usize| !(is_kept[a] && is_kept[b]);
-    // Each cluster's cheapest allowed partner, kept up to date as clusters join.
+    // Each unit cluster's cheapest allowed partner, kept up to date as clusters join.
     let partner = |sums: &ndarray::Array2<f64>, counts: &[usize], alive: &[bool], a: usize| {
         (0..m)
             .filter(|&b| b != a && alive[b] && allowed(a, b))
@@ -303,13 +330,7 @@ fn gather(
             .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)))
     };
     let mut best: Vec<Option<(f64, usize)>> = (0..m)
-        .map(|a| {
-            if is_kept[a] {
-                None
-            } else {
-                partner(&sums, &counts, &alive, a)
-            }
-        })
+        .map(|a| if is_kept[a] { None } else { partner(&sums, &counts, &alive, a) })
         .collect();
     while let Some((_, a, b)) = (0..m)
         .filter(|&a| alive[a])
@@ -331,9 +352,12 @@ fn gather(
         }
         // Partners that pointed at either may have changed.
         for x in 0..m {
-            if alive[x] && !is_kept[x] && (x == into || best[x].is_some_and(|(_, p)| p == into || p == from)) {
+            if !alive[x] || is_kept[x] {
+                continue;
+            }
+            if x == into || best[x].is_some_and(|(_, p)| p == into || p == from) {
                 best[x] = partner(&sums, &counts, &alive, x);
-            } else if alive[x] && !is_kept[x] && x != into && allowed(x, into) {
+            } else if allowed(x, into) {
                 let c = cost(&sums, &counts, x, into);
                 if best[x].is_none_or(|(bc, _)| c < bc) {
                     best[x] = Some((c, into));
@@ -341,20 +365,35 @@ fn gather(
             }
         }
     }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (u, unit) in units.iter().enumerate() {
-        let cluster = owner[kept.len() + u];
-        if !is_kept[cluster] {
-            groups.entry(cluster).or_default().extend(unit);
+    let mut group_of: BTreeMap<usize, usize> = BTreeMap::new();
+    (0..units.len())
+        .map(|u| {
+            let cluster = owner[kept.len() + u];
+            if is_kept[cluster] {
+                Joined::Kept(kept[cluster])
+            } else {
+                let next = group_of.len();
+                Joined::Group(*group_of.entry(cluster).or_insert(next))
+            }
+        })
+        .collect()
+}
+
+/// The rows of the units that [`join`] grouped together, per group.
+fn grouped(units: &[Vec<usize>], joined: &[Joined]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (unit, j) in units.iter().zip(joined) {
+        if let Joined::Group(g) = *j {
+            if groups.len() <= g {
+                groups.resize(g + 1, Vec::new());
+            }
+            groups[g].extend(unit);
         }
     }
-    Ok(groups
-        .into_values()
-        .map(|mut g| {
-            g.sort_unstable();
-            g
-        })
-        .collect())
+    for g in &mut groups {
+        g.sort_unstable();
+    }
+    groups
 }
 
 /// The Ward cost below which a join is one the kept tree would have made: between the dearest
@@ -511,23 +550,37 @@ fn top_ids(kept: &KeptThemes) -> HashMap<u32, u32> {
 /// nearest it when it lies within that theme's spread and the tree has sub-themes; otherwise it
 /// is a top-level theme. Themes are ordered by size at every level.
 /// Where an update placed every row: `leaf[row]` is a kept leaf (`0..leaf_ids.len()`, in
-/// `leaf_ids` order) or one of `new` new themes after them.
+/// `leaf_ids` order) or one of the new themes after them, each under `new_parents[g]`.
 struct Placed<'a> {
     leaf_ids: &'a [u32],
-    new: usize,
+    new_parents: Vec<NewParent>,
     leaf: &'a [Option<usize>],
+}
+
+/// Where a new theme goes in the tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NewParent {
+    /// A top-level theme itself.
+    Top,
+    /// Under this kept top-level theme.
+    Kept(u32),
+    /// Under a new top-level theme made of the new themes with the same number.
+    NewTop(usize),
 }
 
 fn build_tree(
     kept: &KeptThemes,
-    Placed { leaf_ids, new, leaf }: Placed,
-    vectors: ArrayView2<f32>,
+    Placed {
+        leaf_ids,
+        new_parents,
+        leaf,
+    }: Placed,
     shapes: &[bool],
     levels: usize,
     names: &[String],
 ) -> Updated {
     let k = leaf_ids.len();
-    let leaves = k + new;
+    let leaves = k + new_parents.len();
     let row_leaf: Vec<usize> = leaf.iter().map(|l| l.expect("every row placed")).collect();
     let weight = {
         let mut w = vec![0usize; leaves];
@@ -536,57 +589,37 @@ fn build_tree(
         }
         w
     };
-    // Parents in kept ids; a new leaf's parent decided below (None: top level).
     let parent_of: HashMap<u32, Option<u32>> = kept.model.themes.iter().map(|t| (t.id, t.parent)).collect();
-    let top_of = top_ids(kept);
-    let mut leaf_parent: Vec<Option<u32>> = leaf_ids.iter().map(|id| parent_of[id]).collect();
-    if new > 0 {
-        // Top-level kept themes' centroids and spreads, from their rows.
-        let mut rows_of: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (row, &l) in row_leaf.iter().enumerate() {
-            if l < k && shapes[row] {
-                rows_of.entry(top_of[&leaf_ids[l]]).or_default().push(row);
-            }
-        }
-        let top_list: Vec<u32> = rows_of.keys().copied().collect();
-        let (top_sums, top_counts) = sums_and_counts(vectors, rows_of.values());
-        let between_tops = cheapest_pair(top_sums.view(), &top_counts);
-        for g in 0..new {
-            let rows: Vec<usize> = (0..row_leaf.len()).filter(|&r| row_leaf[r] == k + g).collect();
-            let (g_sums, g_counts) = sums_and_counts(vectors, std::iter::once(&rows));
-            let best = (0..top_list.len())
-                .map(|t| (ward_cost(top_sums.row(t), top_counts[t], g_sums.row(0), g_counts[0]), t))
-                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            // Under the top-level theme it would join before any two of them join each other.
-            let parent = best
-                .filter(|&(cost, _)| levels > 1 && cost < between_tops)
-                .map(|(_, t)| top_list[t]);
-            leaf_parent.push(parent);
-        }
-    }
 
     // Nodes: kept themes on the way up from any leaf holding rows, and the new leaves.
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
     enum Key {
         Kept(u32),
         New(usize),
+        NewTop(usize),
     }
+    let up_of = |key: Key| match key {
+        Key::Kept(id) => parent_of[&id].map(Key::Kept),
+        Key::New(g) => match new_parents[g] {
+            NewParent::Top => None,
+            NewParent::Kept(id) => Some(Key::Kept(id)),
+            NewParent::NewTop(j) => Some(Key::NewTop(j)),
+        },
+        Key::NewTop(_) => None,
+    };
     let mut parent: BTreeMap<Key, Option<Key>> = BTreeMap::new();
     let mut node_weight: BTreeMap<Key, usize> = BTreeMap::new();
     let mut leaves_under: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
     for l in (0..leaves).filter(|&l| row_leaf.contains(&l)) {
         let mut at = if l < k { Key::Kept(leaf_ids[l]) } else { Key::New(l - k) };
-        let mut up = leaf_parent[l].map(Key::Kept);
         loop {
+            let up = up_of(at);
             parent.insert(at, up);
             *node_weight.entry(at).or_default() += weight[l];
             leaves_under.entry(at).or_default().push(l);
             match up {
-                Some(p @ Key::Kept(id)) => {
-                    up = parent_of[&id].map(Key::Kept);
-                    at = p;
-                }
-                _ => break,
+                Some(p) => at = p,
+                None => break,
             }
         }
     }
@@ -619,7 +652,7 @@ fn build_tree(
             .find(|t| t.id == id)
             .and_then(|t| t.name.as_ref())
             .and_then(|name| names.iter().position(|n| n == name)),
-        Key::New(_) => None,
+        Key::New(_) | Key::NewTop(_) => None,
     };
     while let Some((key, up, path)) = stack.pop() {
         let at = nodes.len();
@@ -645,7 +678,7 @@ fn build_tree(
         });
         ids.push(match key {
             Key::Kept(id) => Some(id),
-            Key::New(_) => None,
+            Key::New(_) | Key::NewTop(_) => None,
         });
     }
     let leaf_node: Vec<usize> = (0..leaves)
