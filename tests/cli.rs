@@ -474,7 +474,7 @@ fn themes_separate_tariffs_dollar_and_ai_and_repeat_exactly() {
         .lines()
         .map(String::from)
         .collect();
-    assert_eq!(lines[0], "id\ttheme\tpath\tconfidence\toutlier\tshort");
+    assert_eq!(lines[0], "id\ttheme\tpath\tconfidence\toutlier\tshort\ttheme_id");
     assert_eq!(lines.len() - 1, map["passages"].as_u64().unwrap() as usize);
     let paths: Vec<&str> = themes.iter().map(|t| t["path"].as_str().unwrap()).collect();
     assert!(lines[1..].iter().all(|l| {
@@ -555,12 +555,15 @@ fn report_writes_its_files() {
     // Every passage's theme and place on the map, for other tools.
     let tsv = std::fs::read_to_string(out.join("assignments.tsv")).unwrap();
     let mut lines = tsv.lines();
-    assert_eq!(lines.next(), Some("id\ttheme\tpath\tconfidence\toutlier\tshort\tx\ty"));
+    assert_eq!(
+        lines.next(),
+        Some("id\ttheme\tpath\tconfidence\toutlier\tshort\ttheme_id\tx\ty")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows.len(), passages);
     for row in &rows {
-        let x: f32 = row[6].parse().unwrap();
-        assert!(row.len() == 8 && (-1.0..=1.0).contains(&x), "{row:?}");
+        let x: f32 = row[7].parse().unwrap();
+        assert!(row.len() == 9 && (-1.0..=1.0).contains(&x), "{row:?}");
     }
     assert!(
         !out.join(themap::report::html::DATA_FILE).exists(),
@@ -717,4 +720,118 @@ fn a_damaged_graph_is_reported_and_compaction_repairs_it() {
     assert_eq!(repaired["embedded"], 0);
     assert_eq!(repaired["graph_added"], repaired["passages"]);
     ok(&["search", "半导体", "--ef", "32", "--index", s(&index)]);
+}
+
+/// `themap themes --json` on `index` with `extra` arguments.
+fn themes_of(index: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["themes", "--json", "-q", "--index", s(index)];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// `themes --json` with every passage's deepest theme id (from `--assignments`).
+fn themes_with_ids(index: &Path, file: &Path) -> (Value, std::collections::HashMap<String, String>) {
+    let map = themes_of(index, &["--assignments", s(file)]);
+    let ids = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[6].to_string())
+        })
+        .collect();
+    (map, ids)
+}
+
+#[test]
+fn themes_keep_their_ids_as_documents_arrive_and_a_refit_says_how_they_map() {
+    let tmp = TempDir::new().unwrap();
+    // The sample index without its theme model, holding three of the five documents first.
+    let index = copy_of_sample_index(&tmp);
+    let manifest = index.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["files"].as_object_mut().unwrap().remove("themes");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let names: Vec<PathBuf> = std::fs::read_dir(data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut names = names;
+    names.sort();
+    let first: Vec<&str> = names[..3].iter().map(|p| s(p)).collect();
+    let all: Vec<&str> = names.iter().map(|p| s(p)).collect();
+    let mut args = vec!["index", "-q", "--index", s(&index)];
+    args.extend(&first);
+    ok(&args);
+    let (before, old) = themes_with_ids(&index, &tmp.path().join("before.tsv"));
+    assert_eq!(before["fit"]["kind"], "first");
+    let old_max = before["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["stable_id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+
+    // Two documents arrive: passages already fitted keep their theme, ids of new themes are new.
+    let mut args = vec!["index", "-q", "--index", s(&index)];
+    args.extend(&all);
+    ok(&args);
+    let (after, now) = themes_with_ids(&index, &tmp.path().join("after.tsv"));
+    assert_eq!(after["fit"]["kind"], "update");
+    let added = after["passages"].as_u64().unwrap() - before["passages"].as_u64().unwrap();
+    assert_eq!(after["fit"]["new_passages"].as_u64().unwrap(), added);
+    for (passage, id) in &old {
+        assert_eq!(&now[passage], id, "{passage} changed theme");
+    }
+    let themes = after["themes"].as_array().unwrap();
+    let new: Vec<&Value> = themes
+        .iter()
+        .filter(|t| t["stable_id"].as_u64().unwrap() > old_max)
+        .collect();
+    for t in &new {
+        assert_eq!(t["new"], true, "{t}");
+        assert_eq!(t["first_seen"]["update"], 2);
+    }
+    let changes = after["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), new.len(), "{changes:?}");
+    // Nothing new: the same themes again, the kept model untouched.
+    let model_files = || {
+        snapshot(&index)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("theme"))
+            .collect::<Vec<_>>()
+    };
+    let kept = model_files();
+    let mut again = themes_of(&index, &[]);
+    assert_eq!(again["fit"]["new_passages"], 0);
+    again["fit"]["new_passages"] = after["fit"]["new_passages"].clone();
+    assert_eq!(again, after);
+    assert_eq!(model_files(), kept);
+    // Exploring with other settings leaves the kept model as it is.
+    let other = themes_of(&index, &["--k", "3"]);
+    assert_eq!(other["fit"]["kind"], "refit");
+    assert_eq!(model_files(), kept);
+    // --since marks the themes first dated on or after it.
+    let since = themes_of(&index, &["--since", "2026-01"]);
+    for t in since["themes"].as_array().unwrap() {
+        let dated_after = t["first_seen"]["date"].as_str().is_some_and(|d| d >= "2026-01");
+        assert_eq!(t["new"].as_bool().unwrap(), dated_after, "{t}");
+    }
+    // A refit from scratch keeps matching themes' ids and records what became of the others.
+    let refit = themes_of(&index, &["--refit"]);
+    assert_eq!(refit["fit"]["kind"], "refit");
+    let kept_ids: std::collections::HashSet<u64> = themes.iter().map(|t| t["stable_id"].as_u64().unwrap()).collect();
+    let next = kept_ids.iter().max().unwrap();
+    for t in refit["themes"].as_array().unwrap() {
+        let id = t["stable_id"].as_u64().unwrap();
+        assert!(kept_ids.contains(&id) || id > *next, "id {id} reused");
+    }
+    assert_ne!(model_files(), kept, "a refit is kept");
+    let text = ok(&["themes", "--index", s(&index), "--depth", "1"]);
+    assert!(
+        text.contains("Theme model: update 3 of the kept themes, 0 new passages placed"),
+        "{text}"
+    );
 }

@@ -105,7 +105,8 @@ pub struct ThemesArgs {
     depth: Option<usize>,
 
     /// Write every passage's theme to FILE, tab-separated: passage id, theme (top-level,
-    /// 1-based), path (its deepest theme, "3.2"), confidence, outlier (0/1), short (0/1).
+    /// 1-based), path (its deepest theme, "3.2"), confidence, outlier (0/1), short (0/1), theme_id
+    /// (its deepest theme's stable id, which lasts across runs).
     #[arg(long, value_name = "FILE")]
     assignments: Option<PathBuf>,
 }
@@ -185,14 +186,17 @@ fn build(args: &ThemeArgs, map: bool, quiet: bool) -> Result<ThemeMap> {
         ..ThemeOptions::default()
     };
     let mut map = ThemeMap::build(index, Some(&model), &options, &progress)?;
-    if let Some(reason) = &map.fit.reason {
-        let what = match map.fit.kind {
-            themap::themes::FitKind::First => "a new theme model starts",
-            _ => "themes found from scratch and matched to the kept ones",
-        };
-        tracing::warn!("{what}: {reason}");
+    // Exploring with other settings does not replace the themes being followed: only a first
+    // fit, an update and an explicit --refit are kept.
+    let keep = args.refit || map.fit.kind != FitKind::Refit;
+    match (&map.fit.reason, map.fit.kind) {
+        (Some(reason), FitKind::First) => tracing::warn!("a new theme model starts: {reason}"),
+        (Some(reason), FitKind::Refit) if !args.refit => tracing::warn!(
+            "themes found from scratch and matched to the kept ones, which stay as they are: {reason} (--refit replaces them)"
+        ),
+        _ => {}
     }
-    if let Some(kept) = map.kept.take() {
+    if let Some(kept) = map.kept.take().filter(|_| keep) {
         let saved = store::lock(&args.at.index, args.wait).and_then(|lock| store::save_themes(&kept, read, &lock));
         match saved {
             Ok(()) => {}
@@ -271,11 +275,15 @@ fn fit_line(map: &ThemeMap) -> String {
     match f.kind {
         FitKind::First => "Theme model: new (ids from 1), kept with the index; later runs update it".to_string(),
         FitKind::Update => format!("Theme model: update {} of the kept themes, {placed} placed", f.update),
-        FitKind::Refit => format!(
-            "Theme model: refit {} from scratch ({}), matched to the kept themes",
-            f.update,
-            f.reason.as_deref().unwrap_or("--refit")
-        ),
+        FitKind::Refit => match f.reason.as_deref() {
+            Some("--refit") | None => format!(
+                "Theme model: refit {} from scratch, matched to the kept themes, and kept",
+                f.update
+            ),
+            Some(reason) => {
+                format!("Theme model: themes from scratch, matched to the kept ones, which stay as they are ({reason})")
+            }
+        },
     }
 }
 
@@ -291,7 +299,7 @@ fn print_changes(out: &mut impl Write, map: &ThemeMap) -> Result<()> {
         None => format!("#{id}"),
     };
     let list = |ids: &[u32]| ids.iter().map(name).collect::<Vec<_>>().join(", ");
-    writeln!(out, "Changes in this run:")?;
+    writeln!(out, "Changes in update {}:", map.fit.update)?;
     for e in &map.changes {
         let what = match e.kind {
             EventKind::New => format!("new: {} ({})", name(&e.theme), count(e.passages, "passage")),

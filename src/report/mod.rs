@@ -18,19 +18,20 @@ pub fn write_assignments(map: &ThemeMap, out: &mut impl std::io::Write) -> std::
     let with_map = !map.points.is_empty();
     writeln!(
         out,
-        "id\ttheme\tpath\tconfidence\toutlier\tshort{}",
+        "id\ttheme\tpath\tconfidence\toutlier\tshort\ttheme_id{}",
         if with_map { "\tx\ty" } else { "" }
     )?;
     for (i, a) in map.assignments.iter().enumerate() {
         write!(
             out,
-            "{}\t{}\t{}\t{:.4}\t{}\t{}",
+            "{}\t{}\t{}\t{:.4}\t{}\t{}\t{}",
             a.id,
             a.theme,
             a.path,
             a.confidence,
             u8::from(a.outlier),
-            u8::from(a.short)
+            u8::from(a.short),
+            a.theme_id
         )?;
         match map.points.get(i) {
             Some(p) => writeln!(out, "\t{:.5}\t{:.5}", p.x, p.y)?,

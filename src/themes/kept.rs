@@ -210,7 +210,14 @@ pub fn update(
         let top_labels: Vec<usize> = old_labels.iter().map(|&l| top_index[&top_of[&leaf_ids[l]]]).collect();
         let top_sums = cluster::theme_sums(old_vectors.view(), &top_labels, tops.len(), &old_shapes, None);
         let top_counts = counts(&top_labels, tops.len());
-        let limit = join_limit(vectors, &old_rows, &top_labels, &old_shapes, top_sums.view(), &top_counts);
+        let limit = join_limit(
+            vectors,
+            &old_rows,
+            &top_labels,
+            &old_shapes,
+            top_sums.view(),
+            &top_counts,
+        );
         let joined = join(vectors, &groups, top_sums.view(), &top_counts, limit);
         let mut together: HashMap<usize, usize> = HashMap::new();
         for j in &joined {
@@ -305,12 +312,19 @@ enum Joined {
 /// `kept_counts`: their passages' sums and counts; empty ones left out): cheapest first, to
 /// each other or into a kept cluster, never two kept clusters together, while the cheapest join
 /// costs less than `limit` ([`join_limit`]).
-fn join(vectors: ArrayView2<f32>, units: &[Vec<usize>], kept_sums: ArrayView2<f32>, kept_counts: &[usize], limit: f64) -> Vec<Joined> {
+fn join(
+    vectors: ArrayView2<f32>,
+    units: &[Vec<usize>],
+    kept_sums: ArrayView2<f32>,
+    kept_counts: &[usize],
+    limit: f64,
+) -> Vec<Joined> {
     let kept: Vec<usize> = (0..kept_counts.len()).filter(|&t| kept_counts[t] > 0).collect();
     // Clusters: the kept ones first, then the units.
     let (unit_sums, unit_counts) = sums_and_counts(vectors, units.iter());
     let mut sums = kept_sums.select(Axis(0), &kept).mapv(f64::from);
-    sums.append(Axis(0), unit_sums.mapv(f64::from).view()).expect("same width");
+    sums.append(Axis(0), unit_sums.mapv(f64::from).view())
+        .expect("same width");
     let mut counts: Vec<usize> = kept.iter().map(|&t| kept_counts[t]).chain(unit_counts).collect();
     let is_kept: Vec<bool> = (0..counts.len()).map(|c| c < kept.len()).collect();
     let m = counts.len();
@@ -330,7 +344,13 @@ fn join(vectors: ArrayView2<f32>, units: &[Vec<usize>], kept_sums: ArrayView2<f3
             .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)))
     };
     let mut best: Vec<Option<(f64, usize)>> = (0..m)
-        .map(|a| if is_kept[a] { None } else { partner(&sums, &counts, &alive, a) })
+        .map(|a| {
+            if is_kept[a] {
+                None
+            } else {
+                partner(&sums, &counts, &alive, a)
+            }
+        })
         .collect();
     while let Some((_, a, b)) = (0..m)
         .filter(|&a| alive[a])

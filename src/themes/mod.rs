@@ -165,7 +165,8 @@ pub struct ThemeMap {
     pub points: Vec<Point>,
     /// How this run's themes relate to the kept theme model.
     pub fit: Fit,
-    /// What happened to themes in this run: new ones, splits, merges, fades.
+    /// What happened to themes in the kept model's latest update (this run's, where it placed
+    /// new passages or refitted): new ones, splits, merges, fades.
     pub changes: Vec<ThemeEvent>,
     /// The periods of the documents' dates (absent when none is dated); each theme's
     /// `by_period` counts follow them.
@@ -322,6 +323,8 @@ pub struct Assignment {
     pub theme: usize,
     /// Its deepest theme's path ("3.2").
     pub path: String,
+    /// Its deepest theme's stable id (see [`Theme::stable_id`]).
+    pub theme_id: u32,
     /// Confidence in the top-level theme.
     pub confidence: f32,
     pub outlier: bool,
@@ -574,7 +577,7 @@ impl ThemeMap {
             .model
             .events
             .iter()
-            .filter(|e| e.update == update && kind != FitKind::First && (kind != FitKind::Update || new_passages > 0))
+            .filter(|e| e.update == update && update > 1)
             .cloned()
             .collect();
         let first_of: HashMap<u32, (u32, u64)> = kept_model
@@ -706,6 +709,7 @@ impl ThemeMap {
                 id: p.passage.id.clone(),
                 theme: top_number[tree.node_of[i]],
                 path: themes[tree.node_of[i]].path.clone(),
+                theme_id: stable_ids[tree.node_of[i]],
                 confidence: scores.confidence[i],
                 outlier: scores.outlier[i],
                 short: !shapes[i],
