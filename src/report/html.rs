@@ -16,6 +16,7 @@ use std::io::Write;
 use base64::Engine as _;
 
 use super::TIMELINE_BARS;
+use crate::themes::time::Direction;
 use crate::themes::{largest_documents, Theme, ThemeMap, LISTED_DOCUMENTS};
 
 /// Distinct colours for themes (Tableau 20, strong shades first); themes beyond 20 reuse them.
@@ -154,7 +155,7 @@ impl MapData {
             "snippet_chars": map.points.iter().map(|p| p.snippet.chars().count()).max().unwrap_or(0),
             "themes": map.themes.iter().map(|t| serde_json::json!({
                 "id": t.id, "path": t.path, "label": t.label, "color": theme_color(t), "size": t.size,
-                "level": t.level, "parent": t.parent, "end": subtree_end(map, t),
+                "level": t.level, "parent": t.parent, "end": subtree_end(map, t), "mark": map_mark(t),
             })).collect::<Vec<_>>(),
             // [id, title, date] per document, in the order `doc` counts them.
             "documents": map.documents.iter().map(|d| serde_json::json!([d.id, d.title, d.date])).collect::<Vec<_>>(),
@@ -341,6 +342,29 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
                     e.documents
                 )?;
             }
+            // Where a top-level theme first appears (after the first bar): a marker above it.
+            let firsts: Vec<(usize, &&Theme)> = tops
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| {
+                    i > 0
+                        && t.first_seen
+                            .date
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with(e.date.as_str()))
+                })
+                .collect();
+            for (k, (t, theme)) in firsts.iter().enumerate() {
+                write!(
+                    page,
+                    r#"<path d="M{:.1} {:.1} l-5 -8 h10 z" fill="{}"><title>{} first appears ({})</title></path>"#,
+                    x + bar / 2.0,
+                    top - 3.0 - 10.0 * k as f32,
+                    color(t + 1),
+                    esc(&theme.label),
+                    esc(theme.first_seen.date.as_deref().unwrap_or(""))
+                )?;
+            }
             if i % label_every == 0 {
                 write!(
                     page,
@@ -388,17 +412,66 @@ fn render(map: &ThemeMap, meta: &str, data: &str, page: &mut String) -> std::fmt
     )
 }
 
+/// "new" and "rising"/"falling" badges, the trend's test in the tooltip.
+fn badges(map: &ThemeMap, t: &Theme) -> String {
+    let mut out = String::new();
+    if t.new {
+        let why = match &map.since {
+            Some(since) => format!("first dated on or after {since}"),
+            None => format!("found by update {} of the kept themes", t.first_seen.update),
+        };
+        out.push_str(&format!(r#" <span class="badge new" title="{}">new</span>"#, esc(&why)));
+    }
+    if let Some(trend) = &t.trend {
+        let latest = map
+            .periods
+            .as_ref()
+            .and_then(|p| p.periods.last())
+            .map_or("", |p| p.period.as_str());
+        let (class, word) = match trend.direction {
+            Direction::Rising => ("rising", "rising ↑"),
+            Direction::Falling => ("falling", "falling ↓"),
+            Direction::Steady => return out,
+        };
+        out.push_str(&format!(
+            r#" <span class="badge {class}" title="{:.1}% of {}'s passages against {:.1}% before; two-proportion z = {:.1} (|z| ≥ {} and a ratio of {} or more)">{word}</span>"#,
+            100.0 * trend.latest_share,
+            esc(latest),
+            100.0 * trend.earlier_share,
+            trend.z,
+            crate::themes::time::TREND_Z,
+            crate::themes::time::TREND_RATIO
+        ));
+    }
+    out
+}
+
+/// A short mark for a theme's label on the map: "new", "↑", "↓" or nothing.
+fn map_mark(t: &Theme) -> &'static str {
+    match (t.new, t.trend.as_ref().map(|tr| tr.direction)) {
+        (true, _) => "new",
+        (_, Some(Direction::Rising)) => "↑",
+        (_, Some(Direction::Falling)) => "↓",
+        _ => "",
+    }
+}
+
 /// A theme's card, with its sub-themes' cards in a section that opens.
 fn card(map: &ThemeMap, t: &Theme, page: &mut String) -> std::fmt::Result {
     write!(
         page,
-        r#"<article class="card level-{level}" id="theme-{id}" style="border-top-color:{c}"><h3><span class="dot" style="background:{c}"></span>{path}. {label}</h3>"#,
+        r#"<article class="card level-{level}" id="theme-{id}" style="border-top-color:{c}"><h3><span class="dot" style="background:{c}"></span>{path}. {label}{badges} <small class="id">#{stable}</small></h3>"#,
         level = t.level,
         id = t.id,
         path = esc(&t.path),
         c = theme_color(t),
-        label = esc(&t.label)
+        label = esc(&t.label),
+        badges = badges(map, t),
+        stable = t.stable_id,
     )?;
+    if let Some(date) = t.first_seen.date.as_deref().filter(|_| t.new) {
+        write!(page, r#"<p class="note">First appears {}</p>"#, esc(date))?;
+    }
     if let Some(name) = &t.name {
         write!(page, r#"<p class="note">Named theme “{}”</p>"#, esc(name))?;
     }

@@ -230,7 +230,7 @@
       for (const t of order) {
         const at = labelAt.get(t.id);
         if (!at) continue;
-        const name = `${t.path}${t.level === 1 ? '.' : ''} ${t.label}`;
+        const name = `${t.path}${t.level === 1 ? '.' : ''} ${t.label}${t.mark ? ' · ' + t.mark : ''}`;
         const label = name.length > 30 ? name.slice(0, 29) + '…' : name;
         const width = ctx.measureText(label).width;
         // Kept inside the canvas, so that a theme at the edge keeps its whole name.
