@@ -218,6 +218,7 @@ pub fn eval_growth(args: GrowthArgs, quiet: bool) -> Result<()> {
     let (after, updated, after_ids) =
         themap::themes::fit_vectors(all_vectors.view(), &hash_refs, Some(&kept), &params, false, &progress)?;
     let update_seconds = started.elapsed().as_secs_f64();
+    tracing::debug!("update (kept model included) in {update_seconds:.2} s");
     let started = Instant::now();
     let (refit, _, _) = themap::themes::fit_vectors(all_vectors.view(), &hash_refs, None, &params, true, &progress)?;
     let refit_seconds = started.elapsed().as_secs_f64();
