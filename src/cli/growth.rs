@@ -105,6 +105,14 @@ struct GrowthReport {
     /// Same, deepest level.
     nmi_update_deepest: f64,
     nmi_refit_deepest: f64,
+    /// ARI between the update's top-level themes and the refit's, over every passage: how far
+    /// the kept model has drifted from what a fresh fit would give.
+    ari_update_refit: f64,
+    /// With made-up dates (the first fit's passages spread over six months in order, the
+    /// update's in a seventh), the top-level themes the trend test calls rising and falling,
+    /// each with its largest class and that class's share of it.
+    rising: Vec<(u32, String, f64)>,
+    falling: Vec<(u32, String, f64)>,
     /// Events of the update, by kind.
     events: BTreeMap<String, usize>,
     fit_seconds: f64,
@@ -268,6 +276,43 @@ pub fn eval_growth(args: GrowthArgs, quiet: bool) -> Result<()> {
     }
     let arriving_absorbed = absorbed.values().copied().max().unwrap_or(0) as f64 / arriving_rows.len().max(1) as f64;
 
+    // The trend test on dated passages: months 1-6 for the first fit (in plan order, so each
+    // class spreads over all six), month 7 for the update.
+    let dates: Vec<Option<chrono::NaiveDate>> = (0..grown.len())
+        .map(|i| {
+            let month = if i < n0 { 1 + (i * 6 / n0.max(1)) as u32 } else { 7 };
+            chrono::NaiveDate::from_ymd_opt(2025, month, 15)
+        })
+        .collect();
+    let tops_after = after.top();
+    let at_top = after.node_at_level(1);
+    let members: Vec<Vec<usize>> = tops_after
+        .iter()
+        .map(|&t| (0..grown.len()).filter(|&i| at_top[i] == t).collect())
+        .collect();
+    let over = themap::themes::time::over_time(&dates, &(0..grown.len()).collect::<Vec<_>>(), &members);
+    let mut rising = Vec::new();
+    let mut falling = Vec::new();
+    for (j, &t) in tops_after.iter().enumerate() {
+        let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
+        for &i in &members[j] {
+            *classes.entry(grown_truth[i]).or_default() += 1;
+        }
+        let (class, count) = classes
+            .iter()
+            .max_by_key(|(_, &c)| c)
+            .map(|(c, &n)| (c.to_string(), n))
+            .unwrap_or_default();
+        let entry = (after_ids[t], class, count as f64 / members[j].len().max(1) as f64);
+        match over.trends[j].as_ref().map(|tr| tr.direction) {
+            Some(themap::themes::time::Direction::Rising) => rising.push(entry),
+            Some(themap::themes::time::Direction::Falling) => falling.push(entry),
+            _ => {}
+        }
+    }
+    let refit_top = top(&refit, &refit_ids);
+    let ari_update_refit = quality::agreement(&after_top, &refit_top).ari;
+
     let mut events = BTreeMap::new();
     for e in updated
         .model
@@ -321,6 +366,9 @@ pub fn eval_growth(args: GrowthArgs, quiet: bool) -> Result<()> {
         nmi_refit: nmi(&refit, &refit_ids, true),
         nmi_update_deepest: nmi(&after, &after_ids, false),
         nmi_refit_deepest: nmi(&refit, &refit_ids, false),
+        ari_update_refit,
+        rising,
+        falling,
         events,
         fit_seconds,
         update_seconds,
@@ -364,6 +412,16 @@ pub fn eval_growth(args: GrowthArgs, quiet: bool) -> Result<()> {
         out,
         "NMI top: update {:.4}, refit {:.4}; deepest: update {:.4}, refit {:.4}",
         r.nmi_update, r.nmi_refit, r.nmi_update_deepest, r.nmi_refit_deepest
+    )?;
+    writeln!(
+        out,
+        "update against refit: ARI {:.4} (top level, every passage)",
+        r.ari_update_refit
+    )?;
+    writeln!(
+        out,
+        "rising (id, largest class, its share): {:?}; falling: {:?}",
+        r.rising, r.falling
     )?;
     writeln!(out, "events: {:?}", r.events)?;
     writeln!(

@@ -144,14 +144,23 @@ pub fn update(
     );
     let started = std::time::Instant::now();
     let units = fine_units(vectors, &shaping, params.cluster.seed)?;
-    tracing::debug!("{} units of {} new passages in {:.2} s", units.len(), shaping.len(), started.elapsed().as_secs_f64());
+    tracing::debug!(
+        "{} units of {} new passages in {:.2} s",
+        units.len(),
+        shaping.len(),
+        started.elapsed().as_secs_f64()
+    );
     let started = std::time::Instant::now();
     let mut groups: Vec<Vec<usize>> = grouped(&units, &join(vectors, &units, old_sums.view(), &old_counts, limit))
         .into_iter()
         .filter(|rows| rows.len() >= min_size)
         .collect();
 
-    tracing::debug!("{} new groups joined in {:.2} s", groups.len(), started.elapsed().as_secs_f64());
+    tracing::debug!(
+        "{} new groups joined in {:.2} s",
+        groups.len(),
+        started.elapsed().as_secs_f64()
+    );
     let started = std::time::Instant::now();
     // Settle: new passages go to the nearest of the kept and the new centroids, the centroids
     // follow (kept ones weighted by their old passages); new themes left too small dissolve.
