@@ -404,3 +404,77 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exit 0");
 }
+
+/// The theme model's files in `index`, by name.
+fn theme_files(index: &Path) -> Vec<(String, Vec<u8>)> {
+    snapshot(index)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("theme"))
+        .collect()
+}
+
+/// The kept theme model, damaged, interrupted or raced: named with its fix, never half-kept.
+#[test]
+fn a_damaged_killed_or_raced_theme_model_loses_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let index = copy_of_sample_index(&tmp);
+    let themes = |extra: &[&str]| {
+        let mut args = vec!["themes", "--json", "-q", "--index", s(&index)];
+        args.extend_from_slice(extra);
+        serde_json::from_str::<Value>(&ok(&args)).unwrap()
+    };
+    themes(&[]);
+    let model = manifest(&index)["files"]["themes"].clone();
+    let members = index.join(model["members"]["name"].as_str().unwrap());
+
+    // Another writer holds the lock: the refit prints its themes and keeps nothing.
+    let held = themap::index::store::lock(&index, false).unwrap();
+    let kept = theme_files(&index);
+    let (_, log) = ok_with_log(&["themes", "--refit", "--index", s(&index)]);
+    assert!(log.contains("not kept"), "{log}");
+    assert_eq!(theme_files(&index), kept);
+    drop(held);
+
+    // A refit killed part way: the manifest names the old model or the new one, never a part.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_themap"))
+        .args([
+            "themes",
+            "--refit",
+            "-q",
+            "--index",
+            s(&index),
+            "--model",
+            s(&model_dir()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let after = themes(&[]);
+    assert_eq!(after["fit"]["kind"], "update", "the kept model still reads");
+
+    // A damaged members file: one message naming it and the fix; the index still updates.
+    let members = if manifest(&index)["files"]["themes"] == model {
+        members
+    } else {
+        index.join(manifest(&index)["files"]["themes"]["members"]["name"].as_str().unwrap())
+    };
+    let mut bytes = std::fs::read(&members).unwrap();
+    bytes[5] ^= 1;
+    std::fs::write(&members, &bytes).unwrap();
+    let (code, err) = fails(&["themes", "--index", s(&index)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(members.file_name().unwrap().to_str().unwrap()) && err.contains("--refit"),
+        "{err}"
+    );
+    let (_, log) = ok_with_log(&["index", "--index", s(&index)]);
+    assert!(log.contains("theme model file"), "{log}");
+    // The fix: a refit starts a new model; later runs update it.
+    let refit = themes(&["--refit"]);
+    assert_eq!(refit["fit"]["kind"], "first");
+    assert_eq!(themes(&[])["fit"]["kind"], "update");
+}
