@@ -28,7 +28,7 @@ use crate::index::kept::{
 use crate::index::ModelInfo;
 use crate::progress::Progress;
 
-/// Nearest-centroid rounds over the new passages once new themes are found.
+/// Nearest-centroid rounds over the new passages once new themes are found (after the first).
 const SETTLE_ROUNDS: usize = 3;
 /// A refit's theme matches a kept one if they share at least this share of their passages
 /// (Jaccard) ...
@@ -124,10 +124,8 @@ pub fn update(
     let old_vectors = vectors.select(Axis(0), &old_rows);
     let old_sums = cluster::theme_sums(old_vectors.view(), &old_labels, k, &old_shapes, None);
     let old_counts = counts(&old_labels, k);
-    let centroids = cluster::normalize_rows(old_sums.clone());
     // Kept themes that lost every passage (their documents left the index) take no new ones.
     let alive: Vec<bool> = old_counts.iter().map(|&c| c > 0).collect();
-    let (best, _) = nearest(vectors, &new_rows, centroids.view(), &alive);
 
     // New passages that may shape themes gather, by Ward's criterion, into the kept themes or
     // into groups of their own; a group large enough is a new theme.
@@ -164,45 +162,32 @@ pub fn update(
     let started = std::time::Instant::now();
     // Settle: new passages go to the nearest of the kept and the new centroids, the centroids
     // follow (kept ones weighted by their old passages); new themes left too small dissolve.
-    let mut place: Vec<usize> = best.clone();
-    for round in 0..=SETTLE_ROUNDS {
+    let place_among = |groups: &[Vec<usize>], placed: Option<&[usize]>| {
         let mut sums = old_sums.clone();
-        let mut all = alive.clone();
-        for rows in &groups {
-            let c = cluster::centroid_of(vectors, rows);
-            sums.push_row(c.view()).expect("same width");
-            all.push(true);
-        }
-        if round > 0 {
-            for (&row, &p) in new_rows.iter().zip(&place) {
-                if p < k && shapes[row] {
-                    let mut s = sums.row_mut(p);
-                    s += &vectors.row(row);
-                }
+        for (&row, &p) in new_rows.iter().zip(placed.unwrap_or_default()) {
+            if p < k && shapes[row] {
+                let mut sum = sums.row_mut(p);
+                sum += &vectors.row(row);
             }
         }
-        let centroids = cluster::normalize_rows(sums);
-        place = nearest(vectors, &new_rows, centroids.view(), &all).0;
+        let mut allowed = alive.clone();
+        for rows in groups {
+            sums.push_row(cluster::centroid_of(vectors, rows).view())
+                .expect("same width");
+            allowed.push(true);
+        }
+        nearest(vectors, &new_rows, cluster::normalize_rows(sums).view(), &allowed).0
+    };
+    let mut place = place_among(&groups, None);
+    for _ in 0..SETTLE_ROUNDS {
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
         for (&row, &p) in new_rows.iter().zip(&place) {
             if p >= k {
                 members[p - k].push(row);
             }
         }
-        let before = groups.len();
         groups = members.into_iter().filter(|rows| rows.len() >= min_size).collect();
-        if round == SETTLE_ROUNDS && groups.len() < before {
-            // A group dissolved in the last round: one more placement without it.
-            let centroids = cluster::normalize_rows(old_sums.clone());
-            let mut all = alive.clone();
-            let mut c = centroids;
-            for rows in &groups {
-                c.push_row(cluster::centroid_of(vectors, rows).view())
-                    .expect("same width");
-                all.push(true);
-            }
-            place = nearest(vectors, &new_rows, c.view(), &all).0;
-        }
+        place = place_among(&groups, Some(&place));
     }
     for (&row, &p) in new_rows.iter().zip(&place) {
         leaf[row] = Some(p);
@@ -288,7 +273,8 @@ fn nearest(
                     best = (j, s);
                 }
             }
-            (best.0.min(allowed.len().saturating_sub(1)), best.1)
+            // Some centroid is always allowed: an update has kept passages (ThemeMap::build).
+            (best.0, best.1)
         })
         .unzip()
 }

@@ -427,20 +427,20 @@ impl ThemeMap {
         // The kept model goes on (ids continue) wherever its vectors are like these; it is
         // updated unless a refit is asked for or needed.
         let previous = options.kept.as_ref().filter(|k| k.fits(&index.model));
+        let known: std::collections::HashSet<&str> = previous
+            .map(|k| k.members.iter().filter(|m| m.fitted).map(|m| m.hash.as_str()).collect())
+            .unwrap_or_default();
+        let new_passages = hashes.iter().filter(|h| !known.contains(*h)).count();
         let (kind, reason) = match &options.kept {
             None => (FitKind::First, None),
             Some(_) if options.refit => (FitKind::Refit, Some("--refit".to_string())),
             Some(k) => match kept::refit_reason(k, &index.model, &settings) {
                 Some(reason) if previous.is_some() => (FitKind::Refit, Some(reason)),
                 Some(reason) => (FitKind::First, Some(reason)),
-                None if k.members.iter().any(|m| m.fitted) => (FitKind::Update, None),
+                None if new_passages < n => (FitKind::Update, None),
                 None => (FitKind::Refit, Some("none of the kept themes' passages is left".into())),
             },
         };
-        let known: std::collections::HashSet<&str> = previous
-            .map(|k| k.members.iter().filter(|m| m.fitted).map(|m| m.hash.as_str()).collect())
-            .unwrap_or_default();
-        let new_passages = hashes.iter().filter(|h| !known.contains(*h)).count();
         let (tree, kept_ids) = match (kind, previous) {
             (FitKind::Update, Some(k)) => {
                 let updated = kept::update(k, clustered.view(), &hashes, &shapes, &params, &options.names, progress)?;
