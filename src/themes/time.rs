@@ -9,9 +9,9 @@ use serde::Serialize;
 /// two-sided) ...
 pub const TREND_Z: f64 = 3.0;
 /// ... and at least this many times it (or, falling, at most its inverse): a tiny change in a
-/// huge archive is significant without being news, and a new theme taking a third of the
-/// latest period lowers every other theme's share by a third (1.5 flagged 12 of 14 themes of
-/// a million synthetic passages as falling for that alone; doubling or halving flags none).
+/// huge archive is significant without being news. Doubling or halving: a new theme that takes
+/// a third of the latest period dilutes every other share to about two thirds of before
+/// (THUCNews' growth plan: 0.68 to 0.70), which a ratio of 1.5 would sit right next to.
 pub const TREND_RATIO: f64 = 2.0;
 /// A theme first appears on the date by which this share of its dated passages had appeared, so
 /// that one stray early passage does not date it.
