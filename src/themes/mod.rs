@@ -27,7 +27,9 @@ use crate::progress::{Progress, Silent};
 /// 3: themes form a tree (`parent`, `children`, `level`, `path`; `themes` in preorder), a
 /// theme's `size` and `share` count the passages that shaped it and `short` the short lines
 /// attached to it, document and timeline counts are per top-level theme, and `levels` replaces
-/// `hierarchy` and the silhouettes.
+/// `hierarchy` and the silhouettes. Added since without a bump (readers of 3 may ignore them): a
+/// theme's `stable_id`, `first_seen`, `new`, `by_period` and `trend`; the map's `fit`,
+/// `changes`, `periods` and `since`.
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// What to look for.
