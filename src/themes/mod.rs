@@ -525,7 +525,7 @@ impl ThemeMap {
         let mut labels = names::labels(&tree.nodes, &keywords, |node| {
             tree.nodes[node].seed.map(|s| options.names[s].clone())
         });
-        // Kept themes keep their names; a new theme named like one of them says its id.
+        // Kept themes keep their names; a new theme named like one of them is marked new.
         let node_ids = match (kept_ids, previous) {
             (Some(ids), _) => ids,
             (None, Some(k)) if kind == FitKind::Refit => kept::match_refit(k, &tree, &hashes, keyword_centroids.view()),
@@ -533,8 +533,9 @@ impl ThemeMap {
         };
         if let Some(k) = previous {
             let label_of: HashMap<u32, &str> = k.model.themes.iter().map(|t| (t.id, t.label.as_str())).collect();
-            for (label, id) in labels.iter_mut().zip(&node_ids) {
-                if let Some(kept_label) = id.and_then(|id| label_of.get(&id)) {
+            // A named theme is called by its name (`--theme`), whatever it matched.
+            for ((label, id), node) in labels.iter_mut().zip(&node_ids).zip(&tree.nodes) {
+                if let Some(kept_label) = id.and_then(|id| label_of.get(&id)).filter(|_| node.seed.is_none()) {
                     *label = kept_label.to_string();
                 }
             }
