@@ -50,6 +50,12 @@ fn params(levels: usize) -> TreeParams {
     }
 }
 
+/// The first fit of an archive: themes of `levels` over the rows `keys` names, from the top.
+fn first_fit(vectors: ndarray::ArrayView2<f32>, keys: &[&str], levels: usize) -> (ThemeTree, KeptThemes, Vec<u32>) {
+    let rows = vectors.slice(ndarray::s![..keys.len(), ..]);
+    fit_vectors(rows, keys, None, &params(levels), false, &Silent).unwrap()
+}
+
 /// Each row's top-level theme id.
 fn tops(tree: &ThemeTree, ids: &[u32]) -> Vec<u32> {
     tree.node_at_level(1).iter().map(|&n| ids[n]).collect()
@@ -82,15 +88,7 @@ fn an_update_keeps_every_theme_of_the_old_passages_and_finds_the_class_that_arri
     let (vectors, labels, first) = grown_archive();
     let keys = hashes(&(0..vectors.nrows()).collect::<Vec<_>>());
     let keys = refs(&keys);
-    let (before, kept, before_ids) = fit_vectors(
-        vectors.slice(ndarray::s![..first, ..]),
-        &keys[..first],
-        None,
-        &params(1),
-        false,
-        &Silent,
-    )
-    .unwrap();
+    let (before, kept, before_ids) = first_fit(vectors.view(), &keys[..first], 1);
     assert_eq!(before.top().len(), 4, "four clusters, four themes");
     let (after, updated, after_ids) =
         fit_vectors(vectors.view(), &keys, Some(&kept), &params(1), false, &Silent).unwrap();
@@ -249,15 +247,7 @@ fn stored_sequence(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     let keys = hashes(&(0..vectors.nrows()).collect::<Vec<_>>());
     let keys = refs(&keys);
     let half = first + 40;
-    let (_, mut kept, _) = fit_vectors(
-        vectors.slice(ndarray::s![..first, ..]),
-        &keys[..first],
-        None,
-        &params(2),
-        false,
-        &Silent,
-    )
-    .unwrap();
+    let (_, mut kept, _) = first_fit(vectors.view(), &keys[..first], 2);
     for end in [half, vectors.nrows()] {
         kept = fit_vectors(
             vectors.slice(ndarray::s![..end, ..]),
@@ -302,15 +292,7 @@ fn the_model_is_kept_through_index_saves_and_a_damaged_file_is_named() {
     let tmp = TempDir::new().unwrap();
     let (vectors, _, first) = grown_archive();
     let keys = hashes(&(0..first).collect::<Vec<_>>());
-    let (_, kept, _) = fit_vectors(
-        vectors.slice(ndarray::s![..first, ..]),
-        &refs(&keys),
-        None,
-        &params(1),
-        false,
-        &Silent,
-    )
-    .unwrap();
+    let (_, kept, _) = first_fit(vectors.view(), &refs(&keys), 1);
     save_model(tmp.path(), &kept);
     assert_eq!(store::load_themes(tmp.path()).unwrap().as_ref(), Some(&kept));
     // `themap index` saves a new generation: the model goes along unchanged.
@@ -360,15 +342,7 @@ fn new_passages_are_filed_under_the_nearest_theme_and_removed_ones_forgotten() {
     let (vectors, labels, first) = grown_archive();
     let keys = hashes(&(0..vectors.nrows()).collect::<Vec<_>>());
     let keys = refs(&keys);
-    let (before, mut kept, ids) = fit_vectors(
-        vectors.slice(ndarray::s![..first, ..]),
-        &keys[..first],
-        None,
-        &params(1),
-        false,
-        &Silent,
-    )
-    .unwrap();
+    let (before, mut kept, ids) = first_fit(vectors.view(), &keys[..first], 1);
     let theme_of_class: Vec<u32> = (0..4).map(|c| tops(&before, &ids)[c * 100]).collect();
     // The index now: clusters 1.. of the first fit, and the others' new passages.
     let rows: Vec<usize> = (100..first)

@@ -138,21 +138,7 @@ pub fn eval_clusters(args: EvalArgs, quiet: bool) -> Result<()> {
     let (labels, texts) = read_tsv(&args.file, args.levels)?;
     let truth = labels[0].clone();
     let vectors = match &args.vectors {
-        Some(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let vectors = themap::npy::read_array(&mut std::io::BufReader::new(file))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let rows = vectors.nrows();
-            if rows != texts.len() {
-                bail!(
-                    "{} holds {rows} vectors for {} lines of {}",
-                    path.display(),
-                    texts.len(),
-                    args.file.display()
-                );
-            }
-            cluster::normalize_rows(vectors)
-        }
+        Some(path) => read_vectors(path, texts.len(), &args.file)?,
         None => {
             let model = load_model(args.model.as_deref(), None, &args.compute)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -326,6 +312,22 @@ fn eval_tree(
         )?;
     }
     Ok(())
+}
+
+/// Unit rows of the `.npy` at `path`, one per line of the labelled `file` (`lines` of them).
+pub(super) fn read_vectors(path: &Path, lines: usize, file: &Path) -> Result<ndarray::Array2<f32>> {
+    let opened = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let vectors = themap::npy::read_array(&mut std::io::BufReader::new(opened))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let rows = vectors.nrows();
+    if rows != lines {
+        bail!(
+            "{} holds {rows} vectors for {lines} lines of {}",
+            path.display(),
+            file.display()
+        );
+    }
+    Ok(cluster::normalize_rows(vectors))
 }
 
 /// `label<TAB>text` lines (`levels` labels before the text); a line without them is an error

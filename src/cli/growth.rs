@@ -7,16 +7,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use ndarray::Axis;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
-use themap::cluster::{self, quality, ClusterParams, ThemeTree, TreeParams};
+use themap::cluster::{quality, ClusterParams, ThemeTree, TreeParams};
 use themap::embed::{Embedder, Prompt};
 
-use super::{eval::read_tsv, load_model, progress::CliProgress, Compute};
+use super::{eval::read_tsv, eval::read_vectors, load_model, progress::CliProgress, Compute};
 
 #[derive(Debug, Args)]
 pub struct GrowthArgs {
@@ -126,19 +126,7 @@ struct GrowthReport {
 pub fn eval_growth(args: GrowthArgs, quiet: bool) -> Result<()> {
     let (labels, texts) = read_tsv(&args.file, 1)?;
     let truth = &labels[0];
-    let file = std::fs::File::open(&args.vectors).with_context(|| format!("cannot open {}", args.vectors.display()))?;
-    let vectors = themap::npy::read_array(&mut std::io::BufReader::new(file))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.vectors.display()))?;
-    if vectors.nrows() != texts.len() {
-        bail!(
-            "{} holds {} vectors for {} lines of {}",
-            args.vectors.display(),
-            vectors.nrows(),
-            texts.len(),
-            args.file.display()
-        );
-    }
-    let vectors = cluster::normalize_rows(vectors);
+    let vectors = read_vectors(&args.vectors, texts.len(), &args.file)?;
     if !truth.contains(&args.arrive) {
         bail!(
             "--arrive {}: no line of {} has that label",

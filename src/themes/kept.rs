@@ -553,26 +553,11 @@ fn sums_and_counts<'a>(
     (sums, groups.iter().map(|g| g.len()).collect())
 }
 
-/// Each live kept theme's top-level ancestor.
+/// Each kept theme's top-level ancestor.
 fn top_ids(kept: &KeptThemes) -> HashMap<u32, u32> {
-    let parent: HashMap<u32, Option<u32>> = kept.model.themes.iter().map(|t| (t.id, t.parent)).collect();
-    kept.model
-        .themes
-        .iter()
-        .map(|t| {
-            let mut at = t.id;
-            while let Some(Some(p)) = parent.get(&at) {
-                at = *p;
-            }
-            (t.id, at)
-        })
-        .collect()
+    ancestors(kept).into_iter().map(|(id, chain)| (id, chain[0])).collect()
 }
 
-/// The tree of the kept themes that still hold passages and of `new` new themes (leaf numbers
-/// `leaf_ids.len()..`), from every row's leaf. A new theme goes under the kept top-level theme
-/// nearest it when it lies within that theme's spread and the tree has sub-themes; otherwise it
-/// is a top-level theme. Themes are ordered by size at every level.
 /// Where an update placed every row: `leaf[row]` is a kept leaf (`0..leaf_ids.len()`, in
 /// `leaf_ids` order) or one of the new themes after them, each under `new_parents[g]`.
 struct Placed<'a> {
@@ -592,6 +577,9 @@ enum NewParent {
     NewTop(usize),
 }
 
+/// The tree of the kept themes that still hold passages and of the new themes (leaf numbers
+/// `leaf_ids.len()..`, each under its [`NewParent`]), from every row's leaf. Themes are ordered
+/// by size at every level.
 fn build_tree(
     kept: &KeptThemes,
     Placed {
